@@ -1,0 +1,187 @@
+//! The MySQL/MariaDB CDR adapter: one read-only session, one `SELECT` over a
+//! `calldate` range (so the index is used), streamed and summed in memory.
+
+use anyhow::{Context, Result, anyhow};
+use chrono::{NaiveDate, NaiveDateTime};
+use mysql::prelude::Queryable;
+use mysql::{Conn, Opts, OptsBuilder, Row, Value};
+
+use crate::calendar::CdrClock;
+use crate::config::CdrSettings;
+use crate::policy::Usage;
+use crate::usage::{CdrRow, UsageRule};
+
+pub struct Cdr {
+    conn: Conn,
+    table: String,
+    caller_column: &'static str,
+    redacted_url: String,
+}
+
+impl Cdr {
+    /// Connects and makes the session read-only: any write is refused by the server.
+    pub fn connect(settings: &CdrSettings) -> Result<Cdr> {
+        let where_ = settings.redacted_url();
+        let opts = Opts::from_url(&settings.url)
+            .map_err(|_| anyhow!("cdr.url is not a valid MySQL URL"))?;
+        let timeout = Some(settings.timeout);
+        let opts = OptsBuilder::from_opts(opts)
+            // A TCP URL means TCP: do not silently switch to the local socket.
+            .prefer_socket(false)
+            .tcp_connect_timeout(timeout)
+            .read_timeout(timeout)
+            .write_timeout(timeout);
+        let mut conn = Conn::new(opts).map_err(|e| anyhow!("cannot connect to the CDR database {where_}: {}; check [cdr] url and that MySQL is running", one_line(&e)))?;
+        conn.query_drop("SET SESSION TRANSACTION READ ONLY")
+            .and_then(|_| conn.query_drop("START TRANSACTION READ ONLY"))
+            .map_err(|e| {
+                anyhow!(
+                    "cannot open a read-only session on {where_}: {}",
+                    one_line(&e)
+                )
+            })?;
+        Ok(Cdr {
+            conn,
+            table: quote_table(&settings.table),
+            caller_column: settings.caller_column.column(),
+            redacted_url: where_,
+        })
+    }
+
+    /// Paid seconds per day and extension for calls that started in `[from, until)`.
+    pub fn usage(
+        &mut self,
+        clock: &CdrClock,
+        rule: &UsageRule<'_>,
+        from: NaiveDateTime,
+        until: NaiveDateTime,
+    ) -> Result<Usage> {
+        let sql = format!(
+            "SELECT calldate, `{caller}`, dst, dstchannel, disposition, billsec FROM {table} \
+             WHERE calldate >= ? AND calldate < ? AND disposition = 'ANSWERED' AND billsec > 0",
+            caller = self.caller_column,
+            table = self.table
+        );
+        let params = (format_datetime(from), format_datetime(until));
+        let mut usage = Usage::new();
+        let result = self.conn.exec_iter(sql, params).map_err(|e| {
+            anyhow!(
+                "CDR query on {} failed: {}",
+                self.redacted_url,
+                one_line(&e)
+            )
+        })?;
+        for row in result {
+            let row = row.map_err(|e| {
+                anyhow!(
+                    "reading CDR rows from {} failed: {}",
+                    self.redacted_url,
+                    one_line(&e)
+                )
+            })?;
+            let Some(row) = decode(row) else { continue };
+            if let Some((extension, seconds)) = rule.charge(&row) {
+                let per_day = usage.entry(clock.day_of(row.calldate)).or_default();
+                let total = per_day.entry(extension).or_insert(0);
+                *total = total.saturating_add(seconds);
+            }
+        }
+        Ok(usage)
+    }
+
+    /// Checks the table has the columns we read (a `LIMIT 0` query).
+    pub fn check_columns(&mut self) -> Result<()> {
+        let sql = format!(
+            "SELECT calldate, `{}`, dst, dstchannel, disposition, billsec FROM {} LIMIT 0",
+            self.caller_column, self.table
+        );
+        self.conn.query_drop(sql).map_err(|e| {
+            anyhow!(
+                "the CDR table {} on {} is not usable: {}",
+                self.table,
+                self.redacted_url,
+                one_line(&e)
+            )
+        })
+    }
+
+    /// Privileges that would let this account change the CDR.
+    pub fn write_privileges(&mut self) -> Result<Vec<String>> {
+        let grants: Vec<String> = self
+            .conn
+            .query("SHOW GRANTS")
+            .context("SHOW GRANTS failed")?;
+        Ok(grants
+            .into_iter()
+            .filter(|g| {
+                let upper = g.to_ascii_uppercase();
+                [
+                    "ALL PRIVILEGES",
+                    "INSERT",
+                    "UPDATE",
+                    "DELETE",
+                    "DROP",
+                    "ALTER",
+                ]
+                .iter()
+                .any(|p| upper.contains(p))
+            })
+            .collect())
+    }
+}
+
+/// `cdr` → `` `cdr` ``; `db.cdr` → `` `db`.`cdr` `` (names were validated by config).
+fn quote_table(table: &str) -> String {
+    table
+        .split('.')
+        .map(|part| format!("`{part}`"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn format_datetime(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().replace(['\n', '\r'], " ")
+}
+
+fn text(value: Option<Value>) -> String {
+    match value {
+        Some(Value::Bytes(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Some(Value::Int(i)) => i.to_string(),
+        Some(Value::UInt(u)) => u.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A row we cannot read (NULL or unparsable `calldate`) is skipped.
+fn decode(mut row: Row) -> Option<CdrRow> {
+    let calldate = match row.take::<Value, _>(0)? {
+        Value::Date(y, mo, d, h, mi, s, _) => NaiveDate::from_ymd_opt(
+            i32::from(y),
+            u32::from(mo),
+            u32::from(d),
+        )?
+        .and_hms_opt(u32::from(h), u32::from(mi), u32::from(s))?,
+        Value::Bytes(b) => {
+            NaiveDateTime::parse_from_str(&String::from_utf8_lossy(&b), "%Y-%m-%d %H:%M:%S").ok()?
+        }
+        _ => return None,
+    };
+    let billsec = match row.take::<Value, _>(5) {
+        Some(Value::Int(i)) => i,
+        Some(Value::UInt(u)) => i64::try_from(u).unwrap_or(i64::MAX),
+        Some(Value::Bytes(b)) => String::from_utf8_lossy(&b).trim().parse().unwrap_or(0),
+        _ => 0,
+    };
+    Some(CdrRow {
+        calldate,
+        caller: text(row.take(1)),
+        dst: text(row.take(2)),
+        dstchannel: text(row.take(3)),
+        disposition: text(row.take(4)),
+        billsec,
+    })
+}

@@ -1,0 +1,140 @@
+//! The command line as the admin types it (no I/O here).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::extension::Extension;
+
+fn duration(text: &str) -> Result<u64, String> {
+    crate::duration::parse(text).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "callquota",
+    version,
+    about = "Individual daily limits on paid outgoing calls for Asterisk/FreePBX",
+    long_about = "Individual daily limits on paid outgoing calls for Asterisk/FreePBX.\n\n\
+        Each run reads today's CDR, updates every user's usage and threshold level, queues \
+        notices, and rewrites the dialplan include file so that users who exhausted their day \
+        cannot make paid calls.\n\n\
+        Exit codes: 0 ok, 1 runtime failure, 2 usage error, 75 another run holds the lock, \
+        78 configuration error.",
+    after_help = "Durations accept 1800, 30m, 1h30m. See README.md for the config keys."
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(long, global = true, env = "CALLQUOTA_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Replace the clock: RFC 3339, or local YYYY-MM-DDTHH:MM:SS in the configured zone.
+    #[arg(long, global = true, value_name = "TIMESTAMP")]
+    pub now: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Close finished days, read today's CDR, update levels and notices, rewrite and reload the dialplan.
+    Run(RunArgs),
+    /// Show each user's allowance, usage and level for a day.
+    Status(StatusArgs),
+    /// Add, change, remove or list users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Give EXT extra seconds today, then run at once.
+    Grant(GrantArgs),
+    /// Show the audit log.
+    Log(LogArgs),
+    /// Print the include file that the current state would produce.
+    Render,
+    /// Tell, for each number, whether it is paid and which direction and pattern matched.
+    Classify(ClassifyArgs),
+    /// Check the config, the CDR database, the include file wiring and the reload command.
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Compute and print what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a summary of what the run did (cron runs stay quiet without it).
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The day to show (default: today).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub day: Option<chrono::NaiveDate>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Start tracking an extension; it gets today's full base allowance.
+    Add {
+        extension: Extension,
+        #[arg(long)]
+        name: String,
+        /// Where notices go; without it the user is still limited.
+        #[arg(long, default_value = "")]
+        email: String,
+        /// Paid seconds per workday: 1800, 30m, 1h30m.
+        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        daily_limit: u64,
+    },
+    /// Change a user's name, email, daily limit, or enable/disable them.
+    Set {
+        extension: Extension,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        daily_limit: Option<u64>,
+        /// Stop limiting this user (their paid calls then follow dialplan.untracked).
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Stop tracking an extension (its history stays in the ledger and audit log).
+    Remove { extension: Extension },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    pub extension: Extension,
+    /// Extra seconds for today: 600, 10m, 1h.
+    #[arg(value_parser = duration, value_name = "DURATION")]
+    pub seconds: u64,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only this extension's entries.
+    #[arg(long)]
+    pub ext: Option<Extension>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    #[arg(required = true, value_name = "NUMBER")]
+    pub numbers: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,168 @@
+//! Read-only commands: `status`, `log`, `render`, `classify`.
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::Context;
+use super::run::desired_include;
+use crate::cli::{ClassifyArgs, LogArgs, StatusArgs};
+use crate::duration::format as human;
+use crate::policy::{self, Ledger, Plan, Usage};
+use crate::state::State;
+
+/// What a run would decide if the CDR held nothing new: stored usage, plus
+/// today's rows for users the last run has not seen yet.
+pub fn projected(ctx: &Context, state: &State) -> Result<Plan> {
+    let snapshot = state.snapshot()?;
+    let mut usage = Usage::new();
+    for l in &snapshot.ledgers {
+        usage
+            .entry(l.day)
+            .or_default()
+            .insert(l.extension.clone(), l.used_s);
+    }
+    Ok(policy::plan_run(
+        &ctx.config.rules,
+        ctx.today(),
+        &snapshot,
+        &usage,
+    )?)
+}
+
+#[derive(Serialize)]
+struct StatusRow {
+    extension: String,
+    name: String,
+    day: NaiveDate,
+    allowance_s: u64,
+    used_s: u64,
+    remaining_s: u64,
+    level: u8,
+    blocked: bool,
+    base_s: u64,
+    carried_in_s: u64,
+    granted_s: u64,
+    closed: bool,
+}
+
+pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
+    let state = State::open(&ctx.config.state_db)?;
+    let day = args.day.unwrap_or_else(|| ctx.today());
+    let ledgers = if day == ctx.today() {
+        projected(ctx, &state)?.today
+    } else {
+        state.ledgers_on(day)?
+    };
+    let users = state.users()?;
+    let rows: Vec<StatusRow> = ledgers
+        .iter()
+        .map(|l: &Ledger| StatusRow {
+            extension: l.extension.to_string(),
+            name: users
+                .iter()
+                .find(|u| u.extension == l.extension)
+                .map(|u| u.name.clone())
+                .unwrap_or_default(),
+            day: l.day,
+            allowance_s: l.allowance_s(),
+            used_s: l.used_s,
+            remaining_s: l.remaining_s(),
+            level: l.level,
+            blocked: l.blocked,
+            base_s: l.base_s,
+            carried_in_s: l.carried_in_s,
+            granted_s: l.granted_s,
+            closed: l.closed,
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<8} {:<24} {:<10} {:>12} {:>12} {:>12} {:>5}  STATE",
+        "EXT", "NAME", "DAY", "ALLOWANCE", "USED", "REMAINING", "LEVEL"
+    );
+    for r in &rows {
+        println!(
+            "{:<8} {:<24} {:<10} {:>12} {:>12} {:>12} {:>4}%  {}",
+            r.extension,
+            r.name.chars().take(24).collect::<String>(),
+            r.day,
+            human(r.allowance_s),
+            human(r.used_s),
+            human(r.remaining_s),
+            r.level,
+            if r.blocked { "BLOCKED" } else { "ok" }
+        );
+    }
+    if rows.is_empty() {
+        println!("(no tracked users on {day})");
+    }
+    Ok(())
+}
+
+pub fn log(ctx: &Context, args: &LogArgs) -> Result<()> {
+    let state = State::open(&ctx.config.state_db)?;
+    let entries = state.audit_entries(args.ext.as_ref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(());
+    }
+    for e in &entries {
+        println!(
+            "{}  {:<8} {:<10} {:<18} {}",
+            e.at,
+            e.extension.as_deref().unwrap_or("-"),
+            e.day.as_deref().unwrap_or("-"),
+            e.event,
+            e.detail
+        );
+    }
+    Ok(())
+}
+
+pub fn render(ctx: &Context) -> Result<()> {
+    let state = State::open(&ctx.config.state_db)?;
+    let plan = projected(ctx, &state)?;
+    let (text, _, _) = desired_include(ctx, &state, &plan.today)?;
+    print!("{text}");
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Classified<'a> {
+    number: &'a str,
+    paid: bool,
+    direction: Option<&'a str>,
+    pattern: Option<&'a str>,
+}
+
+pub fn classify(ctx: &Context, args: &ClassifyArgs) -> Result<()> {
+    let results: Vec<Classified<'_>> = args
+        .numbers
+        .iter()
+        .map(|number| {
+            let found = ctx.config.paid.classify(number);
+            Classified {
+                number,
+                paid: found.is_some(),
+                direction: found.map(|m| m.direction.name.as_str()),
+                pattern: found.map(|m| m.pattern.as_str()),
+            }
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+        return Ok(());
+    }
+    for r in &results {
+        let number = r.number.escape_debug();
+        match (r.direction, r.pattern) {
+            (Some(d), Some(p)) => println!("{number}: paid (direction {d}, pattern {p})"),
+            _ => println!("{number}: not paid (no pattern matches)"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! `run` and `grant`: lock → state → CDR → plan → store → include file → reload.
+
+use anyhow::{Context as _, Result, anyhow};
+use chrono::Duration;
+
+use super::Context;
+use crate::cdr::Cdr;
+use crate::cli::{GrantArgs, RunArgs};
+use crate::dialplan::{generation_in, render};
+use crate::exit::UsageError;
+use crate::include_file;
+use crate::lock;
+use crate::policy::{self, Access, Ledger, Plan, Usage};
+use crate::reload::reload_and_confirm;
+use crate::state::State;
+use crate::usage::UsageRule;
+
+const INCLUDE_GENERATION: &str = "include_generation";
+const CONFIRMED_GENERATION: &str = "confirmed_generation";
+
+/// How long `grant` waits for a cron run in progress.
+const ADMIN_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub fn run_command(ctx: &Context, args: &RunArgs) -> Result<()> {
+    if args.dry_run {
+        return dry_run(ctx);
+    }
+    let _lock = lock::try_acquire(&ctx.config.lock_file)?;
+    let report = run_locked(ctx)?;
+    if args.verbose {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
+    let mut state = State::open(&ctx.config.state_db)?;
+    let user = state.user(&args.extension)?.ok_or_else(|| {
+        UsageError(format!(
+            "unknown extension {}; see `callquota user list`",
+            args.extension
+        ))
+    })?;
+    if args.seconds == 0 {
+        return Err(UsageError("a grant must be more than 0 seconds".into()).into());
+    }
+    if args.reason.chars().any(char::is_control) || args.reason.chars().count() > 200 {
+        return Err(
+            UsageError("--reason must be printable text of at most 200 characters".into()).into(),
+        );
+    }
+    let today = ctx.today();
+    state.add_grant(&user.extension, today, args.seconds, &args.reason, ctx.now)?;
+    drop(state);
+    let applied = lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE)
+        .and_then(|_lock| run_locked(ctx));
+    match applied {
+        Ok(_) => {
+            println!("granted {}s to {} for {today}; applied", args.seconds, user.extension);
+            Ok(())
+        }
+        Err(e) => Err(e.context(format!(
+            "granted {}s to {} for {today} (recorded; it applies at the next run), but the run failed",
+            args.seconds, user.extension
+        ))),
+    }
+}
+
+/// The CDR usage since the start of the oldest day the run must evaluate.
+fn read_usage(ctx: &Context, state: &State) -> Result<Usage> {
+    let today = ctx.today();
+    let days = policy::days_to_evaluate(state.open_day()?, today)?;
+    let clock = ctx.config.cdr_clock();
+    let from = clock.window(days[0]).0;
+    // Calls that started up to now (inclusive); nothing later can be in the CDR.
+    let until = clock.calldate(ctx.now) + Duration::seconds(1);
+    let rule = UsageRule {
+        caller_column: ctx.config.cdr.caller_column,
+        paid: &ctx.config.paid,
+        trunk_channels: &ctx.config.cdr.trunk_channels,
+    };
+    let mut cdr = Cdr::connect(&ctx.config.cdr)?;
+    cdr.usage(&clock, &rule, from, until)
+}
+
+fn run_locked(ctx: &Context) -> Result<String> {
+    let mut state = State::open(&ctx.config.state_db)?;
+    // A failed CDR read returns here: no state change, include file untouched.
+    let usage = read_usage(ctx, &state)?;
+    let today = ctx.today();
+    let plan = state.plan_and_apply(ctx.now, |snapshot| {
+        Ok(policy::plan_run(
+            &ctx.config.rules,
+            today,
+            snapshot,
+            &usage,
+        )?)
+    })?;
+    let dialplan = sync_dialplan(ctx, &state, &plan.today)?;
+    Ok(format!(
+        "{today}: {} users, {} blocked, {} ledger changes, {} notices queued; {dialplan}",
+        plan.today.len(),
+        plan.today.iter().filter(|l| l.blocked).count(),
+        plan.ledgers.len(),
+        plan.notices.len()
+    ))
+}
+
+fn dry_run(ctx: &Context) -> Result<()> {
+    let state = State::open(&ctx.config.state_db)?;
+    let usage = read_usage(ctx, &state)?;
+    let plan = policy::plan_run(&ctx.config.rules, ctx.today(), &state.snapshot()?, &usage)?;
+    print_plan(&plan);
+    let (_, generation, changed) = desired_include(ctx, &state, &plan.today)?;
+    println!(
+        "include file {}: {}",
+        ctx.config.dialplan.include_file.display(),
+        if changed {
+            format!("would be rewritten as generation {generation}")
+        } else {
+            "unchanged".into()
+        }
+    );
+    Ok(())
+}
+
+fn print_plan(plan: &Plan) {
+    for l in &plan.ledgers {
+        println!(
+            "ledger {} {}: allowance {}s, used {}s, level {}%, {}{}",
+            l.extension,
+            l.day,
+            l.allowance_s(),
+            l.used_s,
+            l.level,
+            if l.blocked { "blocked" } else { "allowed" },
+            if l.closed { ", closed" } else { "" }
+        );
+    }
+    for n in &plan.notices {
+        println!("notice {} {}: reached {}%", n.extension, n.day, n.threshold);
+    }
+    if plan.ledgers.is_empty() && plan.notices.is_empty() {
+        println!("no state changes");
+    }
+}
+
+pub fn access_list(today: &[Ledger]) -> Vec<(crate::extension::Extension, Access)> {
+    today
+        .iter()
+        .map(|l| (l.extension.clone(), policy::access(l)))
+        .collect()
+}
+
+/// The include file the state asks for: its text, generation, and whether it
+/// differs from the file on disk. The generation only moves when the content does.
+pub fn desired_include(
+    ctx: &Context,
+    state: &State,
+    today: &[Ledger],
+) -> Result<(String, u64, bool)> {
+    let settings = &ctx.config.dialplan;
+    let access = access_list(today);
+    let existing = include_file::read(&settings.include_file)?;
+    let on_disk = existing.as_deref().and_then(generation_in);
+    if let (Some(text), Some(generation)) = (&existing, on_disk) {
+        let same = render(settings, &ctx.config.paid, &access, generation);
+        if &same == text {
+            return Ok((same, generation, false));
+        }
+    }
+    let stored = meta_number(state, INCLUDE_GENERATION)?;
+    let generation = on_disk.unwrap_or(0).max(stored.unwrap_or(0)) + 1;
+    Ok((
+        render(settings, &ctx.config.paid, &access, generation),
+        generation,
+        true,
+    ))
+}
+
+fn meta_number(state: &State, key: &str) -> Result<Option<u64>> {
+    state
+        .meta(key)?
+        .map(|v| {
+            v.parse::<u64>()
+                .with_context(|| format!("meta {key} in {} is corrupt", state.path().display()))
+        })
+        .transpose()
+}
+
+/// Writes the include file when its bytes change, and reloads when it changed
+/// or the last reload was not confirmed.
+fn sync_dialplan(ctx: &Context, state: &State, today: &[Ledger]) -> Result<String> {
+    let settings = &ctx.config.dialplan;
+    let (text, generation, changed) = desired_include(ctx, state, today)?;
+    if changed {
+        include_file::write_atomically(&settings.include_file, &text)?;
+        state.set_meta(INCLUDE_GENERATION, &generation.to_string())?;
+        state.audit(
+            None,
+            "include_written",
+            &format!(
+                "{} generation {generation}",
+                settings.include_file.display()
+            ),
+            ctx.now,
+        )?;
+    }
+    if meta_number(state, CONFIRMED_GENERATION)? == Some(generation) {
+        return Ok(format!("include file unchanged (generation {generation})"));
+    }
+    match reload_and_confirm(settings, generation) {
+        Ok(summary) => {
+            state.set_meta(CONFIRMED_GENERATION, &generation.to_string())?;
+            state.audit(None, "reload_ok", &summary, ctx.now)?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let message = format!("{e:#}");
+            state.audit(None, "reload_failed", &message, ctx.now)?;
+            Err(anyhow!("{message}; the next run retries the reload"))
+        }
+    }
+}

@@ -1,0 +1,725 @@
+//! The TOML config: read as raw serde structs with defaults, then checked and
+//! turned into richer types by [`Config::from_raw`], whose errors name the key
+//! and the fix. Secrets (the CDR URL's password) never appear in `Debug`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::calendar::CdrClock;
+use crate::paid::{Direction, PaidDestinations, valid_direction_name};
+use crate::pattern::Pattern;
+use crate::policy::Rules;
+
+pub const DEFAULT_PATH: &str = "/etc/callquota/config.toml";
+
+/// A config problem: exit 78, one line naming the key and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config {path}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    timezone: Option<String>,
+    state_db: Option<PathBuf>,
+    lock_file: Option<PathBuf>,
+    cdr: Option<RawCdr>,
+    #[serde(default)]
+    direction: Vec<RawDirection>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    carryover: RawCarryover,
+    dialplan: Option<RawDialplan>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCdr {
+    url: String,
+    #[serde(default = "default_table")]
+    table: String,
+    #[serde(default = "default_caller_column")]
+    caller_column: String,
+    #[serde(default)]
+    utc: bool,
+    #[serde(default)]
+    trunk_channels: Vec<String>,
+    #[serde(default = "default_cdr_timeout")]
+    timeout_s: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirection {
+    name: String,
+    patterns: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    thresholds: Option<Vec<i64>>,
+    workdays: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCarryover {
+    #[serde(default = "yes")]
+    enabled: bool,
+    max_seconds: Option<i64>,
+}
+
+impl Default for RawCarryover {
+    fn default() -> Self {
+        RawCarryover {
+            enabled: true,
+            max_seconds: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDialplan {
+    include_file: PathBuf,
+    flavor: String,
+    reload_command: Option<Vec<String>>,
+    asterisk_cli: Option<Vec<String>>,
+    deny_sound: Option<String>,
+    #[serde(default = "yes")]
+    cap_calls: bool,
+    #[serde(default = "default_untracked")]
+    untracked: String,
+    #[serde(default = "yes")]
+    define_hook: bool,
+    #[serde(default = "default_reload_timeout")]
+    reload_timeout_s: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_table() -> String {
+    "cdr".into()
+}
+fn default_caller_column() -> String {
+    "cnum".into()
+}
+fn default_untracked() -> String {
+    "allow".into()
+}
+fn default_cdr_timeout() -> u64 {
+    10
+}
+fn default_reload_timeout() -> u64 {
+    30
+}
+
+/// Which CDR column identifies the calling extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerColumn {
+    /// FreePBX puts the extension here for outbound calls (the default).
+    Cnum,
+    Src,
+    /// The endpoint parsed from `channel` (`PJSIP/2055-0000001a` → `2055`).
+    Channel,
+}
+
+impl CallerColumn {
+    pub fn column(self) -> &'static str {
+        match self {
+            CallerColumn::Cnum => "cnum",
+            CallerColumn::Src => "src",
+            CallerColumn::Channel => "channel",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct CdrSettings {
+    /// Contains the password: never print it; use [`CdrSettings::redacted_url`].
+    pub url: String,
+    pub table: String,
+    pub caller_column: CallerColumn,
+    pub utc: bool,
+    pub trunk_channels: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl CdrSettings {
+    /// `mysql://user@host:port/db`, without the password.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+impl fmt::Debug for CdrSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CdrSettings")
+            .field("url", &self.redacted_url())
+            .field("table", &self.table)
+            .field("caller_column", &self.caller_column)
+            .field("utc", &self.utc)
+            .field("trunk_channels", &self.trunk_channels)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparsable url>".into();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    FreePbx16,
+    FreePbx17,
+    Plain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untracked {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialplanSettings {
+    pub include_file: PathBuf,
+    pub flavor: Flavor,
+    pub reload_command: Vec<String>,
+    pub asterisk_cli: Vec<String>,
+    pub deny_sound: Option<String>,
+    pub cap_calls: bool,
+    pub untracked: Untracked,
+    /// Define `[macro-dialout-trunk-predial-hook]` (FreePBX flavors). Sites
+    /// with their own hook turn this off and call `callquota-predial` from it.
+    pub define_hook: bool,
+    pub reload_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub timezone: Tz,
+    pub state_db: PathBuf,
+    pub lock_file: PathBuf,
+    pub cdr: CdrSettings,
+    pub paid: PaidDestinations,
+    pub rules: Rules,
+    pub dialplan: DialplanSettings,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(err(
+                    "not found; copy config.example.toml there and edit it, or pass --config PATH"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(err(format!("cannot be read: {e}; check its permissions"))),
+        };
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            path: path.display().to_string(),
+            message: describe_toml_error(text, &e),
+        })?;
+        Config::from_raw(raw, path).map_err(|message| ConfigError {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    fn from_raw(raw: RawConfig, path: &Path) -> Result<Config, String> {
+        let timezone = match raw.timezone {
+            Some(name) => name.parse::<Tz>().map_err(|_| {
+                format!("timezone {name:?} is not an IANA zone name; use e.g. \"Asia/Almaty\" or \"Europe/Berlin\"")
+            })?,
+            None => system_timezone(),
+        };
+        let state_db = absolute(
+            "state_db",
+            raw.state_db
+                .unwrap_or_else(|| "/var/lib/callquota/state.db".into()),
+        )?;
+        let lock_file = match raw.lock_file {
+            Some(p) => absolute("lock_file", p)?,
+            None => {
+                let mut s = state_db.clone().into_os_string();
+                s.push(".lock");
+                PathBuf::from(s)
+            }
+        };
+        let cdr = cdr_settings(raw.cdr.ok_or_else(|| {
+            "not configured: the [cdr] section with url = \"mysql://user:password@host/asteriskcdrdb\" is missing".to_string()
+        })?)?;
+        let paid = directions(raw.direction)?;
+        let rules = Rules {
+            thresholds: thresholds(raw.limits.thresholds)?,
+            workdays: workdays(raw.limits.workdays)?,
+            carry_enabled: raw.carryover.enabled,
+            carry_cap_s: match raw.carryover.max_seconds {
+                None => None,
+                Some(s) if (0..=crate::duration::MAX_SECONDS as i64).contains(&s) => Some(s as u64),
+                Some(s) => {
+                    return Err(format!(
+                        "carryover.max_seconds = {s} is out of range; use 0 to 31622400 seconds"
+                    ));
+                }
+            },
+        };
+        let dialplan = dialplan_settings(raw.dialplan.ok_or_else(|| {
+            "the [dialplan] section is missing; set include_file and flavor (freepbx16, freepbx17 or plain)".to_string()
+        })?)?;
+        Ok(Config {
+            path: path.to_path_buf(),
+            timezone,
+            state_db,
+            lock_file,
+            cdr,
+            paid,
+            rules,
+            dialplan,
+        })
+    }
+
+    pub fn cdr_clock(&self) -> CdrClock {
+        CdrClock {
+            tz: self.timezone,
+            utc: self.cdr.utc,
+        }
+    }
+}
+
+fn absolute(key: &str, path: PathBuf) -> Result<PathBuf, String> {
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{key} = {:?} must be an absolute path",
+            path.display().to_string()
+        ))
+    }
+}
+
+fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
+    if !raw.url.starts_with("mysql://") {
+        return Err(format!(
+            "cdr.url {:?} must start with mysql://; e.g. mysql://callquota:secret@127.0.0.1:3306/asteriskcdrdb",
+            redact_url(&raw.url)
+        ));
+    }
+    if mysql::Opts::from_url(&raw.url).is_err() {
+        return Err(format!(
+            "cdr.url {:?} is not a valid MySQL URL; e.g. mysql://callquota:secret@127.0.0.1:3306/asteriskcdrdb",
+            redact_url(&raw.url)
+        ));
+    }
+    let identifier = |s: &str| {
+        !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let table_ok = match raw.table.split_once('.') {
+        Some((db, t)) => identifier(db) && identifier(t),
+        None => identifier(&raw.table),
+    };
+    if !table_ok {
+        return Err(format!(
+            "cdr.table {:?} is not a table name; use letters, digits and _ (optionally db.table)",
+            raw.table
+        ));
+    }
+    let caller_column = match raw.caller_column.as_str() {
+        "cnum" => CallerColumn::Cnum,
+        "src" => CallerColumn::Src,
+        "channel" => CallerColumn::Channel,
+        other => {
+            return Err(format!(
+                "cdr.caller_column {other:?} is not one of \"cnum\", \"src\", \"channel\""
+            ));
+        }
+    };
+    if let Some(bad) = raw
+        .trunk_channels
+        .iter()
+        .find(|p| p.is_empty() || p.chars().any(|c| c.is_control()))
+    {
+        return Err(format!(
+            "cdr.trunk_channels entry {bad:?} is empty or holds control characters"
+        ));
+    }
+    if !(1..=600).contains(&raw.timeout_s) {
+        return Err(format!(
+            "cdr.timeout_s = {} is out of range; use 1 to 600",
+            raw.timeout_s
+        ));
+    }
+    Ok(CdrSettings {
+        url: raw.url,
+        table: raw.table,
+        caller_column,
+        utc: raw.utc,
+        trunk_channels: raw.trunk_channels,
+        timeout: Duration::from_secs(raw.timeout_s),
+    })
+}
+
+fn directions(raw: Vec<RawDirection>) -> Result<PaidDestinations, String> {
+    if raw.is_empty() {
+        return Err("no [[direction]] is configured; add one with name and patterns (the paid destinations)".into());
+    }
+    let mut out = Vec::new();
+    for d in raw {
+        if !valid_direction_name(&d.name) {
+            return Err(format!(
+                "direction name {:?} is not valid; use 1-40 letters, digits, _ or -",
+                d.name
+            ));
+        }
+        if out.iter().any(|o: &Direction| o.name == d.name) {
+            return Err(format!(
+                "direction {:?} is defined twice; give each direction its own name",
+                d.name
+            ));
+        }
+        if d.patterns.is_empty() {
+            return Err(format!(
+                "direction {:?} has no patterns; add e.g. patterns = [\"_8747XXXXXXX\"]",
+                d.name
+            ));
+        }
+        let patterns = d
+            .patterns
+            .iter()
+            .map(|p| Pattern::parse(p).map_err(|e| format!("direction {:?}: {e}", d.name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(Direction {
+            name: d.name,
+            patterns,
+        });
+    }
+    Ok(PaidDestinations::new(out))
+}
+
+fn thresholds(raw: Option<Vec<i64>>) -> Result<Vec<u8>, String> {
+    let Some(list) = raw else {
+        return Ok(vec![50, 90, 100]);
+    };
+    let fix = "use ascending percents from 1 to 100 ending with 100, e.g. [50, 90, 100]";
+    if list.is_empty() || list.len() > 10 {
+        return Err(format!("limits.thresholds must hold 1 to 10 values; {fix}"));
+    }
+    if list.iter().any(|&t| !(1..=100).contains(&t)) {
+        return Err(format!(
+            "limits.thresholds {list:?} has a value outside 1-100; {fix}"
+        ));
+    }
+    if list.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!(
+            "limits.thresholds {list:?} is not in ascending order; {fix}"
+        ));
+    }
+    if list.last() != Some(&100) {
+        return Err(format!(
+            "limits.thresholds {list:?} must end with 100; {fix}"
+        ));
+    }
+    Ok(list.into_iter().map(|t| t as u8).collect())
+}
+
+fn workdays(raw: Option<Vec<String>>) -> Result<[bool; 7], String> {
+    let Some(list) = raw else {
+        return Ok([true; 7]);
+    };
+    const NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let mut days = [false; 7];
+    for name in &list {
+        let lower = name.to_ascii_lowercase();
+        let index = NAMES
+            .iter()
+            .position(|n| lower.len() >= 3 && (lower == *n || full_name(n).is_some_and(|f| f == lower)))
+            .ok_or_else(|| format!("limits.workdays entry {name:?} is not a weekday; use mon, tue, wed, thu, fri, sat, sun"))?;
+        days[index] = true;
+    }
+    Ok(days)
+}
+
+fn full_name(short: &str) -> Option<&'static str> {
+    Some(match short {
+        "mon" => "monday",
+        "tue" => "tuesday",
+        "wed" => "wednesday",
+        "thu" => "thursday",
+        "fri" => "friday",
+        "sat" => "saturday",
+        "sun" => "sunday",
+        _ => return None,
+    })
+}
+
+fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, String> {
+    let include_file = absolute("dialplan.include_file", raw.include_file)?;
+    let flavor = match raw.flavor.as_str() {
+        "freepbx16" => Flavor::FreePbx16,
+        "freepbx17" => Flavor::FreePbx17,
+        "plain" => Flavor::Plain,
+        other => {
+            return Err(format!(
+                "dialplan.flavor {other:?} is not one of \"freepbx16\", \"freepbx17\", \"plain\""
+            ));
+        }
+    };
+    let reload_command = raw.reload_command.unwrap_or_else(|| {
+        vec![
+            "asterisk".into(),
+            "-rx".into(),
+            "module reload pbx_config.so".into(),
+        ]
+    });
+    if reload_command.is_empty() || reload_command[0].is_empty() {
+        return Err("dialplan.reload_command is empty; use e.g. [\"asterisk\", \"-rx\", \"module reload pbx_config.so\"]".into());
+    }
+    let asterisk_cli = raw
+        .asterisk_cli
+        .unwrap_or_else(|| vec!["asterisk".into(), "-rx".into()]);
+    if asterisk_cli.first().is_some_and(|a| a.is_empty()) {
+        return Err("dialplan.asterisk_cli starts with an empty program name; use [\"asterisk\", \"-rx\"] or [] to skip".into());
+    }
+    if let Some(sound) = &raw.deny_sound {
+        let ok = (1..=100).contains(&sound.len())
+            && !sound.contains("..")
+            && !sound.starts_with('/')
+            && sound
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/'));
+        if !ok {
+            return Err(format!(
+                "dialplan.deny_sound {sound:?} is not a sound name; use letters, digits, _ - / without an extension, e.g. \"custom/limit-reached\""
+            ));
+        }
+    }
+    let untracked = match raw.untracked.as_str() {
+        "allow" => Untracked::Allow,
+        "deny" => Untracked::Deny,
+        other => {
+            return Err(format!(
+                "dialplan.untracked {other:?} is not \"allow\" or \"deny\""
+            ));
+        }
+    };
+    if !(1..=600).contains(&raw.reload_timeout_s) {
+        return Err(format!(
+            "dialplan.reload_timeout_s = {} is out of range; use 1 to 600",
+            raw.reload_timeout_s
+        ));
+    }
+    Ok(DialplanSettings {
+        include_file,
+        flavor,
+        reload_command,
+        asterisk_cli,
+        deny_sound: raw.deny_sound,
+        cap_calls: raw.cap_calls,
+        untracked,
+        define_hook: raw.define_hook,
+        reload_timeout: Duration::from_secs(raw.reload_timeout_s),
+    })
+}
+
+/// One line: where the problem is and what toml says about it.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().replace('\n', " ");
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(
+                "line {line}: {}; fix or remove it",
+                message.trim_end_matches('.')
+            )
+        }
+        None => format!("{}; fix it", message.trim_end_matches('.')),
+    }
+}
+
+/// The host's zone: `TZ`, then `/etc/timezone`, then the `/etc/localtime` link; UTC if none.
+fn system_timezone() -> Tz {
+    let from_env = std::env::var("TZ")
+        .ok()
+        .map(|s| s.trim_start_matches(':').to_string());
+    let from_file = std::fs::read_to_string("/etc/timezone")
+        .ok()
+        .map(|s| s.trim().to_string());
+    let from_link = std::fs::read_link("/etc/localtime").ok().and_then(|p| {
+        let s = p.to_string_lossy().into_owned();
+        s.split_once("zoneinfo/").map(|(_, zone)| zone.to_string())
+    });
+    [from_env, from_file, from_link]
+        .into_iter()
+        .flatten()
+        .find_map(|name| name.parse::<Tz>().ok())
+        .unwrap_or(chrono_tz::UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+timezone = "Asia/Almaty"
+state_db = "/tmp/x/state.db"
+[cdr]
+url = "mysql://cq:s3cret@127.0.0.1:3306/asteriskcdrdb"
+[[direction]]
+name = "mobile"
+patterns = ["_870[5780-2]XXXXXXX", "_8747XXXXXXX"]
+[dialplan]
+include_file = "/etc/asterisk/callquota.conf"
+flavor = "freepbx17"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/callquota/config.toml"))
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_fill_the_rest() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.lock_file, PathBuf::from("/tmp/x/state.db.lock"));
+        assert_eq!(c.cdr.table, "cdr");
+        assert_eq!(c.cdr.caller_column, CallerColumn::Cnum);
+        assert_eq!(c.rules, Rules::default());
+        assert_eq!(
+            c.dialplan.reload_command,
+            ["asterisk", "-rx", "module reload pbx_config.so"]
+        );
+        assert_eq!(c.dialplan.asterisk_cli, ["asterisk", "-rx"]);
+        assert_eq!(c.dialplan.untracked, Untracked::Allow);
+        assert!(c.dialplan.cap_calls);
+    }
+
+    #[test]
+    fn the_password_never_shows() {
+        let c = parse(GOOD).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(
+            c.cdr.redacted_url(),
+            "mysql://cq@127.0.0.1:3306/asteriskcdrdb"
+        );
+        let e = error_of(&GOOD.replace("mysql://cq:s3cret@127.0.0.1", "mysql://cq:s3cret@[bad"));
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        let cases = [
+            (
+                GOOD.replace("[cdr]", "colour = 1\n[cdr]"),
+                "unknown field `colour`",
+            ),
+            (
+                GOOD.replace("Asia/Almaty", "Mars/Olympus"),
+                "timezone \"Mars/Olympus\"",
+            ),
+            (GOOD.replace("_8747XXXXXXX", "_87[4"), "unclosed '['"),
+            (
+                GOOD.replace("flavor = \"freepbx17\"", "flavor = \"freepbx18\""),
+                "dialplan.flavor",
+            ),
+            (
+                GOOD.to_string() + "[limits]\nthresholds = [90, 50, 100]\n",
+                "ascending",
+            ),
+            (
+                GOOD.to_string() + "[limits]\nthresholds = [50, 90]\n",
+                "end with 100",
+            ),
+            (
+                GOOD.to_string() + "[limits]\nthresholds = [0, 100]\n",
+                "outside 1-100",
+            ),
+            (
+                GOOD.to_string() + "[limits]\nworkdays = [\"mon\", \"someday\"]\n",
+                "someday",
+            ),
+            (
+                GOOD.replace("name = \"mobile\"", "name = \"mob;ile\""),
+                "direction name",
+            ),
+            (
+                GOOD.replace("state_db = \"/tmp/x/state.db\"", "state_db = \"state.db\""),
+                "absolute",
+            ),
+            (
+                GOOD.replace("[cdr]\nurl", "[cdr]\ntable = \"cdr; drop\"\nurl"),
+                "cdr.table",
+            ),
+            (
+                GOOD.replace("flavor", "deny_sound = \"../x\"\nflavor"),
+                "deny_sound",
+            ),
+            (
+                GOOD.to_string() + "[carryover]\nmax_seconds = -5\n",
+                "max_seconds",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = error_of(&text);
+            assert!(e.contains(want), "want {want:?} in {e:?}");
+            assert!(!e.contains('\n'), "multi-line error: {e:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_file_says_not_configured() {
+        assert!(error_of("# all commented out\n").contains("not configured"));
+    }
+
+    #[test]
+    fn workdays_accept_short_and_full_names() {
+        let c =
+            parse(&(GOOD.to_string() + "[limits]\nworkdays = [\"Mon\", \"tuesday\", \"FRI\"]\n"))
+                .unwrap();
+        assert_eq!(
+            c.rules.workdays,
+            [true, true, false, false, true, false, false]
+        );
+    }
+
+    #[test]
+    fn unknown_key_error_has_its_line() {
+        let e = error_of(&GOOD.replace("[dialplan]", "[dialplan]\nflavour = 1"));
+        assert!(e.contains("line 10"), "{e}");
+    }
+}

@@ -1,0 +1,25 @@
+//! callquota: individual daily limits on paid outgoing calls for Asterisk/FreePBX.
+//!
+//! The functional core ([`policy`], [`dialplan`], [`pattern`], [`usage`],
+//! [`calendar`], [`duration`]) decides; the adapters ([`state`], [`cdr`],
+//! [`include_file`], [`reload`], [`lock`]) do I/O; [`commands`] orders them.
+//! See ARCHITECTURE.md.
+
+pub mod calendar;
+pub mod cdr;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod contact;
+pub mod dialplan;
+pub mod duration;
+pub mod exit;
+pub mod extension;
+pub mod include_file;
+pub mod lock;
+pub mod paid;
+pub mod pattern;
+pub mod policy;
+pub mod reload;
+pub mod state;
+pub mod usage;

@@ -1,0 +1,71 @@
+//! The run lock: an OS file lock (`flock`) on `lock_file`, released by the
+//! kernel when the process exits, however it exits.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+
+/// Another process holds the lock (exit code 75).
+#[derive(Debug, thiserror::Error)]
+#[error("another callquota run holds the lock {0}; try again later")]
+pub struct LockHeld(pub String);
+
+/// Holds the lock while alive.
+pub struct RunLock {
+    _file: File,
+}
+
+fn open(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o640)
+        .open(path)
+        .map_err(|e| anyhow!("cannot open lock_file {}: {e}", path.display()))
+}
+
+/// Takes the lock or fails at once with [`LockHeld`].
+pub fn try_acquire(path: &Path) -> Result<RunLock> {
+    acquire_within(path, Duration::ZERO)
+}
+
+/// Waits up to `patience` for the lock (admin commands wait for a run to end).
+pub fn acquire_within(path: &Path, patience: Duration) -> Result<RunLock> {
+    let file = open(path)?;
+    let deadline = Instant::now() + patience;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(RunLock { _file: file }),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(LockHeld(path.display().to_string()).into());
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(anyhow!("cannot lock {}: {e}", path.display()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.lock");
+        let first = try_acquire(&path).unwrap();
+        let err = try_acquire(&path).err().unwrap();
+        assert!(err.downcast_ref::<LockHeld>().is_some());
+        drop(first);
+        assert!(try_acquire(&path).is_ok());
+    }
+}

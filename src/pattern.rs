@@ -1,0 +1,297 @@
+//! Asterisk extension patterns (`_870[5780-2]XXXXXXX`) and literal numbers,
+//! matched with Asterisk's semantics:
+//!
+//! * `_` starts a pattern; without it the text is a literal number.
+//! * `X` = 0-9, `Z` = 1-9, `N` = 2-9 (case-insensitive); other letters are
+//!   literal and case-sensitive.
+//! * `[...]` is a set, `a-b` inside it a range; an empty `[]` is ignored.
+//! * `.` = one or more characters, `!` = zero or more; both end the pattern.
+//! * `-` outside brackets is ignored, in the pattern and in the dialled number.
+//!
+//! Patterns are written into the dialplan, so the parser admits only the
+//! characters above plus digits, letters, `*`, `#` and `+`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Element {
+    Char(char),
+    /// Inclusive character ranges; a single character is `(c, c)`.
+    Set(Vec<(char, char)>),
+    OneOrMore,
+    ZeroOrMore,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    text: String,
+    elements: Vec<Element>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("pattern is empty; write e.g. _870[5780-2]XXXXXXX or a literal number")]
+    Empty,
+    #[error("pattern {0:?} contains {1:?}; patterns may hold digits, letters, * # + [ ] - . !")]
+    BadChar(String, char),
+    #[error("pattern {0:?} has an unclosed '['; close the set with ']'")]
+    Unclosed(String),
+    #[error("pattern {0:?} has a ']' without '['")]
+    StrayClose(String),
+    #[error("pattern {0:?} has a bad range in a set; write ranges low-high, e.g. [0-2]")]
+    BadRange(String),
+    #[error("pattern {0:?} has characters after '.' or '!'; these must end the pattern")]
+    AfterWildcard(String),
+    #[error("pattern {0:?} is longer than 80 characters")]
+    TooLong(String),
+}
+
+const MAX_LEN: usize = 80;
+
+fn plain_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '*' | '#' | '+')
+}
+
+impl Pattern {
+    pub fn parse(text: &str) -> Result<Self, PatternError> {
+        if text.len() > MAX_LEN {
+            return Err(PatternError::TooLong(text.to_string()));
+        }
+        let elements = match text.strip_prefix('_') {
+            Some(body) => parse_pattern(text, body)?,
+            None => parse_literal(text)?,
+        };
+        if elements.is_empty() {
+            return Err(PatternError::Empty);
+        }
+        Ok(Pattern {
+            text: text.to_string(),
+            elements,
+        })
+    }
+
+    /// The pattern as written in the config (and in the dialplan).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn matches(&self, number: &str) -> bool {
+        // Asterisk ignores dashes in the dialled string.
+        let chars: Vec<char> = number.chars().filter(|&c| c != '-').collect();
+        let mut pos = 0;
+        for element in &self.elements {
+            match element {
+                Element::OneOrMore => return chars.len() > pos,
+                Element::ZeroOrMore => return true,
+                Element::Char(want) => {
+                    if chars.get(pos) != Some(want) {
+                        return false;
+                    }
+                }
+                Element::Set(ranges) => match chars.get(pos) {
+                    Some(&c) if ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) => {}
+                    _ => return false,
+                },
+            }
+            pos += 1;
+        }
+        pos == chars.len()
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn parse_literal(text: &str) -> Result<Vec<Element>, PatternError> {
+    let mut elements = Vec::new();
+    for c in text.chars() {
+        match c {
+            '-' => {}
+            c if plain_char(c) => elements.push(Element::Char(c)),
+            c => return Err(PatternError::BadChar(text.to_string(), c)),
+        }
+    }
+    Ok(elements)
+}
+
+fn parse_pattern(text: &str, body: &str) -> Result<Vec<Element>, PatternError> {
+    let mut elements = Vec::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if matches!(
+            elements.last(),
+            Some(Element::OneOrMore | Element::ZeroOrMore)
+        ) {
+            return Err(PatternError::AfterWildcard(text.to_string()));
+        }
+        match c {
+            'X' | 'x' => elements.push(Element::Set(vec![('0', '9')])),
+            'Z' | 'z' => elements.push(Element::Set(vec![('1', '9')])),
+            'N' | 'n' => elements.push(Element::Set(vec![('2', '9')])),
+            '.' => elements.push(Element::OneOrMore),
+            '!' => elements.push(Element::ZeroOrMore),
+            '-' => {}
+            '[' => {
+                let set = parse_set(text, &mut chars)?;
+                if !set.is_empty() {
+                    elements.push(Element::Set(set));
+                }
+            }
+            ']' => return Err(PatternError::StrayClose(text.to_string())),
+            c if plain_char(c) => elements.push(Element::Char(c)),
+            c => return Err(PatternError::BadChar(text.to_string(), c)),
+        }
+    }
+    Ok(elements)
+}
+
+/// Reads a set after its `[` up to and including the `]`.
+fn parse_set(
+    text: &str,
+    chars: &mut std::str::Chars<'_>,
+) -> Result<Vec<(char, char)>, PatternError> {
+    let mut members: Vec<char> = Vec::new();
+    let mut ranges = Vec::new();
+    let mut pending_range = false;
+    loop {
+        match chars.next() {
+            None => return Err(PatternError::Unclosed(text.to_string())),
+            Some(']') => break,
+            Some('-') => {
+                if members.is_empty() || pending_range {
+                    return Err(PatternError::BadRange(text.to_string()));
+                }
+                pending_range = true;
+            }
+            Some(c) if plain_char(c) => {
+                if pending_range {
+                    let low = members
+                        .pop()
+                        .ok_or_else(|| PatternError::BadRange(text.into()))?;
+                    if low > c {
+                        return Err(PatternError::BadRange(text.to_string()));
+                    }
+                    ranges.push((low, c));
+                    pending_range = false;
+                } else {
+                    members.push(c);
+                }
+            }
+            Some(c) => return Err(PatternError::BadChar(text.to_string(), c)),
+        }
+    }
+    if pending_range {
+        return Err(PatternError::BadRange(text.to_string()));
+    }
+    ranges.extend(members.into_iter().map(|c| (c, c)));
+    Ok(ranges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(pattern: &str, number: &str, want: bool) {
+        let p = Pattern::parse(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+        assert_eq!(p.matches(number), want, "{pattern} vs {number:?}");
+    }
+
+    #[test]
+    fn matches_like_asterisk() {
+        let table = [
+            // The article's Kazakhstan mobile masks.
+            ("_870[5780-2]XXXXXXX", "87051234567", true),
+            ("_870[5780-2]XXXXXXX", "87071234567", true),
+            ("_870[5780-2]XXXXXXX", "87001234567", true),
+            ("_870[5780-2]XXXXXXX", "87021234567", true),
+            ("_870[5780-2]XXXXXXX", "87031234567", false),
+            ("_870[5780-2]XXXXXXX", "87061234567", false),
+            ("_870[5780-2]XXXXXXX", "8705123456", false),
+            ("_870[5780-2]XXXXXXX", "870512345678", false),
+            ("_877[15-8]XXXXXXX", "87711234567", true),
+            ("_877[15-8]XXXXXXX", "87761234567", true),
+            ("_877[15-8]XXXXXXX", "87741234567", false),
+            ("_8747XXXXXXX", "87471234567", true),
+            ("_8747XXXXXXX", "87481234567", false),
+            // Dashes are ignored in the number and outside brackets in the pattern.
+            ("_870[5780-2]XXXXXXX", "870-1123-4567", true),
+            ("_870-[5780-2]XXX-XXXX", "87011234567", true),
+            // X Z N and their lower-case forms.
+            ("_Z", "0", false),
+            ("_Z", "1", true),
+            ("_N", "1", false),
+            ("_N", "2", true),
+            ("_n", "9", true),
+            ("_x", "5", true),
+            ("_X", "a", false),
+            // Wildcards.
+            ("_9.", "9", false),
+            ("_9.", "91", true),
+            ("_9.", "9123456789", true),
+            ("_9!", "9", true),
+            ("_9!", "912", true),
+            ("_9!", "8", false),
+            ("_!", "", true),
+            // Literal letters are case-sensitive; + * # are ordinary.
+            ("_+7XXX", "+7123", true),
+            ("_*72X", "*725", true),
+            ("_#1", "#1", true),
+            ("_aX", "a1", true),
+            ("_aX", "A1", false),
+            // An empty set is ignored.
+            ("_1[]2", "12", true),
+            // Literal numbers, with dashes ignored.
+            ("87011234567", "87011234567", true),
+            ("8701-123-4567", "87011234567", true),
+            ("87011234567", "8701123456", false),
+            ("87011234567", "870112345678", false),
+            // Garbage never matches a digit pattern.
+            ("_X.", "", false),
+            ("_XXX", "1\u{0}3", false),
+        ];
+        for (pattern, number, want) in table {
+            check(pattern, number, want);
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_patterns() {
+        let bad = [
+            ("", PatternError::Empty),
+            ("_", PatternError::Empty),
+            ("-", PatternError::Empty),
+            ("_870[57", PatternError::Unclosed("_870[57".into())),
+            ("_87]0", PatternError::StrayClose("_87]0".into())),
+            ("_8[9-0]", PatternError::BadRange("_8[9-0]".into())),
+            ("_8[-1]", PatternError::BadRange("_8[-1]".into())),
+            ("_8[1-]", PatternError::BadRange("_8[1-]".into())),
+            ("_8.X", PatternError::AfterWildcard("_8.X".into())),
+            ("_8!.", PatternError::AfterWildcard("_8!.".into())),
+            ("_8X,1", PatternError::BadChar("_8X,1".into(), ',')),
+            ("_8X;c", PatternError::BadChar("_8X;c".into(), ';')),
+            ("_8X/2055", PatternError::BadChar("_8X/2055".into(), '/')),
+            ("_8${X}", PatternError::BadChar("_8${X}".into(), '$')),
+            ("87 01", PatternError::BadChar("87 01".into(), ' ')),
+            ("870\n1", PatternError::BadChar("870\n1".into(), '\n')),
+            ("_8[1;]", PatternError::BadChar("_8[1;]".into(), ';')),
+            ("870.", PatternError::BadChar("870.".into(), '.')),
+        ];
+        for (text, want) in bad {
+            assert_eq!(Pattern::parse(text), Err(want), "{text:?}");
+        }
+        assert!(matches!(
+            Pattern::parse(&format!("_{}", "X".repeat(80))),
+            Err(PatternError::TooLong(_))
+        ));
+    }
+
+    #[test]
+    fn keeps_the_text_as_written() {
+        let p = Pattern::parse("_870[5780-2]XXXXXXX").unwrap();
+        assert_eq!(p.as_str(), "_870[5780-2]XXXXXXX");
+        assert_eq!(p.to_string(), "_870[5780-2]XXXXXXX");
+    }
+}

@@ -1,0 +1,130 @@
+//! Runs the dialplan reload command and reads the loaded generation stamp
+//! back through the Asterisk CLI, each with a timeout.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow, bail};
+
+use crate::config::DialplanSettings;
+use crate::dialplan::{generation_in, stamp_query};
+
+/// Output of a finished command.
+struct Finished {
+    success: bool,
+    status: String,
+    output: String,
+}
+
+fn run_with_timeout(argv: &[String], timeout: Duration) -> Result<Finished> {
+    let shown = argv.join(" ");
+    let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow!("cannot run `{shown}`: {e}; check the command and PATH"))?;
+    // Drain both pipes on threads so a chatty command cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let mut bytes = Vec::new();
+                let _ = p.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            text
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "`{shown}` did not finish within {}s; is Asterisk hung?",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let output = format!(
+        "{}{}",
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default()
+    );
+    Ok(Finished {
+        success: status.success(),
+        status: status.to_string(),
+        output,
+    })
+}
+
+fn summary(output: &str) -> String {
+    let joined = output.split_whitespace().collect::<Vec<_>>().join(" ");
+    joined.chars().take(200).collect()
+}
+
+/// Reloads the dialplan; when `asterisk_cli` is set, confirms that
+/// `generation` is the one now loaded. Returns a one-line summary.
+pub fn reload_and_confirm(settings: &DialplanSettings, generation: u64) -> Result<String> {
+    let shown = settings.reload_command.join(" ");
+    let reload = run_with_timeout(&settings.reload_command, settings.reload_timeout)?;
+    let lowered = reload.output.to_ascii_lowercase();
+    if !reload.success || lowered.contains("fail") || lowered.contains("unable to connect") {
+        bail!(
+            "dialplan reload `{shown}` failed ({}): {}",
+            reload.status,
+            summary(&reload.output)
+        );
+    }
+    if settings.asterisk_cli.is_empty() {
+        return Ok(format!(
+            "reloaded with `{shown}`; generation {generation} not confirmed (asterisk_cli = [])"
+        ));
+    }
+    let loaded = loaded_generation(settings)?;
+    if loaded != Some(generation) {
+        bail!(
+            "dialplan reload did not take effect: Asterisk has generation {} loaded, the file has {generation}; is the include file wired into extensions_custom.conf?",
+            loaded.map_or("none".to_string(), |g| g.to_string())
+        );
+    }
+    Ok(format!(
+        "reloaded with `{shown}`; generation {generation} confirmed live"
+    ))
+}
+
+/// The generation Asterisk has loaded, through `asterisk_cli`.
+pub fn loaded_generation(settings: &DialplanSettings) -> Result<Option<u64>> {
+    let mut argv = settings.asterisk_cli.clone();
+    argv.push(stamp_query());
+    let answer = run_with_timeout(&argv, settings.reload_timeout)?;
+    if !answer.success {
+        bail!(
+            "`{}` failed ({}): {}; is Asterisk running?",
+            argv.join(" "),
+            answer.status,
+            summary(&answer.output)
+        );
+    }
+    Ok(generation_in(&answer.output))
+}

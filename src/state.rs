@@ -1,0 +1,606 @@
+//! The SQLite state adapter: users, daily ledgers, grants, the notification
+//! outbox, the audit log and a few run facts. All SQL lives here.
+//!
+//! WAL and a busy timeout let an admin keep `sqlite3` open on the file while
+//! runs go on; a run's changes land in one transaction.
+
+use std::collections::HashMap;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::extension::Extension;
+use crate::policy::{Event, Ledger, Member, Plan, Snapshot};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub extension: Extension,
+    pub name: String,
+    pub email: String,
+    pub daily_limit_s: u64,
+    pub active: bool,
+    pub since: NaiveDate,
+}
+
+impl User {
+    pub fn member(&self) -> Member {
+        Member {
+            extension: self.extension.clone(),
+            daily_limit_s: self.daily_limit_s,
+            since: self.since,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub extension: Option<String>,
+    pub day: Option<String>,
+    pub event: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub extension: String,
+    pub day: String,
+    pub threshold: u8,
+    pub used_s: u64,
+    pub allowance_s: u64,
+    pub created_at: String,
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+fn parse_day(text: &str) -> rusqlite::Result<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn parse_extension(text: &str) -> rusqlite::Result<Extension> {
+    Extension::parse(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn seconds(row: &Row<'_>, column: &str) -> rusqlite::Result<u64> {
+    Ok(row.get::<_, i64>(column)?.max(0) as u64)
+}
+
+fn to_sql_seconds(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX)
+}
+
+impl State {
+    /// Opens (creating it 0640 if needed) and migrates the state file.
+    pub fn open(path: &Path) -> Result<State> {
+        if !path.exists() {
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            if !dir.is_dir() {
+                return Err(anyhow!(
+                    "state_db directory {} does not exist; create it (the .deb creates /var/lib/callquota) or set state_db",
+                    dir.display()
+                ));
+            }
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o640)
+                .open(path)
+                .with_context(|| format!("cannot create state_db {}", path.display()))?;
+        }
+        let mut conn = Connection::open(path)
+            .with_context(|| format!("cannot open state_db {}", path.display()))?;
+        let context = || format!("cannot prepare state_db {}", path.display());
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .with_context(context)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .with_context(context)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .with_context(context)?;
+        embedded::migrations::runner()
+            .run(&mut conn)
+            .map_err(|e| anyhow!("cannot migrate state_db {}: {e}", path.display()))?;
+        Ok(State {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    // ---- users -------------------------------------------------------------
+
+    pub fn users(&self) -> Result<Vec<User>> {
+        users(&self.conn)
+    }
+
+    pub fn user(&self, extension: &Extension) -> Result<Option<User>> {
+        Ok(users(&self.conn)?
+            .into_iter()
+            .find(|u| &u.extension == extension))
+    }
+
+    pub fn insert_user(&mut self, user: &User, now: DateTime<Utc>) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let at = timestamp(now);
+        tx.execute(
+            "INSERT INTO users (extension, name, email, daily_limit_s, active, since_day, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![
+                user.extension.as_str(),
+                user.name,
+                user.email,
+                to_sql_seconds(user.daily_limit_s),
+                user.active,
+                day_text(user.since),
+                at
+            ],
+        )?;
+        append_audit(
+            &tx,
+            &at,
+            Some(&user.extension),
+            None,
+            "user_added",
+            &format!(
+                "name {:?}, email {:?}, daily limit {}s, {}",
+                user.name,
+                user.email,
+                user.daily_limit_s,
+                if user.active { "active" } else { "disabled" }
+            ),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores `new` over `old`, logging each changed field.
+    pub fn update_user(&mut self, old: &User, new: &User, now: DateTime<Utc>) -> Result<bool> {
+        let mut changes = Vec::new();
+        if old.name != new.name {
+            changes.push(format!("name {:?} -> {:?}", old.name, new.name));
+        }
+        if old.email != new.email {
+            changes.push(format!("email {:?} -> {:?}", old.email, new.email));
+        }
+        if old.daily_limit_s != new.daily_limit_s {
+            changes.push(format!(
+                "daily limit {}s -> {}s",
+                old.daily_limit_s, new.daily_limit_s
+            ));
+        }
+        if old.active != new.active {
+            changes.push(if new.active {
+                "enabled".into()
+            } else {
+                "disabled".into()
+            });
+        }
+        if old.since != new.since {
+            changes.push(format!("tracked since {}", day_text(new.since)));
+        }
+        if changes.is_empty() {
+            return Ok(false);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let at = timestamp(now);
+        tx.execute(
+            "UPDATE users SET name = ?2, email = ?3, daily_limit_s = ?4, active = ?5, since_day = ?6, updated_at = ?7
+             WHERE extension = ?1",
+            params![
+                new.extension.as_str(),
+                new.name,
+                new.email,
+                to_sql_seconds(new.daily_limit_s),
+                new.active,
+                day_text(new.since),
+                at
+            ],
+        )?;
+        append_audit(
+            &tx,
+            &at,
+            Some(&new.extension),
+            None,
+            "user_changed",
+            &changes.join(", "),
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    pub fn delete_user(&mut self, user: &User, now: DateTime<Utc>) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM users WHERE extension = ?1",
+            [user.extension.as_str()],
+        )?;
+        append_audit(
+            &tx,
+            &timestamp(now),
+            Some(&user.extension),
+            None,
+            "user_removed",
+            &format!("name {:?}; ledger history kept", user.name),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- grants ------------------------------------------------------------
+
+    pub fn add_grant(
+        &mut self,
+        extension: &Extension,
+        day: NaiveDate,
+        seconds: u64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let at = timestamp(now);
+        tx.execute(
+            "INSERT INTO grants (extension, day, seconds, reason, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![extension.as_str(), day_text(day), to_sql_seconds(seconds), reason, at],
+        )?;
+        append_audit(
+            &tx,
+            &at,
+            Some(extension),
+            Some(day),
+            "grant",
+            &format!(
+                "+{seconds}s for {}{}",
+                day_text(day),
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
+            ),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- the run -------------------------------------------------------------
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn open_day(&self) -> Result<Option<NaiveDate>> {
+        self.meta("open_day")?
+            .map(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").context("meta open_day is corrupt"))
+            .transpose()
+    }
+
+    /// Reads a snapshot and applies the plan `decide` makes of it, in one
+    /// write transaction (so a concurrent `grant` is either seen or waits).
+    pub fn plan_and_apply<F>(&mut self, now: DateTime<Utc>, decide: F) -> Result<Plan>
+    where
+        F: FnOnce(&Snapshot) -> Result<Plan>,
+    {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let snapshot = snapshot(&tx)?;
+        let plan = decide(&snapshot)?;
+        apply(&tx, &plan, now)?;
+        tx.commit()
+            .with_context(|| format!("cannot commit to state_db {}", self.path.display()))?;
+        Ok(plan)
+    }
+
+    /// The state as `run` sees it, without changing anything.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        snapshot(&self.conn)
+    }
+
+    pub fn ledgers_on(&self, day: NaiveDate) -> Result<Vec<Ledger>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM ledger WHERE day = ?1 ORDER BY extension")?;
+        let rows = stmt.query_map([day_text(day)], ledger_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn audit(
+        &self,
+        extension: Option<&Extension>,
+        event: &str,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        append_audit(&self.conn, &timestamp(now), extension, None, event, detail)
+    }
+
+    pub fn audit_entries(&self, extension: Option<&Extension>) -> Result<Vec<AuditEntry>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, at, extension, day, event, detail FROM audit
+             WHERE ?1 IS NULL OR extension = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([extension.map(|e| e.as_str())], |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                extension: r.get(2)?,
+                day: r.get(3)?,
+                event: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn outbox(&self, pending_only: bool) -> Result<Vec<OutboxEntry>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, extension, day, threshold, used_s, allowance_s, created_at, status, attempts, last_error
+             FROM outbox WHERE ?1 = 0 OR status = 'pending' ORDER BY id",
+        )?;
+        let rows = stmt.query_map([pending_only], |r| {
+            Ok(OutboxEntry {
+                id: r.get(0)?,
+                extension: r.get(1)?,
+                day: r.get(2)?,
+                threshold: r.get::<_, i64>(3)?.clamp(0, 100) as u8,
+                used_s: seconds(r, "used_s")?,
+                allowance_s: seconds(r, "allowance_s")?,
+                created_at: r.get(6)?,
+                status: r.get(7)?,
+                attempts: r.get::<_, i64>(8)?.max(0) as u32,
+                last_error: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn users(conn: &Connection) -> Result<Vec<User>> {
+    let mut stmt = conn.prepare(
+        "SELECT extension, name, email, daily_limit_s, active, since_day FROM users ORDER BY extension",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(User {
+            extension: parse_extension(&r.get::<_, String>(0)?)?,
+            name: r.get(1)?,
+            email: r.get(2)?,
+            daily_limit_s: seconds(r, "daily_limit_s")?,
+            active: r.get(4)?,
+            since: parse_day(&r.get::<_, String>(5)?)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn ledger_from_row(r: &Row<'_>) -> rusqlite::Result<Ledger> {
+    Ok(Ledger {
+        extension: parse_extension(&r.get::<_, String>("extension")?)?,
+        day: parse_day(&r.get::<_, String>("day")?)?,
+        base_s: seconds(r, "base_s")?,
+        carried_in_s: seconds(r, "carried_in_s")?,
+        granted_s: seconds(r, "granted_s")?,
+        used_s: seconds(r, "used_s")?,
+        level: r.get::<_, i64>("level")?.clamp(0, 100) as u8,
+        notified_level: r.get::<_, i64>("notified_level")?.clamp(0, 100) as u8,
+        blocked: r.get("blocked")?,
+        closed: r.get("closed")?,
+    })
+}
+
+fn snapshot(conn: &Connection) -> Result<Snapshot> {
+    let open_day: Option<NaiveDate> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'open_day'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()?
+        .map(|s| parse_day(&s))
+        .transpose()?;
+    let members = users(conn)?
+        .iter()
+        .filter(|u| u.active)
+        .map(User::member)
+        .collect();
+    // Every unclosed ledger plus the day before the open day (for carry-over).
+    let from = open_day
+        .map(|d| day_text(crate::calendar::previous_day(d)))
+        .unwrap_or_default();
+    let mut stmt = conn.prepare("SELECT * FROM ledger WHERE closed = 0 OR day >= ?1")?;
+    let ledgers = stmt
+        .query_map([&from], ledger_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut grants = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT extension, day, SUM(seconds) FROM grants WHERE day >= ?1 GROUP BY extension, day",
+    )?;
+    let rows = stmt.query_map([&from], |r| {
+        Ok((
+            parse_extension(&r.get::<_, String>(0)?)?,
+            parse_day(&r.get::<_, String>(1)?)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (extension, day, total) = row?;
+        grants.insert((extension, day), total.max(0) as u64);
+    }
+    Ok(Snapshot {
+        today: None,
+        open_day,
+        members,
+        ledgers,
+        grants,
+    })
+}
+
+fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
+    let at = timestamp(now);
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO ledger (extension, day, base_s, carried_in_s, granted_s, allowance_s, used_s, level, notified_level, blocked, closed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (extension, day) DO UPDATE SET
+           base_s = excluded.base_s, carried_in_s = excluded.carried_in_s, granted_s = excluded.granted_s,
+           allowance_s = excluded.allowance_s, used_s = excluded.used_s, level = excluded.level,
+           notified_level = excluded.notified_level, blocked = excluded.blocked, closed = excluded.closed",
+    )?;
+    for l in &plan.ledgers {
+        upsert.execute(params![
+            l.extension.as_str(),
+            day_text(l.day),
+            to_sql_seconds(l.base_s),
+            to_sql_seconds(l.carried_in_s),
+            to_sql_seconds(l.granted_s),
+            to_sql_seconds(l.allowance_s()),
+            to_sql_seconds(l.used_s),
+            l.level,
+            l.notified_level,
+            l.blocked,
+            l.closed
+        ])?;
+    }
+    for record in &plan.records {
+        let (event, detail) = describe(&record.event);
+        append_audit(
+            conn,
+            &at,
+            Some(&record.extension),
+            Some(record.day),
+            event,
+            &detail,
+        )?;
+    }
+    let mut queue = conn.prepare_cached(
+        "INSERT INTO outbox (extension, day, threshold, used_s, allowance_s, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for n in &plan.notices {
+        queue.execute(params![
+            n.extension.as_str(),
+            day_text(n.day),
+            n.threshold,
+            to_sql_seconds(n.used_s),
+            to_sql_seconds(n.allowance_s),
+            at
+        ])?;
+    }
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('open_day', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+         WHERE value <> excluded.value",
+        [day_text(plan.open_day)],
+    )?;
+    Ok(())
+}
+
+fn append_audit(
+    conn: &Connection,
+    at: &str,
+    extension: Option<&Extension>,
+    day: Option<NaiveDate>,
+    event: &str,
+    detail: &str,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at, extension, day, event, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        at,
+        extension.map(|e| e.as_str()),
+        day.map(day_text),
+        event,
+        detail
+    ])?;
+    Ok(())
+}
+
+/// The audit log's event name and human-readable detail.
+fn describe(event: &Event) -> (&'static str, String) {
+    let of = |used: u64, allowance: u64| format!("used {used}s of {allowance}s");
+    match *event {
+        Event::LevelCrossed {
+            threshold,
+            used_s,
+            allowance_s,
+        } => (
+            "threshold_crossed",
+            format!("reached {threshold}%: {}", of(used_s, allowance_s)),
+        ),
+        Event::LevelLowered {
+            from,
+            to,
+            used_s,
+            allowance_s,
+        } => (
+            "level_lowered",
+            format!("{from}% -> {to}%: {}", of(used_s, allowance_s)),
+        ),
+        Event::Blocked {
+            used_s,
+            allowance_s,
+        } => (
+            "blocked",
+            format!("paid calls denied: {}", of(used_s, allowance_s)),
+        ),
+        Event::Unblocked {
+            used_s,
+            allowance_s,
+        } => (
+            "unblocked",
+            format!("paid calls allowed: {}", of(used_s, allowance_s)),
+        ),
+        Event::DayClosed {
+            allowance_s,
+            used_s,
+            unused_s,
+        } => (
+            "day_closed",
+            format!("allowance {allowance_s}s, used {used_s}s, unused {unused_s}s"),
+        ),
+    }
+}

@@ -1,0 +1,331 @@
+//! A throw-away PBX site for integration tests: its own MariaDB database with
+//! the FreePBX `cdr` schema, its own state, include file and fake Asterisk.
+//! Tests fail (never skip) when MariaDB is not reachable.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use assert_cmd::Command;
+use mysql::prelude::Queryable;
+use tempfile::TempDir;
+
+pub const SCHEMA: &str = include_str!("../fixtures/cdr-schema.sql");
+
+pub fn mysql_root_url() -> String {
+    std::env::var("CALLQUOTA_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+}
+
+fn admin() -> mysql::Conn {
+    let url = mysql_root_url();
+    let opts = mysql::OptsBuilder::from_opts(
+        mysql::Opts::from_url(&url).expect("CALLQUOTA_TEST_MYSQL_URL"),
+    )
+    .prefer_socket(false);
+    mysql::Conn::new(opts).unwrap_or_else(|e| {
+        panic!("MariaDB is required for the integration tests and is not reachable at {url}: {e}; start it (see .ci/run)")
+    })
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// One CDR row; fields default to an answered outbound call from 2055.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub calldate: String,
+    pub cnum: String,
+    pub src: String,
+    pub channel: String,
+    pub dst: String,
+    pub dstchannel: String,
+    pub disposition: String,
+    pub billsec: i64,
+}
+
+impl Call {
+    /// An answered call from `ext` to `dst` at local `time` lasting `billsec`.
+    pub fn answered(ext: &str, dst: &str, time: &str, billsec: i64) -> Call {
+        Call {
+            calldate: time.replace('T', " "),
+            cnum: ext.into(),
+            src: "77172000000".into(), // the company's outbound CID, as FreePBX writes it
+            channel: format!("PJSIP/{ext}-0000001a"),
+            dst: dst.into(),
+            dstchannel: "PJSIP/kcell-00000012".into(),
+            disposition: "ANSWERED".into(),
+            billsec,
+        }
+    }
+
+    pub fn disposition(mut self, d: &str) -> Call {
+        self.disposition = d.into();
+        if d != "ANSWERED" {
+            self.billsec = 0;
+        }
+        self
+    }
+}
+
+pub struct Site {
+    pub dir: TempDir,
+    pub db: String,
+    pub config: PathBuf,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub const MOBILE: &str = "87011234567";
+pub const MOBILE2: &str = "87771234567";
+pub const LANDLINE: &str = "87172123456";
+
+impl Site {
+    pub fn new() -> Site {
+        Site::with(|_| {})
+    }
+
+    /// A site whose config text `edit` may change before it is written.
+    pub fn with(edit: impl FnOnce(&mut String)) -> Site {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let db = format!(
+            "cq_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            nanos
+        );
+        let mut conn = admin();
+        conn.query_drop(format!("CREATE DATABASE `{db}`"))
+            .expect("create database");
+        conn.query_drop(format!("USE `{db}`"))
+            .expect("use database");
+        conn.query_drop(SCHEMA).expect("create cdr table");
+        std::fs::create_dir_all(dir.path().join("asterisk")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("ast")).expect("mkdir");
+        let config = dir.path().join("config.toml");
+        let site = Site { dir, db, config };
+        let mut text = site.default_config();
+        edit(&mut text);
+        site.write_config(&text);
+        site
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn include_path(&self) -> PathBuf {
+        self.path("asterisk/callquota.conf")
+    }
+
+    pub fn default_config(&self) -> String {
+        let fake = fixture("fake-asterisk");
+        let ast = self.path("ast");
+        let include = self.include_path();
+        format!(
+            r#"timezone = "Asia/Almaty"
+state_db = "{state}"
+
+[cdr]
+url = "{url}/{db}"
+timeout_s = 5
+
+[[direction]]
+name = "mobile"
+patterns = ["_870[5780-2]XXXXXXX", "_877[15-8]XXXXXXX", "_8747XXXXXXX"]
+
+[limits]
+thresholds = [50, 90, 100]
+
+[carryover]
+enabled = true
+
+[dialplan]
+include_file = "{include}"
+flavor = "freepbx17"
+reload_command = ["{fake}", "{ast}", "{include}", "-rx", "module reload pbx_config.so"]
+asterisk_cli = ["{fake}", "{ast}", "{include}", "-rx"]
+reload_timeout_s = 5
+"#,
+            state = self.path("state.db").display(),
+            url = mysql_root_url(),
+            db = self.db,
+            include = include.display(),
+            fake = fake.display(),
+            ast = ast.display(),
+        )
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_callquota"));
+        c.arg("--config")
+            .arg(&self.config)
+            .env_remove("CALLQUOTA_CONFIG");
+        c
+    }
+
+    /// Runs callquota at local time `now` with `args`; returns the output.
+    pub fn at(&self, now: &str, args: &[&str]) -> Output {
+        self.cmd()
+            .arg("--now")
+            .arg(now)
+            .args(args)
+            .output()
+            .expect("run callquota")
+    }
+
+    /// Like [`Site::at`] but insists on success.
+    pub fn ok(&self, now: &str, args: &[&str]) -> String {
+        let out = self.at(now, args);
+        assert!(
+            out.status.success(),
+            "callquota {args:?} at {now} failed ({:?}): {}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn run(&self, now: &str) -> String {
+        self.ok(now, &["run"])
+    }
+
+    pub fn add_user(&self, now: &str, ext: &str, limit: &str) {
+        self.ok(
+            now,
+            &[
+                "user",
+                "add",
+                ext,
+                "--name",
+                &format!("User {ext}"),
+                "--email",
+                &format!("u{ext}@example.com"),
+                "--daily-limit",
+                limit,
+            ],
+        );
+    }
+
+    pub fn insert(&self, calls: &[Call]) {
+        let mut conn = admin();
+        conn.query_drop(format!("USE `{}`", self.db)).expect("use");
+        for c in calls {
+            conn.exec_drop(
+                "INSERT INTO cdr (calldate, cnum, src, channel, dst, dstchannel, disposition, billsec, duration, lastapp)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Dial')",
+                (&c.calldate, &c.cnum, &c.src, &c.channel, &c.dst, &c.dstchannel, &c.disposition, c.billsec, c.billsec + 5),
+            )
+            .expect("insert cdr row");
+        }
+    }
+
+    /// Runs raw SQL against this site's CDR database (fault injection).
+    pub fn sql(&self, sql: &str) {
+        let mut conn = admin();
+        conn.query_drop(format!("USE `{}`", self.db)).expect("use");
+        conn.query_drop(sql).expect("sql");
+    }
+
+    pub fn include(&self) -> String {
+        std::fs::read_to_string(self.include_path()).unwrap_or_default()
+    }
+
+    pub fn status(&self, now: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(now, &["status", "--json"])).expect("status json")
+    }
+
+    /// `status --json` of one extension at `now`.
+    pub fn user_status(&self, now: &str, ext: &str) -> serde_json::Value {
+        self.status(now)
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["extension"] == ext).cloned())
+            .unwrap_or_else(|| panic!("{ext} not in status"))
+    }
+
+    pub fn state(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path("state.db")).expect("open state")
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.state()
+            .query_row(sql, [], |r| r.get(0))
+            .expect("count")
+    }
+
+    /// Every table of the state as text, for before/after comparisons.
+    pub fn dump(&self) -> String {
+        let conn = self.state();
+        let mut out = String::new();
+        for (table, order) in [
+            ("users", "extension"),
+            ("ledger", "extension, day"),
+            ("grants", "id"),
+            ("outbox", "id"),
+            ("audit", "id"),
+            ("meta", "key"),
+        ] {
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+                .expect("prepare");
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    let mut cells = Vec::new();
+                    for i in 0..n {
+                        let v: rusqlite::types::Value = r.get(i)?;
+                        cells.push(format!("{v:?}"));
+                    }
+                    Ok(cells.join("|"))
+                })
+                .expect("query");
+            for row in rows {
+                out.push_str(&format!("{table}: {}\n", row.expect("row")));
+            }
+        }
+        out
+    }
+
+    /// The commands the fake Asterisk received.
+    pub fn asterisk_commands(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("ast/commands.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    pub fn loaded(&self) -> String {
+        std::fs::read_to_string(self.path("ast/loaded.conf")).unwrap_or_default()
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = std::panic::catch_unwind(admin) {
+            let _ = conn.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.db));
+        }
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
