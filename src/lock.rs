@@ -19,6 +19,15 @@ pub struct RunLock {
 }
 
 fn open(path: &Path) -> Result<File> {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+    {
+        return Err(anyhow!(
+            "lock_file directory {} does not exist; create it (the .deb creates /var/lib/callquota) or set lock_file",
+            dir.display()
+        ));
+    }
     OpenOptions::new()
         .read(true)
         .write(true)

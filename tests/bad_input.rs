@@ -1,0 +1,385 @@
+//! Bad input and failing surroundings: one clear line, the documented exit
+//! code, and nothing lost or changed.
+
+mod common;
+
+use common::{Call, MOBILE, Site, stderr, stdout};
+
+const T: &str = "2026-11-26T10:00:00";
+
+fn one_line_error(out: &std::process::Output, code: i32, needle: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    err
+}
+
+/// A site with one user, one paid call and one clean run behind it.
+fn running_site() -> Site {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 300)]);
+    site.run("2026-11-26T09:30:00");
+    site
+}
+
+#[test]
+fn config_errors_exit_78_naming_the_key() {
+    let cases: [(&str, &str, &str); 7] = [
+        (
+            "[cdr]\n",
+            "[cdr]\npasword = \"x\"\n",
+            "unknown field `pasword`",
+        ),
+        ("\"_8747XXXXXXX\"]", "\"_8747XXXX[XXX\"]", "unclosed '['"),
+        ("Asia/Almaty", "Asia/Nowhere", "timezone \"Asia/Nowhere\""),
+        ("[50, 90, 100]", "[90, 50, 100]", "ascending"),
+        (
+            "flavor = \"freepbx17\"",
+            "flavor = \"asterisk\"",
+            "dialplan.flavor",
+        ),
+        (
+            "reload_timeout_s = 5",
+            "reload_timeout_s = 0",
+            "reload_timeout_s",
+        ),
+        (
+            "enabled = true",
+            "enabled = \"maybe\"",
+            "expected a boolean",
+        ),
+    ];
+    for (from, to, needle) in cases {
+        let site = Site::with(|c| *c = c.replacen(from, to, 1));
+        let out = site.at(T, &["run"]);
+        one_line_error(&out, 78, needle);
+        assert!(
+            !site.path("state.db").exists(),
+            "a bad config must change nothing"
+        );
+    }
+}
+
+#[test]
+fn a_missing_config_says_how_to_fix_it() {
+    let site = Site::new();
+    std::fs::remove_file(&site.config).unwrap();
+    one_line_error(
+        &site.at(T, &["status"]),
+        78,
+        "not found; copy config.example.toml",
+    );
+}
+
+#[test]
+fn the_password_never_appears_in_errors() {
+    let site = Site::with(|c| *c = c.replace("mysql://root@", "mysql://root:Sup3rS3cret@"));
+    let out = site.at(T, &["run"]);
+    let err = one_line_error(&out, 1, "cannot connect to the CDR database");
+    assert!(!err.contains("Sup3rS3cret"), "{err}");
+    assert!(err.contains("mysql://root@127.0.0.1"), "{err}");
+}
+
+#[test]
+fn hostile_extensions_are_refused_before_anything_changes() {
+    let site = running_site();
+    let dump = site.dump();
+    let include = site.include();
+    for bad in [
+        "20;55", "[x]", "20)", "_X.", "${EXTEN}", "20 55", "20\n55", "", "2055,1",
+    ] {
+        let out = site.at(
+            T,
+            &["user", "add", bad, "--name", "X", "--daily-limit", "10m"],
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("extension"),
+            "{bad:?}: {}",
+            stderr(&out)
+        );
+        let out = site.at(T, &["grant", bad, "10m"]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+    assert_eq!(site.dump(), dump);
+    assert_eq!(site.include(), include);
+}
+
+#[test]
+fn unknown_extensions_and_bad_values_are_usage_errors() {
+    let site = running_site();
+    let dump = site.dump();
+    one_line_error(
+        &site.at(T, &["user", "set", "2056", "--daily-limit", "1h"]),
+        2,
+        "unknown extension 2056",
+    );
+    one_line_error(
+        &site.at(T, &["user", "remove", "2056"]),
+        2,
+        "unknown extension 2056",
+    );
+    one_line_error(
+        &site.at(T, &["grant", "2056", "10m"]),
+        2,
+        "unknown extension 2056",
+    );
+    one_line_error(
+        &site.at(
+            T,
+            &["user", "add", "2055", "--name", "X", "--daily-limit", "1h"],
+        ),
+        2,
+        "already a user",
+    );
+    one_line_error(
+        &site.at(
+            T,
+            &[
+                "user",
+                "add",
+                "2077",
+                "--name",
+                "Evil\r\nBcc: x@y.z",
+                "--daily-limit",
+                "1h",
+            ],
+        ),
+        2,
+        "control character",
+    );
+    one_line_error(
+        &site.at(
+            T,
+            &[
+                "user",
+                "add",
+                "2077",
+                "--name",
+                "X",
+                "--email",
+                "a@b.c\r\nBcc: x@y.z",
+                "--daily-limit",
+                "1h",
+            ],
+        ),
+        2,
+        "is not an address",
+    );
+    one_line_error(
+        &site.at(
+            T,
+            &["user", "add", "2077", "--name", "X", "--daily-limit", "2d"],
+        ),
+        2,
+        "not valid",
+    );
+    one_line_error(
+        &site.at(
+            T,
+            &["user", "add", "2077", "--name", "X", "--daily-limit", "25h"],
+        ),
+        2,
+        "more than a day",
+    );
+    one_line_error(&site.at(T, &["grant", "2055", "0"]), 2, "more than 0");
+    one_line_error(&site.at("yesterday", &["run"]), 2, "--now");
+    one_line_error(
+        &site.at("2026-11-26T10:00:00", &["status", "--day", "26.11.2026"]),
+        2,
+        "--day",
+    );
+    assert_eq!(site.dump(), dump);
+}
+
+#[test]
+fn names_may_hold_any_printable_unicode() {
+    let site = Site::new();
+    let name = "Әсел Нұрланқызы, \"Аса\" O'Brien";
+    site.ok(
+        T,
+        &[
+            "user",
+            "add",
+            "2055",
+            "--name",
+            name,
+            "--email",
+            "asel@example.kz",
+            "--daily-limit",
+            "30m",
+        ],
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&site.ok(T, &["user", "list", "--json"])).unwrap();
+    assert_eq!(list[0]["name"], name);
+    assert_eq!(list[0]["daily_limit_s"], 1800);
+    site.run(T);
+    assert!(
+        !site.include().contains("Әсел"),
+        "names never reach the dialplan"
+    );
+}
+
+#[test]
+fn unreachable_mysql_changes_nothing() {
+    let site = running_site();
+    let dump = site.dump();
+    let include = site.include();
+    let text = std::fs::read_to_string(&site.config)
+        .unwrap()
+        .replace("127.0.0.1:3306", "127.0.0.1:1");
+    site.write_config(&text);
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:40:00", 900)]);
+    one_line_error(
+        &site.at(T, &["run"]),
+        1,
+        "cannot connect to the CDR database mysql://root@127.0.0.1:1/",
+    );
+    assert_eq!(site.dump(), dump);
+    assert_eq!(site.include(), include);
+    // The next healthy run is correct.
+    site.write_config(&text.replace("127.0.0.1:1", "127.0.0.1:3306"));
+    site.run(T);
+    assert_eq!(site.user_status(T, "2055")["blocked"], true);
+}
+
+#[test]
+fn a_cdr_table_missing_a_column_changes_nothing() {
+    let site = running_site();
+    let dump = site.dump();
+    site.sql("ALTER TABLE cdr DROP COLUMN cnum");
+    one_line_error(&site.at(T, &["run"]), 1, "CDR query");
+    assert_eq!(site.dump(), dump);
+}
+
+#[test]
+fn a_failed_reload_is_logged_and_retried_next_run() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    std::fs::write(site.path("ast/fail-reload"), "").unwrap();
+    one_line_error(&site.at(T, &["run"]), 1, "failed to reload");
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'reload_failed'"),
+        1
+    );
+    assert!(
+        site.include().contains("Return(1)"),
+        "the file is written before the reload"
+    );
+    std::fs::remove_file(site.path("ast/fail-reload")).unwrap();
+    site.run("2026-11-26T10:05:00"); // nothing changed, but the reload is retried
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'reload_ok'"),
+        1
+    );
+    assert_eq!(site.loaded(), site.include());
+}
+
+#[test]
+fn asterisk_down_or_hung_fails_the_run_and_names_it() {
+    let site = Site::with(|c| *c = c.replace("reload_timeout_s = 5", "reload_timeout_s = 1"));
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    std::fs::write(site.path("ast/down"), "").unwrap();
+    one_line_error(
+        &site.at(T, &["run"]),
+        1,
+        "Unable to connect to remote asterisk",
+    );
+    std::fs::remove_file(site.path("ast/down")).unwrap();
+    std::fs::write(site.path("ast/hang"), "").unwrap();
+    let started = std::time::Instant::now();
+    one_line_error(&site.at(T, &["run"]), 1, "did not finish within 1s");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'reload_failed'"),
+        2
+    );
+}
+
+#[test]
+fn an_unconfirmed_stamp_fails_the_run() {
+    // The reload "succeeds" but Asterisk never loads our file (not wired in).
+    let site = Site::with(|c| {
+        *c = c.replace(
+            "reload_command = [",
+            "reload_command = [\"true\"]\nunused_reload = [",
+        )
+    });
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    let text = text
+        .lines()
+        .filter(|l| !l.starts_with("unused_reload"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    site.write_config(&text);
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    one_line_error(&site.at(T, &["run"]), 1, "did not take effect");
+}
+
+#[test]
+fn a_second_run_exits_75_while_the_lock_is_held() {
+    let site = running_site();
+    let dump = site.dump();
+    let lock = std::fs::File::create(site.path("state.db.lock")).unwrap();
+    lock.try_lock().unwrap();
+    one_line_error(&site.at(T, &["run"]), 75, "holds the lock");
+    assert_eq!(site.dump(), dump);
+    drop(lock);
+    site.run(T);
+}
+
+#[test]
+fn the_clock_going_backwards_does_not_reopen_a_closed_day() {
+    let site = running_site();
+    site.run("2026-11-27T09:00:00");
+    let dump = site.dump();
+    one_line_error(
+        &site.at("2026-11-26T23:00:00", &["run"]),
+        1,
+        "the clock went backwards",
+    );
+    assert_eq!(site.dump(), dump);
+}
+
+#[test]
+fn an_unwritable_include_file_names_the_path_and_keeps_the_old_file() {
+    let site = running_site();
+    let before = site.include();
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:40:00", 100)]);
+    let dir = site.path("asterisk");
+    let blocked = site.path("asterisk-ro");
+    std::fs::rename(&dir, &blocked).unwrap();
+    // A plain file where the directory was: no temp file can be created (works as root too).
+    std::fs::write(&dir, "").unwrap();
+    let out = site.at(T, &["run"]);
+    one_line_error(&out, 1, "asterisk/callquota.conf");
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::rename(&blocked, &dir).unwrap();
+    assert_eq!(site.include(), before);
+    site.run(T);
+    assert!(
+        site.include().contains("Return(600000)"),
+        "{}",
+        site.include()
+    );
+}
+
+#[test]
+fn a_missing_state_directory_is_named() {
+    let site = Site::with(|c| *c = c.replace("/state.db\"", "/no-such-dir/state.db\""));
+    one_line_error(
+        &site.at(T, &["run"]),
+        1,
+        "no-such-dir does not exist; create it",
+    );
+}
+
+#[test]
+fn clap_usage_errors_exit_2() {
+    let site = Site::new();
+    let out = site.at(T, &["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+}

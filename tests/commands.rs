@@ -1,0 +1,226 @@
+//! The admin's commands: classify, status, log, user, render, check.
+
+mod common;
+
+use common::{Call, MOBILE, Site, stderr, stdout};
+
+const T: &str = "2026-11-26T10:00:00";
+
+#[test]
+fn classify_explains_why_a_number_is_paid() {
+    let site = Site::new();
+    let out = site.ok(
+        T,
+        &[
+            "classify",
+            "87011234567",
+            "870-5123-4567",
+            "87471234567",
+            "87172123456",
+            "2055",
+        ],
+    );
+    assert_eq!(
+        out,
+        "87011234567: paid (direction mobile, pattern _870[5780-2]XXXXXXX)\n\
+         870-5123-4567: paid (direction mobile, pattern _870[5780-2]XXXXXXX)\n\
+         87471234567: paid (direction mobile, pattern _8747XXXXXXX)\n\
+         87172123456: not paid (no pattern matches)\n\
+         2055: not paid (no pattern matches)\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&site.ok(T, &["classify", "--json", "87711234567", "555"])).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([
+            {"number": "87711234567", "paid": true, "direction": "mobile", "pattern": "_877[15-8]XXXXXXX"},
+            {"number": "555", "paid": false, "direction": null, "pattern": null}
+        ])
+    );
+}
+
+#[test]
+fn status_json_has_the_documented_fields() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "1h");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 1800)]);
+    site.run(T);
+    let status = site.status(T);
+    let row = &status[0];
+    for key in [
+        "extension",
+        "name",
+        "day",
+        "allowance_s",
+        "used_s",
+        "remaining_s",
+        "level",
+        "blocked",
+    ] {
+        assert!(row.get(key).is_some(), "status --json lacks {key}: {row}");
+    }
+    assert_eq!(row["level"], 50);
+    assert_eq!(row["remaining_s"], 1800);
+    let text = site.ok(T, &["status"]);
+    assert!(
+        text.contains("2055") && text.contains("30m 00s") && text.contains("50%"),
+        "{text}"
+    );
+}
+
+#[test]
+fn status_shows_a_user_added_after_the_last_run_with_the_full_base() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "1h");
+    site.run(T);
+    site.add_user("2026-11-26T10:30:00", "2066", "20m");
+    let s = site.user_status("2026-11-26T10:31:00", "2066");
+    assert_eq!(
+        (s["allowance_s"].as_u64(), s["used_s"].as_u64()),
+        (Some(1200), Some(0))
+    );
+}
+
+#[test]
+fn log_records_user_changes_and_filters_by_extension() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "1h");
+    site.add_user("2026-11-26T08:00:00", "2066", "1h");
+    site.ok(
+        T,
+        &[
+            "user",
+            "set",
+            "2055",
+            "--daily-limit",
+            "2h",
+            "--email",
+            "new@example.com",
+        ],
+    );
+    site.ok(T, &["user", "remove", "2066"]);
+    let log: serde_json::Value =
+        serde_json::from_str(&site.ok(T, &["log", "--ext", "2055", "--json"])).unwrap();
+    let events: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, vec!["user_added", "user_changed"]);
+    assert!(
+        log[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("daily limit 3600s -> 7200s")
+    );
+    let all = site.ok(T, &["log"]);
+    assert!(all.contains("user_removed"), "{all}");
+    assert_eq!(
+        site.ok(T, &["user", "set", "2055", "--daily-limit", "2h"]),
+        "2055 unchanged\n"
+    );
+}
+
+#[test]
+fn the_audit_log_is_append_only() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "1h");
+    let conn = site.state();
+    assert!(conn.execute("DELETE FROM audit", []).is_err());
+    assert!(conn.execute("UPDATE audit SET detail = 'x'", []).is_err());
+}
+
+#[test]
+fn removing_and_re_adding_a_user_starts_fresh() {
+    let site = Site::new();
+    site.add_user("2026-11-25T08:00:00", "2055", "1000");
+    site.run("2026-11-25T09:00:00");
+    site.ok("2026-11-25T10:00:00", &["user", "remove", "2055"]);
+    site.run("2026-11-26T09:00:00");
+    site.add_user("2026-11-26T10:00:00", "2055", "500");
+    site.run("2026-11-26T10:05:00");
+    let s = site.user_status("2026-11-26T10:05:00", "2055");
+    assert_eq!(
+        (s["allowance_s"].as_u64(), s["carried_in_s"].as_u64()),
+        (Some(500), Some(0))
+    );
+    assert_eq!(
+        site.count("SELECT closed FROM ledger WHERE day = '2026-11-25'"),
+        1
+    );
+}
+
+#[test]
+fn render_prints_what_run_would_write() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "1h");
+    let rendered = site.ok(T, &["render"]);
+    site.run(T);
+    assert_eq!(rendered, site.include());
+    assert_eq!(site.ok(T, &["render"]), site.include());
+}
+
+#[test]
+fn check_reports_each_part() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "1h");
+    site.run(T);
+    let out = site.at(T, &["check"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for needle in [
+        "ok    config",
+        "ok    state",
+        "session read-only",
+        "has the columns",
+        "the CDR account may write",
+        "Asterisk has generation 1",
+        "reload command",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+}
+
+#[test]
+fn check_fails_when_the_database_or_asterisk_is_missing() {
+    let site = Site::with(|c| *c = c.replace("127.0.0.1:3306", "127.0.0.1:1"));
+    let out = site.at(T, &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("FAIL  cannot connect to the CDR database"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("FAIL  Asterisk has no callquota dialplan loaded"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("check(s) failed"));
+}
+
+#[test]
+fn config_can_come_from_the_environment() {
+    let site = Site::new();
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_callquota"))
+        .env("CALLQUOTA_CONFIG", &site.config)
+        .args(["classify", "87011234567"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn help_documents_every_command_and_exit_code() {
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_callquota"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = stdout(&out);
+    for word in [
+        "run", "status", "user", "grant", "log", "render", "classify", "check", "75", "78",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}");
+    }
+}
