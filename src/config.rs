@@ -702,6 +702,32 @@ flavor = "freepbx17"
     }
 
     #[test]
+    fn the_example_config_parses_with_every_documented_key_set() {
+        let example = include_str!("../config.example.toml");
+        parse(example).unwrap();
+        // Uncomment every `#key = value` line: each documented key must be real.
+        let all: String = example
+            .lines()
+            .map(|l| {
+                let uncommented = l.strip_prefix('#').unwrap_or(l);
+                let is_key = uncommented.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                });
+                if is_key || uncommented == "[[direction]]" {
+                    uncommented
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = parse(&all).unwrap();
+        assert_eq!(c.paid.directions().len(), 2);
+        assert_eq!(c.rules.carry_cap_s, Some(7200));
+        assert_eq!(c.cdr.trunk_channels.len(), 2);
+    }
+
+    #[test]
     fn an_empty_file_says_not_configured() {
         assert!(error_of("# all commented out\n").contains("not configured"));
     }

@@ -98,7 +98,7 @@ pub fn reload_and_confirm(settings: &DialplanSettings, generation: u64) -> Resul
     }
     if settings.asterisk_cli.is_empty() {
         return Ok(format!(
-            "reloaded with `{shown}`; generation {generation} not confirmed (asterisk_cli = [])"
+            "generation {generation} reloaded, not confirmed (asterisk_cli = [])"
         ));
     }
     let loaded = loaded_generation(settings)?;
@@ -109,7 +109,7 @@ pub fn reload_and_confirm(settings: &DialplanSettings, generation: u64) -> Resul
         );
     }
     Ok(format!(
-        "reloaded with `{shown}`; generation {generation} confirmed live"
+        "generation {generation} reloaded and confirmed live"
     ))
 }
 

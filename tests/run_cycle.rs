@@ -423,7 +423,7 @@ fn the_include_generation_moves_only_with_content_and_is_confirmed() {
     site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:10:00", 100)]);
     site.run("2026-11-26T09:20:00");
     assert!(site.include().contains("exten => stamp,1,Return(2)"));
-    assert_eq!(site.count("SELECT COUNT(*) FROM audit WHERE event = 'reload_ok' AND detail LIKE '%generation 2 confirmed%'"), 1);
+    assert_eq!(site.count("SELECT COUNT(*) FROM audit WHERE event = 'reload_ok' AND detail LIKE '%generation 2 reloaded and confirmed%'"), 1);
     let commands = site.asterisk_commands();
     assert_eq!(
         commands
