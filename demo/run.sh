@@ -22,7 +22,7 @@ mysql=(mariadb -h127.0.0.1 -P3306 -uroot)
 cargo build --quiet
 bin=$root/target/debug/callquota
 
-rm -rf "$out" && mkdir -p "$out/asterisk" "$out/ast"
+rm -rf "$out" && mkdir -p "$out/asterisk" "$out/ast" "$out/mail"
 "${mysql[@]}" -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db"
 "${mysql[@]}" "$db" < tests/fixtures/cdr-schema.sql
 
@@ -50,6 +50,16 @@ flavor = "freepbx17"
 deny_sound = "custom/limit-reached"
 reload_command = ["$fake", "$out/ast", "$out/asterisk/callquota.conf", "-rx", "module reload pbx_config.so"]
 asterisk_cli = ["$fake", "$out/ast", "$out/asterisk/callquota.conf", "-rx"]
+
+[mail]
+transport = "dir"
+dir = "$out/mail"
+from = "callquota@example.com"
+cc = ["telecom-admin@example.com"]
+
+[mail.templates.100]
+subject = "Лимит исчерпан: {name} ({extension})"
+body = "Здравствуйте, {name}!\nЛимит платных звонков на {day} исчерпан: {used} из {allowance}.\nЗвонки на мобильные до завтра недоступны, остальные работают.\n"
 TOML
 export CALLQUOTA_CONFIG=$out/config.toml
 cq() { echo "\$ callquota $*"; "$bin" "$@"; }
@@ -99,9 +109,19 @@ cq --now 2026-11-27T00:05:00 run --verbose
 cq --now 2026-11-27T00:05:00 status
 cq --now 2026-11-27T00:05:00 status --day $day
 
-section "Queued notices (the outbox)"
-sqlite3 -header -column "$out/state.db" 'SELECT id, extension, day, threshold, used_s, allowance_s, status FROM outbox' 2>/dev/null ||
-  "$bin" --now 2026-11-27T00:05:00 log | grep threshold_crossed
+section "The outbox"
+cq --now 2026-11-27T00:05:00 mail list
+
+section "The messages sent (dir transport: demo-out/mail/*.eml, decoded)"
+/usr/bin/python3 - "$out/mail" <<'PY'
+import sys
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+for path in sorted(Path(sys.argv[1]).glob("*.eml"), key=lambda p: p.stat().st_mtime):
+    m = BytesParser(policy=policy.default).parse(open(path, "rb"))
+    print(f"To: {m['to']}\nCc: {m['cc']}\nSubject: {m['subject']}\n\n{m.get_content().strip()}\n---")
+PY
 
 section "Audit log"
 cq --now 2026-11-27T00:05:00 log

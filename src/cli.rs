@@ -51,8 +51,27 @@ pub enum Command {
     Render,
     /// Tell, for each number, whether it is paid and which direction and pattern matched.
     Classify(ClassifyArgs),
-    /// Check the config, the CDR database, the include file wiring and the reload command.
+    /// Check the config, the CDR database, the include file wiring, the reload command and mail.
     Check,
+    /// Show, flush or test the notification outbox.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Show the outbox.
+    List {
+        /// Only notices still waiting for delivery.
+        #[arg(long)]
+        pending: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver the pending notices now.
+    Flush,
+    /// Send one test message to ADDRESS to check the mail settings.
+    Test { address: String },
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +103,9 @@ pub enum UserCommand {
         /// Where notices go; without it the user is still limited.
         #[arg(long, default_value = "")]
         email: String,
+        /// A supervisor copied on this user's notices.
+        #[arg(long, default_value = "")]
+        cc: String,
         /// Paid seconds per workday: 1800, 30m, 1h30m.
         #[arg(long, value_parser = duration, value_name = "DURATION")]
         daily_limit: u64,
@@ -95,6 +117,9 @@ pub enum UserCommand {
         name: Option<String>,
         #[arg(long)]
         email: Option<String>,
+        /// A supervisor copied on this user's notices ("" removes it).
+        #[arg(long)]
+        cc: Option<String>,
         #[arg(long, value_parser = duration, value_name = "DURATION")]
         daily_limit: Option<u64>,
         /// Stop limiting this user (their paid calls then follow dialplan.untracked).

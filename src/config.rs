@@ -13,6 +13,7 @@ use crate::calendar::CdrClock;
 use crate::paid::{Direction, PaidDestinations, valid_direction_name};
 use crate::pattern::Pattern;
 use crate::policy::Rules;
+use crate::template::Template;
 
 pub const DEFAULT_PATH: &str = "/etc/callquota/config.toml";
 
@@ -38,6 +39,65 @@ struct RawConfig {
     #[serde(default)]
     carryover: RawCarryover,
     dialplan: Option<RawDialplan>,
+    mail: Option<RawMail>,
+    smtp: Option<RawSmtp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    #[serde(default = "default_transport")]
+    transport: String,
+    dir: Option<PathBuf>,
+    from: Option<String>,
+    cc: Option<Vec<String>>,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+    #[serde(default = "default_max_age_hours")]
+    max_age_hours: u32,
+    #[serde(default)]
+    templates: std::collections::BTreeMap<String, RawTemplate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    subject: Option<String>,
+    body: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: Option<String>,
+    port: Option<u16>,
+    #[serde(default = "default_security")]
+    security: String,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    from: Option<String>,
+    #[serde(default)]
+    cc: Vec<String>,
+    #[serde(default = "default_smtp_timeout")]
+    timeout_s: u64,
+    ca_file: Option<PathBuf>,
+}
+
+fn default_transport() -> String {
+    "smtp".into()
+}
+fn default_security() -> String {
+    "starttls".into()
+}
+fn default_smtp_timeout() -> u64 {
+    10
+}
+fn default_max_attempts() -> u32 {
+    20
+}
+fn default_max_age_hours() -> u32 {
+    48
 }
 
 #[derive(Deserialize)]
@@ -216,6 +276,77 @@ pub struct DialplanSettings {
     pub reload_timeout: Duration,
 }
 
+/// A password: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Plain SMTP (a local relay).
+    None,
+    /// STARTTLS, required (port 587).
+    StartTls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub credentials: Option<(String, Secret)>,
+    pub timeout: Duration,
+    /// An extra trusted root certificate (PEM), for a relay with a private CA.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    Smtp(SmtpSettings),
+    /// Each message becomes an `.eml` file in this directory.
+    Dir(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeTemplate {
+    pub subject: Template,
+    pub body: Template,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    pub from: String,
+    /// Copied on every notice.
+    pub cc: Vec<String>,
+    /// One per threshold.
+    pub templates: std::collections::BTreeMap<u8, NoticeTemplate>,
+    pub max_attempts: u32,
+    pub max_age_hours: u32,
+}
+
+pub const DEFAULT_SUBJECT: &str = "Paid calls: {percent}% of today's allowance used ({extension})";
+pub const DEFAULT_BODY: &str = "Hello {name},\n\n\
+You have used {used} of your {allowance} of paid call time for {day} ({percent}%).\n\
+{remaining} remain.\n\n\
+When the allowance is used up, calls to paid destinations from extension {extension}\n\
+are blocked until tomorrow; all other calls keep working.\n\n\
+-- callquota\n";
+pub const DEFAULT_EXHAUSTED_SUBJECT: &str =
+    "Paid calls blocked: today's allowance is used up ({extension})";
+pub const DEFAULT_EXHAUSTED_BODY: &str = "Hello {name},\n\n\
+You have used {used} of your {allowance} of paid call time for {day}.\n\
+Calls to paid destinations from extension {extension} are blocked until tomorrow;\n\
+all other calls keep working. Ask your administrator if you need more time today.\n\n\
+-- callquota\n";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
@@ -226,6 +357,8 @@ pub struct Config {
     pub paid: PaidDestinations,
     pub rules: Rules,
     pub dialplan: DialplanSettings,
+    /// `None`: mail is off and notices wait in the outbox.
+    pub mail: Option<MailSettings>,
 }
 
 impl Config {
@@ -299,6 +432,13 @@ impl Config {
         let dialplan = dialplan_settings(raw.dialplan.ok_or_else(|| {
             "the [dialplan] section is missing; set include_file and flavor (freepbx16, freepbx17 or plain)".to_string()
         })?)?;
+        let mail = match raw.mail {
+            Some(mail) => Some(mail_settings(mail, raw.smtp, &rules.thresholds)?),
+            None if raw.smtp.is_some() => {
+                return Err("[smtp] is set but [mail] is missing; add [mail] with transport = \"smtp\" to send notices".into());
+            }
+            None => None,
+        };
         Ok(Config {
             path: path.to_path_buf(),
             timezone,
@@ -308,6 +448,7 @@ impl Config {
             paid,
             rules,
             dialplan,
+            mail,
         })
     }
 
@@ -553,6 +694,169 @@ fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, String> {
     })
 }
 
+fn mail_settings(
+    raw: RawMail,
+    smtp: Option<RawSmtp>,
+    thresholds: &[u8],
+) -> Result<MailSettings, String> {
+    let check_address = |key: &str, address: &str| {
+        crate::contact::validate_email(address)
+            .and_then(|()| {
+                if address.is_empty() {
+                    Err(crate::contact::ContactError::BadEmail(String::new()))
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|_| {
+                format!("{key} {address:?} is not an email address like callquota@example.com")
+            })
+    };
+    let transport = match raw.transport.as_str() {
+        "smtp" => {
+            let smtp = smtp
+                .as_ref()
+                .ok_or("mail.transport = \"smtp\" needs an [smtp] section with host and from")?;
+            let host = smtp
+                .host
+                .clone()
+                .filter(|h| !h.is_empty())
+                .ok_or("smtp.host is missing; e.g. host = \"127.0.0.1\"")?;
+            if host
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+            {
+                return Err(format!("smtp.host {host:?} is not a host name"));
+            }
+            let security = match smtp.security.as_str() {
+                "none" => Security::None,
+                "starttls" => Security::StartTls,
+                "tls" => Security::Tls,
+                other => {
+                    return Err(format!(
+                        "smtp.security {other:?} is not \"none\", \"starttls\" or \"tls\""
+                    ));
+                }
+            };
+            let port = smtp.port.unwrap_or(match security {
+                Security::None => 25,
+                Security::StartTls => 587,
+                Security::Tls => 465,
+            });
+            let password = match (&smtp.password, &smtp.password_file) {
+                (Some(_), Some(_)) => {
+                    return Err("set smtp.password or smtp.password_file, not both".into());
+                }
+                (Some(p), None) => Some(p.clone()),
+                (None, Some(file)) => Some(
+                    std::fs::read_to_string(file)
+                        .map_err(|e| {
+                            format!("smtp.password_file {} cannot be read: {e}", file.display())
+                        })?
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string(),
+                ),
+                (None, None) => None,
+            };
+            let credentials = match (&smtp.username, password) {
+                (Some(user), Some(password)) => Some((user.clone(), Secret(password))),
+                (None, None) => None,
+                _ => {
+                    return Err(
+                        "smtp.username and a password (or password_file) go together".into(),
+                    );
+                }
+            };
+            if !(1..=300).contains(&smtp.timeout_s) {
+                return Err(format!(
+                    "smtp.timeout_s = {} is out of range; use 1 to 300",
+                    smtp.timeout_s
+                ));
+            }
+            MailTransport::Smtp(SmtpSettings {
+                host,
+                port,
+                security,
+                credentials,
+                timeout: Duration::from_secs(smtp.timeout_s),
+                ca_file: smtp.ca_file.clone(),
+            })
+        }
+        "dir" => MailTransport::Dir(absolute(
+            "mail.dir",
+            raw.dir
+                .clone()
+                .ok_or("mail.transport = \"dir\" needs mail.dir, the folder for .eml files")?,
+        )?),
+        other => {
+            return Err(format!(
+                "mail.transport {other:?} is not \"smtp\" or \"dir\""
+            ));
+        }
+    };
+    let from = raw
+        .from
+        .clone()
+        .or_else(|| smtp.as_ref().and_then(|s| s.from.clone()))
+        .ok_or("the sender is missing; set smtp.from (or mail.from), e.g. from = \"callquota@example.com\"")?;
+    check_address("from", &from)?;
+    let cc = raw
+        .cc
+        .clone()
+        .unwrap_or_else(|| smtp.as_ref().map(|s| s.cc.clone()).unwrap_or_default());
+    for address in &cc {
+        check_address("cc", address)?;
+    }
+    if raw.max_attempts == 0 || raw.max_age_hours == 0 {
+        return Err("mail.max_attempts and mail.max_age_hours must be at least 1".into());
+    }
+    let mut templates = std::collections::BTreeMap::new();
+    for &t in thresholds {
+        let (subject, body) = if t == 100 {
+            (DEFAULT_EXHAUSTED_SUBJECT, DEFAULT_EXHAUSTED_BODY)
+        } else {
+            (DEFAULT_SUBJECT, DEFAULT_BODY)
+        };
+        let configured = raw.templates.get(&t.to_string());
+        let subject = configured
+            .and_then(|c| c.subject.as_deref())
+            .unwrap_or(subject);
+        let body = configured.and_then(|c| c.body.as_deref()).unwrap_or(body);
+        if subject.chars().any(|c| c == '\r' || c == '\n') {
+            return Err(format!(
+                "mail.templates.{t}.subject holds a line break; a subject is one line"
+            ));
+        }
+        let parse = |key: &str, text: &str| {
+            Template::parse(text).map_err(|e| format!("mail.templates.{t}.{key}: {e}"))
+        };
+        templates.insert(
+            t,
+            NoticeTemplate {
+                subject: parse("subject", subject)?,
+                body: parse("body", body)?,
+            },
+        );
+    }
+    if let Some(extra) = raw
+        .templates
+        .keys()
+        .find(|k| !thresholds.iter().any(|t| t.to_string() == **k))
+    {
+        return Err(format!(
+            "mail.templates.{extra} is not one of limits.thresholds {thresholds:?}"
+        ));
+    }
+    Ok(MailSettings {
+        transport,
+        from,
+        cc,
+        templates,
+        max_attempts: raw.max_attempts,
+        max_age_hours: raw.max_age_hours,
+    })
+}
+
 /// One line: where the problem is and what toml says about it.
 fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
     let message = error.message().replace('\n', " ");
@@ -713,11 +1017,8 @@ flavor = "freepbx17"
                 let is_key = uncommented.split_once(" = ").is_some_and(|(k, _)| {
                     !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
                 });
-                if is_key || uncommented == "[[direction]]" {
-                    uncommented
-                } else {
-                    l
-                }
+                let is_header = uncommented.starts_with('[') && uncommented.ends_with(']');
+                if is_key || is_header { uncommented } else { l }
             })
             .collect::<Vec<_>>()
             .join("\n");
@@ -725,6 +1026,67 @@ flavor = "freepbx17"
         assert_eq!(c.paid.directions().len(), 2);
         assert_eq!(c.rules.carry_cap_s, Some(7200));
         assert_eq!(c.cdr.trunk_channels.len(), 2);
+        let mail = c.mail.expect("mail");
+        assert_eq!(mail.cc, ["telecom-admin@example.com"]);
+        assert!(matches!(
+            mail.transport,
+            MailTransport::Smtp(SmtpSettings {
+                port: 587,
+                security: Security::StartTls,
+                ..
+            })
+        ));
+        assert_eq!(mail.templates.len(), 3);
+    }
+
+    #[test]
+    fn mail_settings_are_checked() {
+        let smtp = "[smtp]\nhost = \"127.0.0.1\"\nfrom = \"cq@example.com\"\n";
+        let cases = [
+            (format!("{GOOD}{smtp}"), "[mail] is missing"),
+            (format!("{GOOD}[mail]\n"), "needs an [smtp] section"),
+            (
+                format!("{GOOD}[mail]\ntransport = \"dir\"\nfrom = \"a@example.com\"\n"),
+                "needs mail.dir",
+            ),
+            (
+                format!("{GOOD}[mail]\n{}", smtp.replace("cq@example.com", "cq@@x")),
+                "from \"cq@@x\"",
+            ),
+            (
+                format!("{GOOD}[mail]\n{smtp}password = \"p\"\npassword_file = \"/x\"\n"),
+                "not both",
+            ),
+            (
+                format!("{GOOD}[mail]\n{smtp}security = \"ssl\"\n"),
+                "smtp.security",
+            ),
+            (
+                format!("{GOOD}[mail.templates.75]\nsubject = \"x\"\n{smtp}"),
+                "mail.templates.75 is not one of",
+            ),
+            (
+                format!("{GOOD}[mail.templates.50]\nbody = \"{{used}} {{secs}}\"\n{smtp}"),
+                "unknown placeholder {secs}",
+            ),
+            (
+                format!("{GOOD}[mail.templates.50]\nsubject = \"a\\nBcc: x\"\n{smtp}"),
+                "line break",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = error_of(&text);
+            assert!(e.contains(want), "want {want:?} in {e:?}");
+        }
+    }
+
+    #[test]
+    fn the_smtp_password_never_shows() {
+        let text = format!(
+            "{GOOD}[mail]\n[smtp]\nhost = \"h.example.com\"\nfrom = \"cq@example.com\"\nusername = \"u\"\npassword = \"hunter22\"\n"
+        );
+        let c = parse(&text).unwrap();
+        assert!(!format!("{c:?}").contains("hunter22"));
     }
 
     #[test]

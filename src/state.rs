@@ -24,6 +24,8 @@ pub struct User {
     pub extension: Extension,
     pub name: String,
     pub email: String,
+    /// A supervisor copied on this user's notices ("" = none).
+    pub cc: String,
     pub daily_limit_s: u64,
     pub active: bool,
     pub since: NaiveDate,
@@ -61,6 +63,8 @@ pub struct OutboxEntry {
     pub status: String,
     pub attempts: u32,
     pub last_error: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub sent_at: Option<String>,
 }
 
 pub struct State {
@@ -155,8 +159,8 @@ impl State {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let at = timestamp(now);
         tx.execute(
-            "INSERT INTO users (extension, name, email, daily_limit_s, active, since_day, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            "INSERT INTO users (extension, name, email, daily_limit_s, active, since_day, created_at, updated_at, cc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
             params![
                 user.extension.as_str(),
                 user.name,
@@ -164,7 +168,8 @@ impl State {
                 to_sql_seconds(user.daily_limit_s),
                 user.active,
                 day_text(user.since),
-                at
+                at,
+                user.cc
             ],
         )?;
         append_audit(
@@ -174,9 +179,10 @@ impl State {
             None,
             "user_added",
             &format!(
-                "name {:?}, email {:?}, daily limit {}s, {}",
+                "name {:?}, email {:?}, cc {:?}, daily limit {}s, {}",
                 user.name,
                 user.email,
+                user.cc,
                 user.daily_limit_s,
                 if user.active { "active" } else { "disabled" }
             ),
@@ -193,6 +199,9 @@ impl State {
         }
         if old.email != new.email {
             changes.push(format!("email {:?} -> {:?}", old.email, new.email));
+        }
+        if old.cc != new.cc {
+            changes.push(format!("cc {:?} -> {:?}", old.cc, new.cc));
         }
         if old.daily_limit_s != new.daily_limit_s {
             changes.push(format!(
@@ -218,8 +227,8 @@ impl State {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let at = timestamp(now);
         tx.execute(
-            "UPDATE users SET name = ?2, email = ?3, daily_limit_s = ?4, active = ?5, since_day = ?6, updated_at = ?7
-             WHERE extension = ?1",
+            "UPDATE users SET name = ?2, email = ?3, daily_limit_s = ?4, active = ?5, since_day = ?6, updated_at = ?7,
+             cc = ?8 WHERE extension = ?1",
             params![
                 new.extension.as_str(),
                 new.name,
@@ -227,7 +236,8 @@ impl State {
                 to_sql_seconds(new.daily_limit_s),
                 new.active,
                 day_text(new.since),
-                at
+                at,
+                new.cc
             ],
         )?;
         append_audit(
@@ -383,8 +393,8 @@ impl State {
 
     pub fn outbox(&self, pending_only: bool) -> Result<Vec<OutboxEntry>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, extension, day, threshold, used_s, allowance_s, created_at, status, attempts, last_error
-             FROM outbox WHERE ?1 = 0 OR status = 'pending' ORDER BY id",
+            "SELECT id, extension, day, threshold, used_s, allowance_s, created_at, status, attempts, last_error,
+             next_attempt_at, sent_at FROM outbox WHERE ?1 = 0 OR status = 'pending' ORDER BY id",
         )?;
         let rows = stmt.query_map([pending_only], |r| {
             Ok(OutboxEntry {
@@ -398,15 +408,122 @@ impl State {
                 status: r.get(7)?,
                 attempts: r.get::<_, i64>(8)?.max(0) as u32,
                 last_error: r.get(9)?,
+                next_attempt_at: r.get(10)?,
+                sent_at: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 
+impl State {
+    /// Pending notices whose next attempt is due at `now`, oldest first.
+    pub fn due_notices(&self, now: DateTime<Utc>) -> Result<Vec<OutboxEntry>> {
+        let due = timestamp(now);
+        Ok(self
+            .outbox(true)?
+            .into_iter()
+            .filter(|e| {
+                e.next_attempt_at
+                    .as_deref()
+                    .is_none_or(|at| at <= due.as_str())
+            })
+            .collect())
+    }
+
+    /// Records the outcome of one delivery attempt, with its audit entry, in one transaction.
+    pub fn record_delivery(
+        &mut self,
+        entry: &OutboxEntry,
+        outcome: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let at = timestamp(now);
+        let extension = parse_extension(&entry.extension).ok();
+        let day = NaiveDate::parse_from_str(&entry.day, "%Y-%m-%d").ok();
+        let what = format!("{}% notice #{}", entry.threshold, entry.id);
+        match outcome {
+            Delivery::Sent { to } => {
+                tx.execute(
+                    "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1",
+                    params![entry.id, at],
+                )?;
+                append_audit(
+                    &tx,
+                    &at,
+                    extension.as_ref(),
+                    day,
+                    "notice_sent",
+                    &format!("{what} to {to}"),
+                )?;
+            }
+            Delivery::Skipped { reason } => {
+                tx.execute(
+                    "UPDATE outbox SET status = 'skipped', last_error = ?2 WHERE id = ?1",
+                    params![entry.id, reason],
+                )?;
+                append_audit(
+                    &tx,
+                    &at,
+                    extension.as_ref(),
+                    day,
+                    "notice_skipped",
+                    &format!("{what}: {reason}"),
+                )?;
+            }
+            Delivery::Retry {
+                error,
+                next_attempt_at,
+            } => {
+                tx.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                    params![entry.id, error, timestamp(*next_attempt_at)],
+                )?;
+            }
+            Delivery::GaveUp { error } => {
+                tx.execute(
+                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                    params![entry.id, error],
+                )?;
+                append_audit(
+                    &tx,
+                    &at,
+                    extension.as_ref(),
+                    day,
+                    "notice_given_up",
+                    &format!("{what}: {error}"),
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// What happened to one notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Sent {
+        to: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    Retry {
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    },
+    GaveUp {
+        error: String,
+    },
+}
+
 fn users(conn: &Connection) -> Result<Vec<User>> {
     let mut stmt = conn.prepare(
-        "SELECT extension, name, email, daily_limit_s, active, since_day FROM users ORDER BY extension",
+        "SELECT extension, name, email, daily_limit_s, active, since_day, cc FROM users ORDER BY extension",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(User {
@@ -416,6 +533,7 @@ fn users(conn: &Connection) -> Result<Vec<User>> {
             daily_limit_s: seconds(r, "daily_limit_s")?,
             active: r.get(4)?,
             since: parse_day(&r.get::<_, String>(5)?)?,
+            cc: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

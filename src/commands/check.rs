@@ -77,6 +77,13 @@ pub fn check(ctx: &Context) -> Result<()> {
 
     check_include(ctx, &mut r);
     check_reload_command(ctx, &mut r);
+    match &config.mail {
+        None => r.ok("mail is off (no [mail] section): notices wait in the outbox"),
+        Some(settings) => match crate::mailer::Mailer::new(settings).and_then(|m| m.check()) {
+            Ok(what) => r.ok(format!("mail: {what}")),
+            Err(e) => r.fail(format!("mail: {e:#}")),
+        },
+    }
 
     if r.failures > 0 {
         return Err(anyhow!("{} check(s) failed", r.failures));

@@ -2,6 +2,7 @@
 //! around the pure core.
 
 mod check;
+mod mail;
 mod report;
 mod run;
 mod user;
@@ -42,5 +43,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Classify(args) => report::classify(&ctx, &args),
         Command::User(command) => user::user(&ctx, command),
         Command::Check => check::check(&ctx),
+        Command::Mail(command) => mail::mail(&ctx, command),
     }
 }

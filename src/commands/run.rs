@@ -19,7 +19,7 @@ const INCLUDE_GENERATION: &str = "include_generation";
 const CONFIRMED_GENERATION: &str = "confirmed_generation";
 
 /// How long `grant` waits for a cron run in progress.
-const ADMIN_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+pub const ADMIN_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub fn run_command(ctx: &Context, args: &RunArgs) -> Result<()> {
     if args.dry_run {
@@ -96,9 +96,13 @@ fn run_locked(ctx: &Context) -> Result<String> {
             &usage,
         )?)
     })?;
-    let dialplan = sync_dialplan(ctx, &state, &plan.today)?;
+    // Mail comes last and never holds up a block; a dialplan failure does not hold up mail.
+    let dialplan = sync_dialplan(ctx, &state, &plan.today);
+    let mail = super::mail::deliver(ctx, &mut state);
+    let dialplan = dialplan?;
+    let mail = mail?;
     Ok(format!(
-        "{today}: {} users, {} blocked, {} ledger changes, {} notices queued; {dialplan}",
+        "{today}: {} users, {} blocked, {} ledger changes, {} notices queued; {dialplan}; {mail}",
         plan.today.len(),
         plan.today.iter().filter(|l| l.blocked).count(),
         plan.ledgers.len(),

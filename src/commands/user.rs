@@ -24,9 +24,10 @@ fn check_limit(seconds: u64) -> Result<u64> {
     Ok(seconds)
 }
 
-fn check_contact(name: &str, email: &str) -> Result<()> {
-    validate_name(name).map_err(|e| UsageError(e.to_string()))?;
-    validate_email(email).map_err(|e| UsageError(e.to_string()))?;
+fn check_contact(user: &User) -> Result<()> {
+    validate_name(&user.name).map_err(|e| UsageError(e.to_string()))?;
+    validate_email(&user.email).map_err(|e| UsageError(e.to_string()))?;
+    validate_email(&user.cc).map_err(|e| UsageError(format!("--cc: {e}")))?;
     Ok(())
 }
 
@@ -41,6 +42,7 @@ struct UserRow<'a> {
     extension: &'a str,
     name: &'a str,
     email: &'a str,
+    cc: &'a str,
     daily_limit_s: u64,
     active: bool,
     since: String,
@@ -53,9 +55,9 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             extension,
             name,
             email,
+            cc,
             daily_limit,
         } => {
-            check_contact(&name, &email)?;
             let daily_limit_s = check_limit(daily_limit)?;
             if state.user(&extension)?.is_some() {
                 return Err(UsageError(format!(
@@ -67,10 +69,12 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                 extension,
                 name,
                 email,
+                cc,
                 daily_limit_s,
                 active: true,
                 since: ctx.today(),
             };
+            check_contact(&user)?;
             state.insert_user(&user, ctx.now)?;
             println!(
                 "added {} ({}), daily limit {}",
@@ -83,6 +87,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             extension,
             name,
             email,
+            cc,
             daily_limit,
             disable,
             enable,
@@ -95,6 +100,9 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             if let Some(email) = email {
                 new.email = email;
             }
+            if let Some(cc) = cc {
+                new.cc = cc;
+            }
             if let Some(limit) = daily_limit {
                 new.daily_limit_s = check_limit(limit)?;
             }
@@ -104,7 +112,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             if enable {
                 new.active = true;
             }
-            check_contact(&new.name, &new.email)?;
+            check_contact(&new)?;
             if state.update_user(&old, &new, ctx.now)? {
                 println!("updated {extension}");
             } else {
@@ -124,6 +132,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                     extension: u.extension.as_str(),
                     name: &u.name,
                     email: &u.email,
+                    cc: &u.cc,
                     daily_limit_s: u.daily_limit_s,
                     active: u.active,
                     since: u.since.to_string(),

@@ -329,3 +329,120 @@ pub fn stderr(out: &Output) -> String {
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A real SMTP server (Debian's python3-aiosmtpd) on its own port, storing
+/// what it accepts in a Maildir. Killed when dropped.
+pub struct SmtpSink {
+    pub port: u16,
+    pub dir: TempDir,
+    child: Option<std::process::Child>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let mut sink = SmtpSink {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        };
+        sink.up();
+        sink
+    }
+
+    /// A port with no server behind it (yet): `up()` starts one there.
+    pub fn down() -> SmtpSink {
+        SmtpSink {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        }
+    }
+
+    pub fn up(&mut self) {
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{}", self.port),
+            ])
+            .args(["-c", "smtp_handlers.RejectingMailbox"])
+            .arg(self.maildir())
+            .env("PYTHONPATH", fixture(""))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "python3-aiosmtpd is required: apt-get install python3-aiosmtpd (.ci/run does)",
+            );
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("aiosmtpd exited at start ({status}); is python3-aiosmtpd installed?");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "aiosmtpd did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Where aiosmtpd stores messages (it creates the Maildir itself).
+    fn maildir(&self) -> PathBuf {
+        self.dir.path().join("maildir")
+    }
+
+    /// The messages received so far, decoded by Python's email package.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        if !self.maildir().exists() {
+            return Vec::new();
+        }
+        read_mail(&self.maildir())
+    }
+
+    pub fn config(&self) -> String {
+        format!(
+            "\n[mail]\ntransport = \"smtp\"\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"callquota@example.com\"\ntimeout_s = 5\n",
+            self.port
+        )
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Messages in a Maildir or a folder of .eml files, decoded.
+pub fn read_mail(dir: &Path) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg(fixture("read_mail.py"))
+        .arg(dir)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "read_mail.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .expect("json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}

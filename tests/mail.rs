@@ -1,0 +1,370 @@
+//! Email notices against a real SMTP server (python3-aiosmtpd).
+
+mod common;
+
+use common::{Call, MOBILE, Site, SmtpSink, read_mail, stderr, stdout};
+
+const T: &str = "2026-11-26T10:00:00";
+
+fn site_with(sink: &SmtpSink, extra: &str) -> Site {
+    let mail = sink.config();
+    Site::with(|c| {
+        c.push_str(&mail);
+        c.push_str(extra);
+    })
+}
+
+fn subjects(sink: &SmtpSink) -> Vec<String> {
+    sink.messages()
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn the_ladder_sends_one_message_per_threshold_and_none_on_rerun() {
+    let sink = SmtpSink::start();
+    let site = site_with(&sink, "");
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    for (time, billsec) in [("09:00", 500), ("10:00", 400), ("11:00", 100)] {
+        site.insert(&[Call::answered(
+            "2055",
+            MOBILE,
+            &format!("2026-11-26 {time}:00"),
+            billsec,
+        )]);
+        site.run(&format!("2026-11-26T{time}:30"));
+        site.run(&format!("2026-11-26T{time}:35")); // a rerun sends nothing new
+    }
+    let mut got = subjects(&sink);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "Paid calls blocked: today's allowance is used up (2055)",
+            "Paid calls: 50% of today's allowance used (2055)",
+            "Paid calls: 90% of today's allowance used (2055)",
+        ]
+    );
+    let m = &sink.messages()[0];
+    assert_eq!(m["to"], "User 2055 <u2055@example.com>");
+    assert!(m["message_id"].is_string(), "{m}");
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'"),
+        3
+    );
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'notice_sent'"),
+        3
+    );
+}
+
+#[test]
+fn a_jump_past_every_threshold_sends_one_exhaustion_message() {
+    let sink = SmtpSink::start();
+    let site = site_with(&sink, "");
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 1030)]);
+    site.run(T);
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        messages[0]["subject"],
+        "Paid calls blocked: today's allowance is used up (2055)"
+    );
+    let body = messages[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("You have used 17m 10s of your 16m 40s of paid call time for 2026-11-26."),
+        "{body}"
+    );
+}
+
+#[test]
+fn supervisors_get_a_copy() {
+    let sink = SmtpSink::start();
+    let site = site_with(&sink, "");
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&text.replace(
+        "from = \"callquota@example.com\"\n",
+        "from = \"callquota@example.com\"\ncc = [\"audit@example.com\"]\n",
+    ));
+    site.ok(
+        T,
+        &[
+            "user",
+            "add",
+            "2055",
+            "--name",
+            "Vasya",
+            "--email",
+            "vasya@example.com",
+            "--cc",
+            "boss@example.com",
+            "--daily-limit",
+            "1000",
+        ],
+    );
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
+    site.run(T);
+    let m = &sink.messages()[0];
+    assert_eq!(m["cc"], "audit@example.com, boss@example.com");
+    assert_eq!(m["to"], "Vasya <vasya@example.com>");
+}
+
+#[test]
+fn utf8_names_and_templates_arrive_intact() {
+    let sink = SmtpSink::start();
+    let templates = "\n[mail.templates.50]\nsubject = \"Лимит звонков: {percent}% — {name}\"\nbody = \"Сәлеметсіз бе, {name}!\\nИзрасходовано {used} из {allowance}, осталось {remaining} ({day}).\\n\"\n";
+    let site = site_with(&sink, templates);
+    site.ok(
+        T,
+        &[
+            "user",
+            "add",
+            "2055",
+            "--name",
+            "Әсел Нұрланқызы",
+            "--email",
+            "asel@example.kz",
+            "--daily-limit",
+            "1000",
+        ],
+    );
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
+    site.run(T);
+    let m = &sink.messages()[0];
+    assert_eq!(m["subject"], "Лимит звонков: 50% — Әсел Нұрланқызы");
+    assert_eq!(
+        m["body"],
+        "Сәлеметсіз бе, Әсел Нұрланқызы!\nИзрасходовано 10m 00s из 16m 40s, осталось 6m 40s (2026-11-26).\n"
+    );
+    assert_eq!(m["to"], "Әсел Нұрланқызы <asel@example.kz>");
+    assert_eq!(m["charset"], "utf-8");
+}
+
+#[test]
+fn a_server_that_is_down_gets_the_notice_once_it_is_up() {
+    let mut sink = SmtpSink::down();
+    let site = site_with(&sink, "");
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 1000)]);
+    let out = site.at(T, &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("mail delivery failed")
+            && err.contains(&format!("SMTP server 127.0.0.1:{}", sink.port)),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1);
+    // The block did not wait for mail.
+    assert!(site.include().contains("exten => 2055,1,Return(DENY)"));
+    let pending: serde_json::Value =
+        serde_json::from_str(&site.ok(T, &["mail", "list", "--pending", "--json"])).unwrap();
+    assert_eq!(pending[0]["attempts"], 1);
+    assert!(
+        pending[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1")
+    );
+
+    sink.up();
+    site.run("2026-11-26T10:02:00"); // before the backoff: not retried yet
+    assert_eq!(sink.messages().len(), 0);
+    site.run("2026-11-26T10:06:00");
+    site.run("2026-11-26T10:11:00");
+    assert_eq!(sink.messages().len(), 1);
+    assert_eq!(site.count("SELECT attempts FROM outbox"), 2);
+}
+
+#[test]
+fn a_rejected_recipient_is_given_up_and_logged_while_others_arrive() {
+    let sink = SmtpSink::start();
+    let site = site_with(&sink, "");
+    site.ok(
+        T,
+        &[
+            "user",
+            "add",
+            "2055",
+            "--name",
+            "A",
+            "--email",
+            "reject-me@example.com",
+            "--daily-limit",
+            "1000",
+        ],
+    );
+    site.ok(
+        T,
+        &[
+            "user",
+            "add",
+            "2066",
+            "--name",
+            "B",
+            "--email",
+            "b@example.com",
+            "--daily-limit",
+            "1000",
+        ],
+    );
+    site.insert(&[
+        Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600),
+        Call::answered("2066", MOBILE, "2026-11-26 09:00:00", 600),
+    ]);
+    let out = site.at(T, &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("recipient rejected"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(sink.messages().len(), 1);
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed'"),
+        1
+    );
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'notice_given_up'"),
+        1
+    );
+    site.run("2026-11-26T11:00:00"); // a given-up notice is not retried
+    assert_eq!(sink.messages().len(), 1);
+}
+
+#[test]
+fn the_dir_transport_writes_eml_files() {
+    let site = Site::with(|c| {
+        c.push_str(
+            "\n[mail]\ntransport = \"dir\"\ndir = \"DIR\"\nfrom = \"callquota@example.com\"\n",
+        )
+    });
+    let dir = site.path("mail");
+    std::fs::create_dir(&dir).unwrap();
+    let text = std::fs::read_to_string(&site.config)
+        .unwrap()
+        .replace("\"DIR\"", &format!("{:?}", dir.display().to_string()));
+    site.write_config(&text);
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 950)]);
+    site.run(T);
+    let messages = read_mail(&dir);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        messages[0]["subject"],
+        "Paid calls: 90% of today's allowance used (2055)"
+    );
+    assert!(stdout(&site.at(T, &["check"])).contains("is writable"));
+}
+
+#[test]
+fn an_unknown_placeholder_is_a_config_error() {
+    let sink = SmtpSink::start();
+    let site = site_with(
+        &sink,
+        "\n[mail.templates.90]\nsubject = \"{nmae} reached {percent}%\"\n",
+    );
+    let out = site.at(T, &["run"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        stderr(&out).contains("mail.templates.90.subject: unknown placeholder {nmae}"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_user_without_email_is_limited_and_the_notice_skipped() {
+    let sink = SmtpSink::start();
+    let site = site_with(&sink, "");
+    site.ok(
+        T,
+        &[
+            "user",
+            "add",
+            "2055",
+            "--name",
+            "No Mail",
+            "--daily-limit",
+            "1000",
+        ],
+    );
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 1000)]);
+    site.run(T);
+    assert!(site.include().contains("2055,1,Return(DENY)"));
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'skipped'"),
+        1
+    );
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'notice_skipped'"),
+        1
+    );
+    assert!(sink.messages().is_empty());
+}
+
+#[test]
+fn without_a_mail_section_notices_wait_and_runs_succeed() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 1000)]);
+    site.run(T);
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"),
+        1
+    );
+    assert!(stdout(&site.at(T, &["check"])).contains("mail is off"));
+    assert!(site.ok(T, &["mail", "list"]).contains("mail is off"));
+}
+
+#[test]
+fn mail_test_and_flush() {
+    let sink = SmtpSink::start();
+    let site = site_with(&sink, "");
+    let out = site.ok(T, &["mail", "test", "admin@example.com"]);
+    assert!(
+        out.contains("test message sent to admin@example.com"),
+        "{out}"
+    );
+    assert_eq!(subjects(&sink), vec!["callquota test message"]);
+    let bad = site.at(T, &["mail", "test", "admin@example.com\r\nBcc: x@evil.com"]);
+    assert_eq!(bad.status.code(), Some(2));
+    // Flush delivers what a run queued while mail was failing.
+    let out = site.ok(T, &["mail", "flush"]);
+    assert!(out.contains("no notices due"), "{out}");
+    assert!(stdout(&site.at(T, &["check"])).contains(&format!(
+        "mail: SMTP server 127.0.0.1:{} answers",
+        sink.port
+    )));
+}
+
+#[test]
+fn notices_are_given_up_after_max_attempts() {
+    let sink = SmtpSink::down();
+    let site = site_with(&sink, "");
+    let text = std::fs::read_to_string(&site.config)
+        .unwrap()
+        .replace("[mail]\n", "[mail]\nmax_attempts = 2\n");
+    site.write_config(&text);
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
+    assert_eq!(
+        site.at("2026-11-26T10:00:00", &["run"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        site.at("2026-11-26T10:30:00", &["run"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND attempts = 2"),
+        1
+    );
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'notice_given_up'"),
+        1
+    );
+    site.run("2026-11-26T11:00:00");
+}
