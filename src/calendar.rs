@@ -9,9 +9,7 @@ use chrono_tz::Tz;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NowError {
-    #[error(
-        "--now {0:?} is not a timestamp; use RFC 3339 (2026-11-26T10:00:00+05:00) or local YYYY-MM-DDTHH:MM:SS"
-    )]
+    #[error("--now {0:?} is not a timestamp; use RFC 3339 (2026-11-26T10:00:00+05:00) or local YYYY-MM-DDTHH:MM:SS")]
     Invalid(String),
     #[error("--now {0:?} does not exist in {1} (skipped by a daylight-saving change)")]
     Skipped(String, Tz),
@@ -100,9 +98,7 @@ impl CdrClock {
     /// The configured zone's day that a `calldate` value belongs to.
     pub fn day_of(&self, calldate: NaiveDateTime) -> NaiveDate {
         if self.utc {
-            Utc.from_utc_datetime(&calldate)
-                .with_timezone(&self.tz)
-                .date_naive()
+            Utc.from_utc_datetime(&calldate).with_timezone(&self.tz).date_naive()
         } else {
             calldate.date()
         }
@@ -127,10 +123,7 @@ mod tests {
         let b = parse_now("2026-11-26T10:00:00", almaty).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.to_rfc3339(), "2026-11-26T05:00:00+00:00");
-        assert!(matches!(
-            parse_now("yesterday", almaty),
-            Err(NowError::Invalid(_))
-        ));
+        assert!(matches!(parse_now("yesterday", almaty), Err(NowError::Invalid(_))));
     }
 
     #[test]
@@ -154,10 +147,7 @@ mod tests {
         let (start, end) = clock.window(date("2026-03-29"));
         assert_eq!(start, naive("2026-03-29 00:00:00"));
         assert_eq!(end, naive("2026-03-30 00:00:00"));
-        assert_eq!(
-            clock.day_of(naive("2026-03-29 23:59:59")),
-            date("2026-03-29")
-        );
+        assert_eq!(clock.day_of(naive("2026-03-29 23:59:59")), date("2026-03-29"));
     }
 
     #[test]
@@ -174,14 +164,8 @@ mod tests {
         let (start, end) = clock.window(date("2026-10-25"));
         assert_eq!(start, naive("2026-10-24 22:00:00"));
         assert_eq!(end, naive("2026-10-25 23:00:00"));
-        assert_eq!(
-            clock.day_of(naive("2026-10-25 22:59:59")),
-            date("2026-10-25")
-        );
-        assert_eq!(
-            clock.day_of(naive("2026-10-25 23:00:00")),
-            date("2026-10-26")
-        );
+        assert_eq!(clock.day_of(naive("2026-10-25 22:59:59")), date("2026-10-25"));
+        assert_eq!(clock.day_of(naive("2026-10-25 23:00:00")), date("2026-10-26"));
     }
 
     #[test]
@@ -203,19 +187,11 @@ mod tests {
         let almaty: Tz = "Asia/Almaty".parse().unwrap();
         let now = parse_now("2026-11-26T10:00:00", almaty).unwrap();
         assert_eq!(
-            CdrClock {
-                tz: almaty,
-                utc: false
-            }
-            .calldate(now),
+            CdrClock { tz: almaty, utc: false }.calldate(now),
             naive("2026-11-26 10:00:00")
         );
         assert_eq!(
-            CdrClock {
-                tz: almaty,
-                utc: true
-            }
-            .calldate(now),
+            CdrClock { tz: almaty, utc: true }.calldate(now),
             naive("2026-11-26 05:00:00")
         );
     }

@@ -22,8 +22,7 @@ impl Cdr {
     /// Connects and makes the session read-only: any write is refused by the server.
     pub fn connect(settings: &CdrSettings) -> Result<Cdr> {
         let where_ = settings.redacted_url();
-        let opts = Opts::from_url(&settings.url)
-            .map_err(|_| anyhow!("cdr.url is not a valid MySQL URL"))?;
+        let opts = Opts::from_url(&settings.url).map_err(|_| anyhow!("cdr.url is not a valid MySQL URL"))?;
         let timeout = Some(settings.timeout);
         let opts = OptsBuilder::from_opts(opts)
             // A TCP URL means TCP: do not silently switch to the local socket.
@@ -31,15 +30,15 @@ impl Cdr {
             .tcp_connect_timeout(timeout)
             .read_timeout(timeout)
             .write_timeout(timeout);
-        let mut conn = Conn::new(opts).map_err(|e| anyhow!("cannot connect to the CDR database {where_}: {}; check [cdr] url and that MySQL is running", one_line(&e)))?;
+        let mut conn = Conn::new(opts).map_err(|e| {
+            anyhow!(
+                "cannot connect to the CDR database {where_}: {}; check [cdr] url and that MySQL is running",
+                one_line(&e)
+            )
+        })?;
         conn.query_drop("SET SESSION TRANSACTION READ ONLY")
             .and_then(|_| conn.query_drop("START TRANSACTION READ ONLY"))
-            .map_err(|e| {
-                anyhow!(
-                    "cannot open a read-only session on {where_}: {}",
-                    one_line(&e)
-                )
-            })?;
+            .map_err(|e| anyhow!("cannot open a read-only session on {where_}: {}", one_line(&e)))?;
         Ok(Cdr {
             conn,
             table: quote_table(&settings.table),
@@ -64,21 +63,13 @@ impl Cdr {
         );
         let params = (format_datetime(from), format_datetime(until));
         let mut usage = Usage::new();
-        let result = self.conn.exec_iter(sql, params).map_err(|e| {
-            anyhow!(
-                "CDR query on {} failed: {}",
-                self.redacted_url,
-                one_line(&e)
-            )
-        })?;
+        let result = self
+            .conn
+            .exec_iter(sql, params)
+            .map_err(|e| anyhow!("CDR query on {} failed: {}", self.redacted_url, one_line(&e)))?;
         for row in result {
-            let row = row.map_err(|e| {
-                anyhow!(
-                    "reading CDR rows from {} failed: {}",
-                    self.redacted_url,
-                    one_line(&e)
-                )
-            })?;
+            let row =
+                row.map_err(|e| anyhow!("reading CDR rows from {} failed: {}", self.redacted_url, one_line(&e)))?;
             let Some(row) = decode(row) else { continue };
             if let Some((extension, seconds)) = rule.charge(&row) {
                 let per_day = usage.entry(clock.day_of(row.calldate)).or_default();
@@ -107,24 +98,14 @@ impl Cdr {
 
     /// Privileges that would let this account change the CDR.
     pub fn write_privileges(&mut self) -> Result<Vec<String>> {
-        let grants: Vec<String> = self
-            .conn
-            .query("SHOW GRANTS")
-            .context("SHOW GRANTS failed")?;
+        let grants: Vec<String> = self.conn.query("SHOW GRANTS").context("SHOW GRANTS failed")?;
         Ok(grants
             .into_iter()
             .filter(|g| {
                 let upper = g.to_ascii_uppercase();
-                [
-                    "ALL PRIVILEGES",
-                    "INSERT",
-                    "UPDATE",
-                    "DELETE",
-                    "DROP",
-                    "ALTER",
-                ]
-                .iter()
-                .any(|p| upper.contains(p))
+                ["ALL PRIVILEGES", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER"]
+                    .iter()
+                    .any(|p| upper.contains(p))
             })
             .collect())
     }
@@ -159,15 +140,9 @@ fn text(value: Option<Value>) -> String {
 /// A row we cannot read (NULL or unparsable `calldate`) is skipped.
 fn decode(mut row: Row) -> Option<CdrRow> {
     let calldate = match row.take::<Value, _>(0)? {
-        Value::Date(y, mo, d, h, mi, s, _) => NaiveDate::from_ymd_opt(
-            i32::from(y),
-            u32::from(mo),
-            u32::from(d),
-        )?
-        .and_hms_opt(u32::from(h), u32::from(mi), u32::from(s))?,
-        Value::Bytes(b) => {
-            NaiveDateTime::parse_from_str(&String::from_utf8_lossy(&b), "%Y-%m-%d %H:%M:%S").ok()?
-        }
+        Value::Date(y, mo, d, h, mi, s, _) => NaiveDate::from_ymd_opt(i32::from(y), u32::from(mo), u32::from(d))?
+            .and_hms_opt(u32::from(h), u32::from(mi), u32::from(s))?,
+        Value::Bytes(b) => NaiveDateTime::parse_from_str(&String::from_utf8_lossy(&b), "%Y-%m-%d %H:%M:%S").ok()?,
         _ => return None,
     };
     let billsec = match row.take::<Value, _>(5) {

@@ -339,8 +339,7 @@ You have used {used} of your {allowance} of paid call time for {day} ({percent}%
 When the allowance is used up, calls to paid destinations from extension {extension}\n\
 are blocked until tomorrow; all other calls keep working.\n\n\
 -- callquota\n";
-pub const DEFAULT_EXHAUSTED_SUBJECT: &str =
-    "Paid calls blocked: today's allowance is used up ({extension})";
+pub const DEFAULT_EXHAUSTED_SUBJECT: &str = "Paid calls blocked: today's allowance is used up ({extension})";
 pub const DEFAULT_EXHAUSTED_BODY: &str = "Hello {name},\n\n\
 You have used {used} of your {allowance} of paid call time for {day}.\n\
 Calls to paid destinations from extension {extension} are blocked until tomorrow;\n\
@@ -371,8 +370,7 @@ impl Config {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(err(
-                    "not found; copy config.example.toml there and edit it, or pass --config PATH"
-                        .into(),
+                    "not found; copy config.example.toml there and edit it, or pass --config PATH".into(),
                 ));
             }
             Err(e) => return Err(err(format!("cannot be read: {e}; check its permissions"))),
@@ -400,8 +398,7 @@ impl Config {
         };
         let state_db = absolute(
             "state_db",
-            raw.state_db
-                .unwrap_or_else(|| "/var/lib/callquota/state.db".into()),
+            raw.state_db.unwrap_or_else(|| "/var/lib/callquota/state.db".into()),
         )?;
         let lock_file = match raw.lock_file {
             Some(p) => absolute("lock_file", p)?,
@@ -412,7 +409,8 @@ impl Config {
             }
         };
         let cdr = cdr_settings(raw.cdr.ok_or_else(|| {
-            "not configured: the [cdr] section with url = \"mysql://user:password@host/asteriskcdrdb\" is missing".to_string()
+            "not configured: the [cdr] section with url = \"mysql://user:password@host/asteriskcdrdb\" is missing"
+                .to_string()
         })?)?;
         let paid = directions(raw.direction)?;
         let rules = Rules {
@@ -435,7 +433,9 @@ impl Config {
         let mail = match raw.mail {
             Some(mail) => Some(mail_settings(mail, raw.smtp, &rules.thresholds)?),
             None if raw.smtp.is_some() => {
-                return Err("[smtp] is set but [mail] is missing; add [mail] with transport = \"smtp\" to send notices".into());
+                return Err(
+                    "[smtp] is set but [mail] is missing; add [mail] with transport = \"smtp\" to send notices".into(),
+                );
             }
             None => None,
         };
@@ -484,9 +484,8 @@ fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
             redact_url(&raw.url)
         ));
     }
-    let identifier = |s: &str| {
-        !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
+    let identifier =
+        |s: &str| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     let table_ok = match raw.table.split_once('.') {
         Some((db, t)) => identifier(db) && identifier(t),
         None => identifier(&raw.table),
@@ -561,10 +560,7 @@ fn directions(raw: Vec<RawDirection>) -> Result<PaidDestinations, String> {
             .iter()
             .map(|p| Pattern::parse(p).map_err(|e| format!("direction {:?}: {e}", d.name)))
             .collect::<Result<Vec<_>, _>>()?;
-        out.push(Direction {
-            name: d.name,
-            patterns,
-        });
+        out.push(Direction { name: d.name, patterns });
     }
     Ok(PaidDestinations::new(out))
 }
@@ -578,19 +574,13 @@ fn thresholds(raw: Option<Vec<i64>>) -> Result<Vec<u8>, String> {
         return Err(format!("limits.thresholds must hold 1 to 10 values; {fix}"));
     }
     if list.iter().any(|&t| !(1..=100).contains(&t)) {
-        return Err(format!(
-            "limits.thresholds {list:?} has a value outside 1-100; {fix}"
-        ));
+        return Err(format!("limits.thresholds {list:?} has a value outside 1-100; {fix}"));
     }
     if list.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(format!(
-            "limits.thresholds {list:?} is not in ascending order; {fix}"
-        ));
+        return Err(format!("limits.thresholds {list:?} is not in ascending order; {fix}"));
     }
     if list.last() != Some(&100) {
-        return Err(format!(
-            "limits.thresholds {list:?} must end with 100; {fix}"
-        ));
+        return Err(format!("limits.thresholds {list:?} must end with 100; {fix}"));
     }
     Ok(list.into_iter().map(|t| t as u8).collect())
 }
@@ -606,7 +596,9 @@ fn workdays(raw: Option<Vec<String>>) -> Result<[bool; 7], String> {
         let index = NAMES
             .iter()
             .position(|n| lower.len() >= 3 && (lower == *n || full_name(n).is_some_and(|f| f == lower)))
-            .ok_or_else(|| format!("limits.workdays entry {name:?} is not a weekday; use mon, tue, wed, thu, fri, sat, sun"))?;
+            .ok_or_else(|| {
+                format!("limits.workdays entry {name:?} is not a weekday; use mon, tue, wed, thu, fri, sat, sun")
+            })?;
         days[index] = true;
     }
     Ok(days)
@@ -637,21 +629,22 @@ fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, String> {
             ));
         }
     };
-    let reload_command = raw.reload_command.unwrap_or_else(|| {
-        vec![
-            "asterisk".into(),
-            "-rx".into(),
-            "module reload pbx_config.so".into(),
-        ]
-    });
+    let reload_command = raw
+        .reload_command
+        .unwrap_or_else(|| vec!["asterisk".into(), "-rx".into(), "module reload pbx_config.so".into()]);
     if reload_command.is_empty() || reload_command[0].is_empty() {
-        return Err("dialplan.reload_command is empty; use e.g. [\"asterisk\", \"-rx\", \"module reload pbx_config.so\"]".into());
+        return Err(
+            "dialplan.reload_command is empty; use e.g. [\"asterisk\", \"-rx\", \"module reload pbx_config.so\"]"
+                .into(),
+        );
     }
     let asterisk_cli = raw
         .asterisk_cli
         .unwrap_or_else(|| vec!["asterisk".into(), "-rx".into()]);
     if asterisk_cli.first().is_some_and(|a| a.is_empty()) {
-        return Err("dialplan.asterisk_cli starts with an empty program name; use [\"asterisk\", \"-rx\"] or [] to skip".into());
+        return Err(
+            "dialplan.asterisk_cli starts with an empty program name; use [\"asterisk\", \"-rx\"] or [] to skip".into(),
+        );
     }
     if let Some(sound) = &raw.deny_sound {
         let ok = (1..=100).contains(&sound.len())
@@ -670,9 +663,7 @@ fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, String> {
         "allow" => Untracked::Allow,
         "deny" => Untracked::Deny,
         other => {
-            return Err(format!(
-                "dialplan.untracked {other:?} is not \"allow\" or \"deny\""
-            ));
+            return Err(format!("dialplan.untracked {other:?} is not \"allow\" or \"deny\""));
         }
     };
     if !(1..=600).contains(&raw.reload_timeout_s) {
@@ -694,11 +685,7 @@ fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, String> {
     })
 }
 
-fn mail_settings(
-    raw: RawMail,
-    smtp: Option<RawSmtp>,
-    thresholds: &[u8],
-) -> Result<MailSettings, String> {
+fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Result<MailSettings, String> {
     let check_address = |key: &str, address: &str| {
         crate::contact::validate_email(address)
             .and_then(|()| {
@@ -708,9 +695,7 @@ fn mail_settings(
                     Ok(())
                 }
             })
-            .map_err(|_| {
-                format!("{key} {address:?} is not an email address like callquota@example.com")
-            })
+            .map_err(|_| format!("{key} {address:?} is not an email address like callquota@example.com"))
     };
     let transport = match raw.transport.as_str() {
         "smtp" => {
@@ -722,10 +707,7 @@ fn mail_settings(
                 .clone()
                 .filter(|h| !h.is_empty())
                 .ok_or("smtp.host is missing; e.g. host = \"127.0.0.1\"")?;
-            if host
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
-            {
+            if host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
                 return Err(format!("smtp.host {host:?} is not a host name"));
             }
             let security = match smtp.security.as_str() {
@@ -750,9 +732,7 @@ fn mail_settings(
                 (Some(p), None) => Some(p.clone()),
                 (None, Some(file)) => Some(
                     std::fs::read_to_string(file)
-                        .map_err(|e| {
-                            format!("smtp.password_file {} cannot be read: {e}", file.display())
-                        })?
+                        .map_err(|e| format!("smtp.password_file {} cannot be read: {e}", file.display()))?
                         .trim_end_matches(['\n', '\r'])
                         .to_string(),
                 ),
@@ -762,9 +742,7 @@ fn mail_settings(
                 (Some(user), Some(password)) => Some((user.clone(), Secret(password))),
                 (None, None) => None,
                 _ => {
-                    return Err(
-                        "smtp.username and a password (or password_file) go together".into(),
-                    );
+                    return Err("smtp.username and a password (or password_file) go together".into());
                 }
             };
             if !(1..=300).contains(&smtp.timeout_s) {
@@ -789,9 +767,7 @@ fn mail_settings(
                 .ok_or("mail.transport = \"dir\" needs mail.dir, the folder for .eml files")?,
         )?),
         other => {
-            return Err(format!(
-                "mail.transport {other:?} is not \"smtp\" or \"dir\""
-            ));
+            return Err(format!("mail.transport {other:?} is not \"smtp\" or \"dir\""));
         }
     };
     let from = raw
@@ -818,18 +794,14 @@ fn mail_settings(
             (DEFAULT_SUBJECT, DEFAULT_BODY)
         };
         let configured = raw.templates.get(&t.to_string());
-        let subject = configured
-            .and_then(|c| c.subject.as_deref())
-            .unwrap_or(subject);
+        let subject = configured.and_then(|c| c.subject.as_deref()).unwrap_or(subject);
         let body = configured.and_then(|c| c.body.as_deref()).unwrap_or(body);
         if subject.chars().any(|c| c == '\r' || c == '\n') {
             return Err(format!(
                 "mail.templates.{t}.subject holds a line break; a subject is one line"
             ));
         }
-        let parse = |key: &str, text: &str| {
-            Template::parse(text).map_err(|e| format!("mail.templates.{t}.{key}: {e}"))
-        };
+        let parse = |key: &str, text: &str| Template::parse(text).map_err(|e| format!("mail.templates.{t}.{key}: {e}"));
         templates.insert(
             t,
             NoticeTemplate {
@@ -863,10 +835,7 @@ fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
     match error.span() {
         Some(span) => {
             let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!(
-                "line {line}: {}; fix or remove it",
-                message.trim_end_matches('.')
-            )
+            format!("line {line}: {}; fix or remove it", message.trim_end_matches('.'))
         }
         None => format!("{}; fix it", message.trim_end_matches('.')),
     }
@@ -874,9 +843,7 @@ fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
 
 /// The host's zone: `TZ`, then `/etc/timezone`, then the `/etc/localtime` link; UTC if none.
 fn system_timezone() -> Tz {
-    let from_env = std::env::var("TZ")
-        .ok()
-        .map(|s| s.trim_start_matches(':').to_string());
+    let from_env = std::env::var("TZ").ok().map(|s| s.trim_start_matches(':').to_string());
     let from_file = std::fs::read_to_string("/etc/timezone")
         .ok()
         .map(|s| s.trim().to_string());
@@ -937,10 +904,7 @@ flavor = "freepbx17"
         let c = parse(GOOD).unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
-        assert_eq!(
-            c.cdr.redacted_url(),
-            "mysql://cq@127.0.0.1:3306/asteriskcdrdb"
-        );
+        assert_eq!(c.cdr.redacted_url(), "mysql://cq@127.0.0.1:3306/asteriskcdrdb");
         let e = error_of(&GOOD.replace("mysql://cq:s3cret@127.0.0.1", "mysql://cq:s3cret@[bad"));
         assert!(!e.contains("s3cret"), "{e}");
     }
@@ -948,31 +912,16 @@ flavor = "freepbx17"
     #[test]
     fn errors_name_the_key_and_the_fix() {
         let cases = [
-            (
-                GOOD.replace("[cdr]", "colour = 1\n[cdr]"),
-                "unknown field `colour`",
-            ),
-            (
-                GOOD.replace("Asia/Almaty", "Mars/Olympus"),
-                "timezone \"Mars/Olympus\"",
-            ),
+            (GOOD.replace("[cdr]", "colour = 1\n[cdr]"), "unknown field `colour`"),
+            (GOOD.replace("Asia/Almaty", "Mars/Olympus"), "timezone \"Mars/Olympus\""),
             (GOOD.replace("_8747XXXXXXX", "_87[4"), "unclosed '['"),
             (
                 GOOD.replace("flavor = \"freepbx17\"", "flavor = \"freepbx18\""),
                 "dialplan.flavor",
             ),
-            (
-                GOOD.to_string() + "[limits]\nthresholds = [90, 50, 100]\n",
-                "ascending",
-            ),
-            (
-                GOOD.to_string() + "[limits]\nthresholds = [50, 90]\n",
-                "end with 100",
-            ),
-            (
-                GOOD.to_string() + "[limits]\nthresholds = [0, 100]\n",
-                "outside 1-100",
-            ),
+            (GOOD.to_string() + "[limits]\nthresholds = [90, 50, 100]\n", "ascending"),
+            (GOOD.to_string() + "[limits]\nthresholds = [50, 90]\n", "end with 100"),
+            (GOOD.to_string() + "[limits]\nthresholds = [0, 100]\n", "outside 1-100"),
             (
                 GOOD.to_string() + "[limits]\nworkdays = [\"mon\", \"someday\"]\n",
                 "someday",
@@ -989,14 +938,8 @@ flavor = "freepbx17"
                 GOOD.replace("[cdr]\nurl", "[cdr]\ntable = \"cdr; drop\"\nurl"),
                 "cdr.table",
             ),
-            (
-                GOOD.replace("flavor", "deny_sound = \"../x\"\nflavor"),
-                "deny_sound",
-            ),
-            (
-                GOOD.to_string() + "[carryover]\nmax_seconds = -5\n",
-                "max_seconds",
-            ),
+            (GOOD.replace("flavor", "deny_sound = \"../x\"\nflavor"), "deny_sound"),
+            (GOOD.to_string() + "[carryover]\nmax_seconds = -5\n", "max_seconds"),
         ];
         for (text, want) in cases {
             let e = error_of(&text);
@@ -1014,9 +957,9 @@ flavor = "freepbx17"
             .lines()
             .map(|l| {
                 let uncommented = l.strip_prefix('#').unwrap_or(l);
-                let is_key = uncommented.split_once(" = ").is_some_and(|(k, _)| {
-                    !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-                });
+                let is_key = uncommented
+                    .split_once(" = ")
+                    .is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
                 let is_header = uncommented.starts_with('[') && uncommented.ends_with(']');
                 if is_key || is_header { uncommented } else { l }
             })
@@ -1057,10 +1000,7 @@ flavor = "freepbx17"
                 format!("{GOOD}[mail]\n{smtp}password = \"p\"\npassword_file = \"/x\"\n"),
                 "not both",
             ),
-            (
-                format!("{GOOD}[mail]\n{smtp}security = \"ssl\"\n"),
-                "smtp.security",
-            ),
+            (format!("{GOOD}[mail]\n{smtp}security = \"ssl\"\n"), "smtp.security"),
             (
                 format!("{GOOD}[mail.templates.75]\nsubject = \"x\"\n{smtp}"),
                 "mail.templates.75 is not one of",
@@ -1096,13 +1036,8 @@ flavor = "freepbx17"
 
     #[test]
     fn workdays_accept_short_and_full_names() {
-        let c =
-            parse(&(GOOD.to_string() + "[limits]\nworkdays = [\"Mon\", \"tuesday\", \"FRI\"]\n"))
-                .unwrap();
-        assert_eq!(
-            c.rules.workdays,
-            [true, true, false, false, true, false, false]
-        );
+        let c = parse(&(GOOD.to_string() + "[limits]\nworkdays = [\"Mon\", \"tuesday\", \"FRI\"]\n")).unwrap();
+        assert_eq!(c.rules.workdays, [true, true, false, false, true, false, false]);
     }
 
     #[test]

@@ -23,9 +23,7 @@ pub fn stamp_query() -> String {
 pub fn generation_in(text: &str) -> Option<u64> {
     text.lines().find_map(|line| {
         let rest = &line[line.find("stamp")?..];
-        let digits = rest[rest.find("Return(")? + "Return(".len()..]
-            .split(')')
-            .next()?;
+        let digits = rest[rest.find("Return(")? + "Return(".len()..].split(')').next()?;
         digits.trim().parse().ok()
     })
 }
@@ -66,10 +64,7 @@ pub fn render(
     }
     let _ = writeln!(w);
 
-    let _ = writeln!(
-        w,
-        "; Tracked users: Return(remaining milliseconds) or Return(DENY)."
-    );
+    let _ = writeln!(w, "; Tracked users: Return(remaining milliseconds) or Return(DENY).");
     let _ = writeln!(w, "[callquota-users]");
     let mut sorted: Vec<&(Extension, Access)> = access.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -134,24 +129,15 @@ fn render_predial(w: &mut String, settings: &DialplanSettings) {
         w,
         "; The FreePBX pre-dial hook's work. A site with its own hook sets define_hook = false"
     );
-    let _ = writeln!(
-        w,
-        "; and adds to it: same => n,Gosub(callquota-predial,s,1)"
-    );
+    let _ = writeln!(w, "; and adds to it: same => n,Gosub(callquota-predial,s,1)");
     let _ = writeln!(w, "[callquota-predial]");
     let _ = writeln!(
         w,
         "exten => s,1,Gosub(callquota-check,s,1(${{AMPUSER}},${{DIAL_NUMBER}}))"
     );
-    let _ = writeln!(
-        w,
-        " same => n,GotoIf($[\"${{CALLQUOTA_RESULT}}\" = \"DENY\"]?deny)"
-    );
+    let _ = writeln!(w, " same => n,GotoIf($[\"${{CALLQUOTA_RESULT}}\" = \"DENY\"]?deny)");
     if settings.cap_calls {
-        let _ = writeln!(
-            w,
-            " same => n,GotoIf($[\"${{CALLQUOTA_LIMIT_MS}}\" = \"\"]?done)"
-        );
+        let _ = writeln!(w, " same => n,GotoIf($[\"${{CALLQUOTA_LIMIT_MS}}\" = \"\"]?done)");
         let _ = writeln!(
             w,
             " same => n,Set(DIAL_TRUNK_OPTIONS=${{DIAL_TRUNK_OPTIONS}}L(${{CALLQUOTA_LIMIT_MS}}))"
@@ -198,9 +184,6 @@ mod tests {
             ),
             Some(7)
         );
-        assert_eq!(
-            generation_in("There is no existence of 'stamp@callquota-stamp'"),
-            None
-        );
+        assert_eq!(generation_in("There is no existence of 'stamp@callquota-stamp'"), None);
     }
 }

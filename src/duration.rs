@@ -7,9 +7,7 @@ pub const MAX_SECONDS: u64 = 366 * 86_400;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
-    #[error(
-        "duration {0:?} is not valid; write seconds (1800) or units h/m/s in that order (30m, 1h30m, 90s)"
-    )]
+    #[error("duration {0:?} is not valid; write seconds (1800) or units h/m/s in that order (30m, 1h30m, 90s)")]
     Invalid(String),
     #[error("duration {0:?} is longer than one year")]
     TooLong(String),
@@ -24,9 +22,7 @@ pub fn parse(text: &str) -> Result<u64, DurationError> {
         return Err(invalid());
     }
     if trimmed.bytes().all(|b| b.is_ascii_digit()) {
-        let seconds: u64 = trimmed
-            .parse()
-            .map_err(|_| DurationError::TooLong(text.into()))?;
+        let seconds: u64 = trimmed.parse().map_err(|_| DurationError::TooLong(text.into()))?;
         return check_max(seconds, text);
     }
     let mut total: u64 = 0;
@@ -46,9 +42,7 @@ pub fn parse(text: &str) -> Result<u64, DurationError> {
         if digits.is_empty() || (last_rank != 0 && rank >= last_rank) {
             return Err(invalid());
         }
-        let value: u64 = digits
-            .parse()
-            .map_err(|_| DurationError::TooLong(text.into()))?;
+        let value: u64 = digits.parse().map_err(|_| DurationError::TooLong(text.into()))?;
         total = value
             .checked_mul(factor)
             .and_then(|v| total.checked_add(v))
@@ -109,25 +103,14 @@ mod tests {
         for text in [
             "", "h", "1x", "30m1h", "1h1h", "-5", "1.5h", "1h 30m", "m30", "1hm", "s",
         ] {
-            assert!(
-                matches!(parse(text), Err(DurationError::Invalid(_))),
-                "{text:?}"
-            );
+            assert!(matches!(parse(text), Err(DurationError::Invalid(_))), "{text:?}");
         }
     }
 
     #[test]
     fn refuses_overlong_and_overflowing_values() {
-        for text in [
-            "31708801",
-            "99999999999999999999999",
-            "9000h",
-            "99999999999999999h",
-        ] {
-            assert!(
-                matches!(parse(text), Err(DurationError::TooLong(_))),
-                "{text}"
-            );
+        for text in ["31708801", "99999999999999999999999", "9000h", "99999999999999999h"] {
+            assert!(matches!(parse(text), Err(DurationError::TooLong(_))), "{text}");
         }
         assert_eq!(parse("8784h"), Ok(MAX_SECONDS));
     }

@@ -36,9 +36,7 @@ pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
 }
 
 fn write_temp_then_rename(path: &Path, temp: &Path, dir: &Path, contents: &str) -> Result<()> {
-    let failed = |what: &str, e: std::io::Error| {
-        anyhow!("cannot {what} include file {}: {e}", path.display())
-    };
+    let failed = |what: &str, e: std::io::Error| anyhow!("cannot {what} include file {}: {e}", path.display());
     let old = fs::metadata(path).ok();
     let mut file = OpenOptions::new()
         .write(true)
@@ -47,8 +45,7 @@ fn write_temp_then_rename(path: &Path, temp: &Path, dir: &Path, contents: &str) 
         .mode(0o644)
         .open(temp)
         .map_err(|e| failed("write", e))?;
-    file.write_all(contents.as_bytes())
-        .map_err(|e| failed("write", e))?;
+    file.write_all(contents.as_bytes()).map_err(|e| failed("write", e))?;
     if let Some(old) = &old {
         file.set_permissions(Permissions::from_mode(old.mode() & 0o7777))
             .map_err(|e| failed("set the mode of", e))?;

@@ -19,10 +19,7 @@ pub struct RunLock {
 }
 
 fn open(path: &Path) -> Result<File> {
-    if let Some(dir) = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
-    {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
         return Err(anyhow!(
             "lock_file directory {} does not exist; create it (the .deb creates /var/lib/callquota) or set lock_file",
             dir.display()
@@ -50,9 +47,7 @@ pub fn acquire_within(path: &Path, patience: Duration) -> Result<RunLock> {
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(RunLock { _file: file }),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             Err(TryLockError::WouldBlock) => {
                 return Err(LockHeld(path.display().to_string()).into());
             }

@@ -60,14 +60,9 @@ fn smtp_transport(s: &SmtpSettings) -> Result<SmtpTransport> {
     let tls_parameters = || -> Result<TlsParameters> {
         let mut builder = TlsParameters::builder(s.host.clone());
         if let Some(file) = &s.ca_file {
-            let pem = std::fs::read(file)
-                .with_context(|| format!("cannot read smtp.ca_file {}", file.display()))?;
-            let cert = Certificate::from_pem(&pem).map_err(|e| {
-                anyhow!(
-                    "smtp.ca_file {} is not a PEM certificate: {e}",
-                    file.display()
-                )
-            })?;
+            let pem = std::fs::read(file).with_context(|| format!("cannot read smtp.ca_file {}", file.display()))?;
+            let cert = Certificate::from_pem(&pem)
+                .map_err(|e| anyhow!("smtp.ca_file {} is not a PEM certificate: {e}", file.display()))?;
             builder = builder.add_root_certificate(cert);
         }
         builder
@@ -90,10 +85,7 @@ fn smtp_transport(s: &SmtpSettings) -> Result<SmtpTransport> {
 }
 
 fn one_line(text: impl std::fmt::Display) -> String {
-    text.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl Mailer {
@@ -103,24 +95,16 @@ impl Mailer {
                 Box::new(smtp_transport(s)?),
                 format!("SMTP server {}:{}", s.host, s.port),
             ),
-            MailTransport::Dir(dir) => Transport_::Dir(
-                FileTransport::new(dir),
-                format!("mail.dir {}", dir.display()),
-            ),
+            MailTransport::Dir(dir) => Transport_::Dir(FileTransport::new(dir), format!("mail.dir {}", dir.display())),
         };
-        let from =
-            mailbox(Some("callquota"), &settings.from).map_err(|e| anyhow!("smtp.from: {e}"))?;
+        let from = mailbox(Some("callquota"), &settings.from).map_err(|e| anyhow!("smtp.from: {e}"))?;
         let cc = settings
             .cc
             .iter()
             .map(|a| mailbox(None, a))
             .collect::<Result<_, _>>()
             .map_err(|e| anyhow!("smtp.cc: {e}"))?;
-        Ok(Mailer {
-            transport,
-            from,
-            cc,
-        })
+        Ok(Mailer { transport, from, cc })
     }
 
     /// Where messages go, for messages to the admin.
@@ -135,9 +119,7 @@ impl Mailer {
             .iter()
             .any(|v| v.contains(['\r', '\n']))
         {
-            return Err(SendError::Invalid(
-                "a header value holds a line break".into(),
-            ));
+            return Err(SendError::Invalid("a header value holds a line break".into()));
         }
         let mut builder = Message::builder()
             .from(self.from.clone())

@@ -4,24 +4,13 @@ use clap::error::ErrorKind;
 fn main() {
     let cli = match callquota::cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e)
-            if !e.use_stderr()
-                || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
-        {
-            e.exit()
-        }
+        Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
         Err(e) => {
             // clap's first paragraph names the problem; keep errors to one line.
             let rendered = e.render().to_string();
-            let problem = rendered
-                .split("\n\n")
-                .next()
-                .unwrap_or("invalid command line");
+            let problem = rendered.split("\n\n").next().unwrap_or("invalid command line");
             let problem = problem.split_whitespace().collect::<Vec<_>>().join(" ");
-            eprintln!(
-                "callquota: {}; see --help",
-                problem.trim_start_matches("error: ")
-            );
+            eprintln!("callquota: {}; see --help", problem.trim_start_matches("error: "));
             std::process::exit(callquota::exit::USAGE);
         }
     };

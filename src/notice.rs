@@ -3,10 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{
-    DEFAULT_BODY, DEFAULT_EXHAUSTED_BODY, DEFAULT_EXHAUSTED_SUBJECT, DEFAULT_SUBJECT,
-    NoticeTemplate,
-};
+use crate::config::{DEFAULT_BODY, DEFAULT_EXHAUSTED_BODY, DEFAULT_EXHAUSTED_SUBJECT, DEFAULT_SUBJECT, NoticeTemplate};
 use crate::duration::format as human;
 use crate::template::Template;
 
@@ -36,10 +33,7 @@ pub fn compose(templates: &BTreeMap<u8, NoticeTemplate>, figures: &Figures<'_>) 
         ("percent", figures.threshold.to_string()),
         ("used", human(figures.used_s)),
         ("allowance", human(figures.allowance_s)),
-        (
-            "remaining",
-            human(figures.allowance_s.saturating_sub(figures.used_s)),
-        ),
+        ("remaining", human(figures.allowance_s.saturating_sub(figures.used_s))),
         ("day", figures.day.to_string()),
     ]
     .into_iter()
@@ -56,11 +50,7 @@ pub fn compose(templates: &BTreeMap<u8, NoticeTemplate>, figures: &Figures<'_>) 
             } else {
                 (DEFAULT_SUBJECT, DEFAULT_BODY)
             };
-            let parse = |s: &str| {
-                Template::parse(s)
-                    .map(|t| fill(&t))
-                    .unwrap_or_else(|_| s.to_string())
-            };
+            let parse = |s: &str| Template::parse(s).map(|t| fill(&t)).unwrap_or_else(|_| s.to_string());
             Text {
                 subject: parse(subject),
                 body: parse(body),
@@ -87,20 +77,15 @@ mod tests {
     #[test]
     fn fills_the_default_texts() {
         let t = compose(&BTreeMap::new(), &figures(90));
-        assert_eq!(
-            t.subject,
-            "Paid calls: 90% of today's allowance used (2055)"
-        );
+        assert_eq!(t.subject, "Paid calls: 90% of today's allowance used (2055)");
         assert!(t.body.starts_with("Hello Vasya,"), "{}", t.body);
-        assert!(t.body.contains(
-            "You have used 27m 30s of your 30m 00s of paid call time for 2026-11-26 (90%)."
-        ));
+        assert!(
+            t.body
+                .contains("You have used 27m 30s of your 30m 00s of paid call time for 2026-11-26 (90%).")
+        );
         assert!(t.body.contains("2m 30s remain."));
         let t = compose(&BTreeMap::new(), &figures(100));
-        assert_eq!(
-            t.subject,
-            "Paid calls blocked: today's allowance is used up (2055)"
-        );
+        assert_eq!(t.subject, "Paid calls blocked: today's allowance is used up (2055)");
     }
 
     #[test]
@@ -127,12 +112,7 @@ pub fn retry_delay(attempts_so_far: u32) -> chrono::Duration {
 }
 
 /// Whether a notice that just failed its `attempts`-th time should be given up.
-pub fn give_up(
-    attempts: u32,
-    max_attempts: u32,
-    age: chrono::Duration,
-    max_age_hours: u32,
-) -> bool {
+pub fn give_up(attempts: u32, max_attempts: u32, age: chrono::Duration, max_age_hours: u32) -> bool {
     attempts >= max_attempts || age >= chrono::Duration::hours(i64::from(max_age_hours))
 }
 

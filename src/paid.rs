@@ -22,10 +22,7 @@ pub struct PaidDestinations {
 
 /// Direction names appear in comments of the generated dialplan.
 pub fn valid_direction_name(name: &str) -> bool {
-    (1..=40).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    (1..=40).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl PaidDestinations {
@@ -92,10 +89,7 @@ mod tests {
     fn lists_each_pattern_once() {
         let d = dests();
         let names: Vec<&str> = d.patterns().iter().map(|p| p.as_str()).collect();
-        assert_eq!(
-            names,
-            vec!["_870[5780-2]XXXXXXX", "_8747XXXXXXX", "_877[15-8]XXXXXXX"]
-        );
+        assert_eq!(names, vec!["_870[5780-2]XXXXXXX", "_8747XXXXXXX", "_877[15-8]XXXXXXX"]);
     }
 
     #[test]

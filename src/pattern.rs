@@ -121,10 +121,7 @@ fn parse_pattern(text: &str, body: &str) -> Result<Vec<Element>, PatternError> {
     let mut elements = Vec::new();
     let mut chars = body.chars();
     while let Some(c) = chars.next() {
-        if matches!(
-            elements.last(),
-            Some(Element::OneOrMore | Element::ZeroOrMore)
-        ) {
+        if matches!(elements.last(), Some(Element::OneOrMore | Element::ZeroOrMore)) {
             return Err(PatternError::AfterWildcard(text.to_string()));
         }
         match c {
@@ -149,10 +146,7 @@ fn parse_pattern(text: &str, body: &str) -> Result<Vec<Element>, PatternError> {
 }
 
 /// Reads a set after its `[` up to and including the `]`.
-fn parse_set(
-    text: &str,
-    chars: &mut std::str::Chars<'_>,
-) -> Result<Vec<(char, char)>, PatternError> {
+fn parse_set(text: &str, chars: &mut std::str::Chars<'_>) -> Result<Vec<(char, char)>, PatternError> {
     let mut members: Vec<char> = Vec::new();
     let mut ranges = Vec::new();
     let mut pending_range = false;
@@ -168,9 +162,7 @@ fn parse_set(
             }
             Some(c) if plain_char(c) => {
                 if pending_range {
-                    let low = members
-                        .pop()
-                        .ok_or_else(|| PatternError::BadRange(text.into()))?;
+                    let low = members.pop().ok_or_else(|| PatternError::BadRange(text.into()))?;
                     if low > c {
                         return Err(PatternError::BadRange(text.to_string()));
                     }

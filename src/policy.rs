@@ -125,10 +125,7 @@ pub enum PolicyError {
     #[error(
         "the clock went backwards: now is on {today}, but the state already reached {open_day}; fix the system clock or --now (closed days are never reopened)"
     )]
-    ClockWentBack {
-        today: NaiveDate,
-        open_day: NaiveDate,
-    },
+    ClockWentBack { today: NaiveDate, open_day: NaiveDate },
 }
 
 /// The base allowance of `day`: the daily limit on workdays, 0 otherwise.
@@ -199,9 +196,7 @@ pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
         close,
     } = input;
     let carried_in_s = match previous {
-        Some(prev) if day > member.since && prev.day == previous_day(day) => {
-            carry_in(rules, Some(prev))
-        }
+        Some(prev) if day > member.since && prev.day == previous_day(day) => carry_in(rules, Some(prev)),
         _ => 0,
     };
     let mut ledger = Ledger {
@@ -241,15 +236,9 @@ pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
         }
     }
     if ledger.blocked && !prior_blocked {
-        events.push(Event::Blocked {
-            used_s,
-            allowance_s,
-        });
+        events.push(Event::Blocked { used_s, allowance_s });
     } else if !ledger.blocked && prior_blocked {
-        events.push(Event::Unblocked {
-            used_s,
-            allowance_s,
-        });
+        events.push(Event::Unblocked { used_s, allowance_s });
     }
     if close {
         events.push(Event::DayClosed {
@@ -270,11 +259,7 @@ pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
         allowance_s,
     });
     ledger.notified_level = ledger.level.max(floor);
-    Outcome {
-        ledger,
-        events,
-        notice,
-    }
+    Outcome { ledger, events, notice }
 }
 
 /// Everything `run` knows before deciding.
@@ -305,16 +290,10 @@ pub struct Plan {
 }
 
 /// The days a run must evaluate: every day since the last run's, oldest first.
-pub fn days_to_evaluate(
-    open_day: Option<NaiveDate>,
-    today: NaiveDate,
-) -> Result<Vec<NaiveDate>, PolicyError> {
+pub fn days_to_evaluate(open_day: Option<NaiveDate>, today: NaiveDate) -> Result<Vec<NaiveDate>, PolicyError> {
     let start = open_day.unwrap_or(today);
     if today < start {
-        return Err(PolicyError::ClockWentBack {
-            today,
-            open_day: start,
-        });
+        return Err(PolicyError::ClockWentBack { today, open_day: start });
     }
     let mut days = Vec::new();
     let mut day = start;
@@ -327,22 +306,15 @@ pub fn days_to_evaluate(
 
 /// Closes every unfinished day before `today` in order (with carry-over) and
 /// evaluates today.
-pub fn plan_run(
-    rules: &Rules,
-    today: NaiveDate,
-    snapshot: &Snapshot,
-    usage: &Usage,
-) -> Result<Plan, PolicyError> {
+pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Usage) -> Result<Plan, PolicyError> {
     let days = days_to_evaluate(snapshot.open_day, today)?;
     let stored: BTreeMap<(Extension, NaiveDate), &Ledger> = snapshot
         .ledgers
         .iter()
         .map(|l| ((l.extension.clone(), l.day), l))
         .collect();
-    let mut current: BTreeMap<(Extension, NaiveDate), Ledger> = stored
-        .iter()
-        .map(|(k, l)| (k.clone(), (*l).clone()))
-        .collect();
+    let mut current: BTreeMap<(Extension, NaiveDate), Ledger> =
+        stored.iter().map(|(k, l)| (k.clone(), (*l).clone())).collect();
     let mut plan = Plan {
         open_day: today,
         ..Plan::default()
@@ -355,9 +327,7 @@ pub fn plan_run(
         let mut evaluated = BTreeSet::new();
         for member in snapshot.members.iter().filter(|m| m.since <= day) {
             let key = (member.extension.clone(), day);
-            let previous = current
-                .get(&(member.extension.clone(), previous_day(day)))
-                .cloned();
+            let previous = current.get(&(member.extension.clone(), previous_day(day))).cloned();
             let prior = stored.get(&key).copied();
             if prior.is_some_and(|p| p.closed) {
                 continue; // closed days are final
@@ -374,12 +344,11 @@ pub fn plan_run(
                     close,
                 },
             );
-            plan.records
-                .extend(outcome.events.into_iter().map(|event| Record {
-                    extension: member.extension.clone(),
-                    day,
-                    event,
-                }));
+            plan.records.extend(outcome.events.into_iter().map(|event| Record {
+                extension: member.extension.clone(),
+                day,
+                event,
+            }));
             plan.notices.extend(outcome.notice);
             evaluated.insert(member.extension.clone());
             current.insert(key, outcome.ledger);
@@ -411,12 +380,7 @@ pub fn plan_run(
         if stored.get(key).is_none_or(|s| *s != ledger) {
             plan.ledgers.push(ledger.clone());
         }
-        if ledger.day == today
-            && snapshot
-                .members
-                .iter()
-                .any(|m| m.extension == ledger.extension)
-        {
+        if ledger.day == today && snapshot.members.iter().any(|m| m.extension == ledger.extension) {
             plan.today.push(ledger.clone());
         }
     }
@@ -556,12 +520,7 @@ mod tests {
         };
         let mut notices = Vec::new();
         for used in [0, 400, 500, 600, 899, 900, 950, 1000, 1200, 1200] {
-            let plan = run(
-                &rules,
-                &mut s,
-                "2026-11-26",
-                &usage(&[("2026-11-26", "2055", used)]),
-            );
+            let plan = run(&rules, &mut s, "2026-11-26", &usage(&[("2026-11-26", "2055", used)]));
             notices.extend(plan.notices.iter().map(|n| (used, n.threshold)));
         }
         assert_eq!(notices, vec![(500, 50), (900, 90), (1000, 100)]);
@@ -577,12 +536,7 @@ mod tests {
             members: vec![member("2055", 1000, "2026-11-26")],
             ..Default::default()
         };
-        let plan = run(
-            &rules,
-            &mut s,
-            "2026-11-26",
-            &usage(&[("2026-11-26", "2055", 1030)]),
-        );
+        let plan = run(&rules, &mut s, "2026-11-26", &usage(&[("2026-11-26", "2055", 1030)]));
         assert_eq!(plan.notices.len(), 1);
         assert_eq!(plan.notices[0].threshold, 100);
         let crossed: Vec<u8> = plan
@@ -594,11 +548,7 @@ mod tests {
             })
             .collect();
         assert_eq!(crossed, vec![50, 90, 100]);
-        assert!(
-            plan.records
-                .iter()
-                .any(|r| matches!(r.event, Event::Blocked { .. }))
-        );
+        assert!(plan.records.iter().any(|r| matches!(r.event, Event::Blocked { .. })));
     }
 
     #[test]
@@ -622,49 +572,24 @@ mod tests {
             members: vec![member("2055", 1000, "2026-11-26")],
             ..Default::default()
         };
-        run(
-            &rules,
-            &mut s,
-            "2026-11-26",
-            &usage(&[("2026-11-26", "2055", 1000)]),
-        );
+        run(&rules, &mut s, "2026-11-26", &usage(&[("2026-11-26", "2055", 1000)]));
         assert!(ledger_of(&s, "2055", "2026-11-26").blocked);
 
         s.grants.insert((ext("2055"), day("2026-11-26")), 1000);
-        let plan = run(
-            &rules,
-            &mut s,
-            "2026-11-26",
-            &usage(&[("2026-11-26", "2055", 1000)]),
-        );
+        let plan = run(&rules, &mut s, "2026-11-26", &usage(&[("2026-11-26", "2055", 1000)]));
         let l = ledger_of(&s, "2055", "2026-11-26");
         assert!(!l.blocked);
         assert_eq!((l.level, l.notified_level), (50, 50));
         assert!(plan.notices.is_empty());
+        assert!(plan.records.iter().any(|r| matches!(r.event, Event::Unblocked { .. })));
         assert!(
             plan.records
                 .iter()
-                .any(|r| matches!(r.event, Event::Unblocked { .. }))
+                .any(|r| matches!(r.event, Event::LevelLowered { from: 100, to: 50, .. }))
         );
-        assert!(plan.records.iter().any(|r| matches!(
-            r.event,
-            Event::LevelLowered {
-                from: 100,
-                to: 50,
-                ..
-            }
-        )));
 
-        let plan = run(
-            &rules,
-            &mut s,
-            "2026-11-26",
-            &usage(&[("2026-11-26", "2055", 2000)]),
-        );
-        assert_eq!(
-            plan.notices.iter().map(|n| n.threshold).collect::<Vec<_>>(),
-            vec![100]
-        );
+        let plan = run(&rules, &mut s, "2026-11-26", &usage(&[("2026-11-26", "2055", 2000)]));
+        assert_eq!(plan.notices.iter().map(|n| n.threshold).collect::<Vec<_>>(), vec![100]);
         assert!(ledger_of(&s, "2055", "2026-11-26").blocked);
     }
 
@@ -711,12 +636,7 @@ mod tests {
             members: vec![member("2055", 1000, "2026-11-23")],
             ..Default::default()
         };
-        run(
-            &rules,
-            &mut s,
-            "2026-11-23",
-            &usage(&[("2026-11-23", "2055", 100)]),
-        );
+        run(&rules, &mut s, "2026-11-23", &usage(&[("2026-11-23", "2055", 100)]));
         // Host off for three days; the next run is on the 27th.
         let u = usage(&[
             ("2026-11-23", "2055", 300), // calls after the last run of the 23rd
@@ -726,19 +646,14 @@ mod tests {
             ("2026-11-27", "2055", 10),
         ]);
         let plan = run(&rules, &mut s, "2026-11-27", &u);
-        let figures: Vec<(u64, u64, u64, bool)> = [
-            "2026-11-23",
-            "2026-11-24",
-            "2026-11-25",
-            "2026-11-26",
-            "2026-11-27",
-        ]
-        .iter()
-        .map(|d| {
-            let l = ledger_of(&s, "2055", d);
-            (l.carried_in_s, l.allowance_s(), l.used_s, l.closed)
-        })
-        .collect();
+        let figures: Vec<(u64, u64, u64, bool)> =
+            ["2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27"]
+                .iter()
+                .map(|d| {
+                    let l = ledger_of(&s, "2055", d);
+                    (l.carried_in_s, l.allowance_s(), l.used_s, l.closed)
+                })
+                .collect();
         assert_eq!(
             figures,
             vec![
@@ -769,13 +684,7 @@ mod tests {
             members: vec![member("2055", 1000, "2026-11-23")],
             ..Default::default()
         };
-        for d in [
-            "2026-11-23",
-            "2026-11-24",
-            "2026-11-25",
-            "2026-11-26",
-            "2026-11-27",
-        ] {
+        for d in ["2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27"] {
             run(&rules, &mut daily, d, &u);
         }
         let mut a = s.ledgers.clone();
@@ -840,12 +749,7 @@ mod tests {
             members: vec![member("2055", 1000, "2026-11-26")],
             ..Default::default()
         };
-        run(
-            &rules,
-            &mut s,
-            "2026-11-26",
-            &usage(&[("2026-11-26", "9999", 5000)]),
-        );
+        run(&rules, &mut s, "2026-11-26", &usage(&[("2026-11-26", "9999", 5000)]));
         assert_eq!(ledger_of(&s, "2055", "2026-11-26").used_s, 0);
         assert_eq!(s.ledgers.len(), 1);
     }
@@ -857,18 +761,8 @@ mod tests {
             members: vec![member("2055", 1000, "2026-11-26")],
             ..Default::default()
         };
-        run(
-            &rules,
-            &mut s,
-            "2026-11-26",
-            &usage(&[("2026-11-26", "2055", 100)]),
-        );
-        let plan = run(
-            &rules,
-            &mut s,
-            "2026-11-27",
-            &usage(&[("2026-11-26", "2055", 600)]),
-        );
+        run(&rules, &mut s, "2026-11-26", &usage(&[("2026-11-26", "2055", 100)]));
+        let plan = run(&rules, &mut s, "2026-11-27", &usage(&[("2026-11-26", "2055", 600)]));
         assert_eq!(plan.notices.len(), 1);
         assert_eq!(
             (plan.notices[0].day, plan.notices[0].threshold),

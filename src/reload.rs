@@ -39,18 +39,8 @@ fn run_with_timeout(argv: &[String], timeout: Duration) -> Result<Finished> {
             text
         })
     };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -66,11 +56,7 @@ fn run_with_timeout(argv: &[String], timeout: Duration) -> Result<Finished> {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let output = format!(
-        "{}{}",
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default()
-    );
+    let output = format!("{}{}", out.join().unwrap_or_default(), err.join().unwrap_or_default());
     Ok(Finished {
         success: status.success(),
         status: status.to_string(),
@@ -108,9 +94,7 @@ pub fn reload_and_confirm(settings: &DialplanSettings, generation: u64) -> Resul
             loaded.map_or("none".to_string(), |g| g.to_string())
         );
     }
-    Ok(format!(
-        "generation {generation} reloaded and confirmed live"
-    ))
+    Ok(format!("generation {generation} reloaded and confirmed live"))
 }
 
 /// The generation Asterisk has loaded, through `asterisk_cli`.

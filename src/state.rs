@@ -81,15 +81,13 @@ fn day_text(day: NaiveDate) -> String {
 }
 
 fn parse_day(text: &str) -> rusqlite::Result<NaiveDate> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn parse_extension(text: &str) -> rusqlite::Result<Extension> {
-    Extension::parse(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+    Extension::parse(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn seconds(row: &Row<'_>, column: &str) -> rusqlite::Result<u64> {
@@ -119,15 +117,12 @@ impl State {
                 .open(path)
                 .with_context(|| format!("cannot create state_db {}", path.display()))?;
         }
-        let mut conn = Connection::open(path)
-            .with_context(|| format!("cannot open state_db {}", path.display()))?;
+        let mut conn = Connection::open(path).with_context(|| format!("cannot open state_db {}", path.display()))?;
         let context = || format!("cannot prepare state_db {}", path.display());
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .with_context(context)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .with_context(context)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .with_context(context)?;
+        conn.pragma_update(None, "journal_mode", "WAL").with_context(context)?;
+        conn.pragma_update(None, "synchronous", "FULL").with_context(context)?;
         embedded::migrations::runner()
             .run(&mut conn)
             .map_err(|e| anyhow!("cannot migrate state_db {}: {e}", path.display()))?;
@@ -148,15 +143,11 @@ impl State {
     }
 
     pub fn user(&self, extension: &Extension) -> Result<Option<User>> {
-        Ok(users(&self.conn)?
-            .into_iter()
-            .find(|u| &u.extension == extension))
+        Ok(users(&self.conn)?.into_iter().find(|u| &u.extension == extension))
     }
 
     pub fn insert_user(&mut self, user: &User, now: DateTime<Utc>) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let at = timestamp(now);
         tx.execute(
             "INSERT INTO users (extension, name, email, daily_limit_s, active, since_day, created_at, updated_at, cc)
@@ -204,10 +195,7 @@ impl State {
             changes.push(format!("cc {:?} -> {:?}", old.cc, new.cc));
         }
         if old.daily_limit_s != new.daily_limit_s {
-            changes.push(format!(
-                "daily limit {}s -> {}s",
-                old.daily_limit_s, new.daily_limit_s
-            ));
+            changes.push(format!("daily limit {}s -> {}s", old.daily_limit_s, new.daily_limit_s));
         }
         if old.active != new.active {
             changes.push(if new.active {
@@ -222,9 +210,7 @@ impl State {
         if changes.is_empty() {
             return Ok(false);
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let at = timestamp(now);
         tx.execute(
             "UPDATE users SET name = ?2, email = ?3, daily_limit_s = ?4, active = ?5, since_day = ?6, updated_at = ?7,
@@ -253,13 +239,8 @@ impl State {
     }
 
     pub fn delete_user(&mut self, user: &User, now: DateTime<Utc>) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "DELETE FROM users WHERE extension = ?1",
-            [user.extension.as_str()],
-        )?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM users WHERE extension = ?1", [user.extension.as_str()])?;
         append_audit(
             &tx,
             &timestamp(now),
@@ -282,9 +263,7 @@ impl State {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let at = timestamp(now);
         tx.execute(
             "INSERT INTO grants (extension, day, seconds, reason, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -339,9 +318,7 @@ impl State {
     where
         F: FnOnce(&Snapshot) -> Result<Plan>,
     {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let snapshot = snapshot(&tx)?;
         let plan = decide(&snapshot)?;
         apply(&tx, &plan, now)?;
@@ -363,13 +340,7 @@ impl State {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn audit(
-        &self,
-        extension: Option<&Extension>,
-        event: &str,
-        detail: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    pub fn audit(&self, extension: Option<&Extension>, event: &str, detail: &str, now: DateTime<Utc>) -> Result<()> {
         append_audit(&self.conn, &timestamp(now), extension, None, event, detail)
     }
 
@@ -423,24 +394,13 @@ impl State {
         Ok(self
             .outbox(true)?
             .into_iter()
-            .filter(|e| {
-                e.next_attempt_at
-                    .as_deref()
-                    .is_none_or(|at| at <= due.as_str())
-            })
+            .filter(|e| e.next_attempt_at.as_deref().is_none_or(|at| at <= due.as_str()))
             .collect())
     }
 
     /// Records the outcome of one delivery attempt, with its audit entry, in one transaction.
-    pub fn record_delivery(
-        &mut self,
-        entry: &OutboxEntry,
-        outcome: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    pub fn record_delivery(&mut self, entry: &OutboxEntry, outcome: &Delivery, now: DateTime<Utc>) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let at = timestamp(now);
         let extension = parse_extension(&entry.extension).ok();
         let day = NaiveDate::parse_from_str(&entry.day, "%Y-%m-%d").ok();
@@ -474,10 +434,7 @@ impl State {
                     &format!("{what}: {reason}"),
                 )?;
             }
-            Delivery::Retry {
-                error,
-                next_attempt_at,
-            } => {
+            Delivery::Retry { error, next_attempt_at } => {
                 tx.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
                     params![entry.id, error, timestamp(*next_attempt_at)],
@@ -522,9 +479,8 @@ pub enum Delivery {
 }
 
 fn users(conn: &Connection) -> Result<Vec<User>> {
-    let mut stmt = conn.prepare(
-        "SELECT extension, name, email, daily_limit_s, active, since_day, cc FROM users ORDER BY extension",
-    )?;
+    let mut stmt = conn
+        .prepare("SELECT extension, name, email, daily_limit_s, active, since_day, cc FROM users ORDER BY extension")?;
     let rows = stmt.query_map([], |r| {
         Ok(User {
             extension: parse_extension(&r.get::<_, String>(0)?)?,
@@ -562,11 +518,7 @@ fn snapshot(conn: &Connection) -> Result<Snapshot> {
         .optional()?
         .map(|s| parse_day(&s))
         .transpose()?;
-    let members = users(conn)?
-        .iter()
-        .filter(|u| u.active)
-        .map(User::member)
-        .collect();
+    let members = users(conn)?.iter().filter(|u| u.active).map(User::member).collect();
     // Every unclosed ledger plus the day before the open day (for carry-over).
     let from = open_day
         .map(|d| day_text(crate::calendar::previous_day(d)))
@@ -576,9 +528,8 @@ fn snapshot(conn: &Connection) -> Result<Snapshot> {
         .query_map([&from], ledger_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut grants = HashMap::new();
-    let mut stmt = conn.prepare(
-        "SELECT extension, day, SUM(seconds) FROM grants WHERE day >= ?1 GROUP BY extension, day",
-    )?;
+    let mut stmt =
+        conn.prepare("SELECT extension, day, SUM(seconds) FROM grants WHERE day >= ?1 GROUP BY extension, day")?;
     let rows = stmt.query_map([&from], |r| {
         Ok((
             parse_extension(&r.get::<_, String>(0)?)?,
@@ -626,14 +577,7 @@ fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
     }
     for record in &plan.records {
         let (event, detail) = describe(&record.event);
-        append_audit(
-            conn,
-            &at,
-            Some(&record.extension),
-            Some(record.day),
-            event,
-            &detail,
-        )?;
+        append_audit(conn, &at, Some(&record.extension), Some(record.day), event, &detail)?;
     }
     let mut queue = conn.prepare_cached(
         "INSERT INTO outbox (extension, day, threshold, used_s, allowance_s, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -664,16 +608,14 @@ fn append_audit(
     event: &str,
     detail: &str,
 ) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO audit (at, extension, day, event, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        at,
-        extension.map(|e| e.as_str()),
-        day.map(day_text),
-        event,
-        detail
-    ])?;
+    conn.prepare_cached("INSERT INTO audit (at, extension, day, event, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![
+            at,
+            extension.map(|e| e.as_str()),
+            day.map(day_text),
+            event,
+            detail
+        ])?;
     Ok(())
 }
 
@@ -698,20 +640,12 @@ fn describe(event: &Event) -> (&'static str, String) {
             "level_lowered",
             format!("{from}% -> {to}%: {}", of(used_s, allowance_s)),
         ),
-        Event::Blocked {
-            used_s,
-            allowance_s,
-        } => (
-            "blocked",
-            format!("paid calls denied: {}", of(used_s, allowance_s)),
-        ),
-        Event::Unblocked {
-            used_s,
-            allowance_s,
-        } => (
-            "unblocked",
-            format!("paid calls allowed: {}", of(used_s, allowance_s)),
-        ),
+        Event::Blocked { used_s, allowance_s } => {
+            ("blocked", format!("paid calls denied: {}", of(used_s, allowance_s)))
+        }
+        Event::Unblocked { used_s, allowance_s } => {
+            ("unblocked", format!("paid calls allowed: {}", of(used_s, allowance_s)))
+        }
         Event::DayClosed {
             allowance_s,
             used_s,

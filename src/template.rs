@@ -4,15 +4,7 @@
 
 use std::collections::BTreeMap;
 
-pub const PLACEHOLDERS: [&str; 7] = [
-    "name",
-    "extension",
-    "percent",
-    "used",
-    "allowance",
-    "remaining",
-    "day",
-];
+pub const PLACEHOLDERS: [&str; 7] = ["name", "extension", "percent", "used", "allowance", "remaining", "day"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
@@ -99,23 +91,16 @@ mod tests {
     #[test]
     fn fills_placeholders_and_escapes() {
         let t = Template::parse("Hi {name}: {percent}% of {allowance} {{not}} }}").unwrap();
-        let values: BTreeMap<&'static str, String> = [
-            ("name", "Әсел"),
-            ("percent", "90"),
-            ("allowance", "1h 00m 00s"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k, v.to_string()))
-        .collect();
+        let values: BTreeMap<&'static str, String> = [("name", "Әсел"), ("percent", "90"), ("allowance", "1h 00m 00s")]
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
         assert_eq!(t.fill(&values), "Hi Әсел: 90% of 1h 00m 00s {not} }");
     }
 
     #[test]
     fn refuses_unknown_and_unbalanced_placeholders() {
-        assert_eq!(
-            Template::parse("{nmae}"),
-            Err(TemplateError::Unknown("nmae".into()))
-        );
+        assert_eq!(Template::parse("{nmae}"), Err(TemplateError::Unknown("nmae".into())));
         assert_eq!(Template::parse("{name"), Err(TemplateError::Unclosed));
         assert_eq!(Template::parse("name}"), Err(TemplateError::StrayClose));
         assert!(Template::parse("{}").is_err());

@@ -108,33 +108,18 @@ mod tests {
             rule.charge(&row("2055", "870-1123-4567", "ANSWERED", 60)),
             Some((ext("2055"), 60))
         );
-        assert_eq!(
-            rule.charge(&row("2055", "87011234567", "NO ANSWER", 0)),
-            None
-        );
+        assert_eq!(rule.charge(&row("2055", "87011234567", "NO ANSWER", 0)), None);
         assert_eq!(rule.charge(&row("2055", "87011234567", "BUSY", 5)), None);
         assert_eq!(rule.charge(&row("2055", "3001", "ANSWERED", 60)), None);
-        assert_eq!(
-            rule.charge(&row("2055", "87011234567", "ANSWERED", -4)),
-            None
-        );
-        assert_eq!(
-            rule.charge(&row("2055", "87011234567", "ANSWERED", 0)),
-            None
-        );
+        assert_eq!(rule.charge(&row("2055", "87011234567", "ANSWERED", -4)), None);
+        assert_eq!(rule.charge(&row("2055", "87011234567", "ANSWERED", 0)), None);
         assert_eq!(
             rule.charge(&row("2055", "87011234567", "ANSWERED", i64::from(i32::MAX))),
             Some((ext("2055"), MAX_BILLSEC))
         );
         assert_eq!(rule.charge(&row("", "87011234567", "ANSWERED", 60)), None);
-        assert_eq!(
-            rule.charge(&row("\"Bob\" <2055>", "87011234567", "ANSWERED", 60)),
-            None
-        );
-        assert_eq!(
-            rule.charge(&row("2055", "8701\u{fffd}234567", "ANSWERED", 60)),
-            None
-        );
+        assert_eq!(rule.charge(&row("\"Bob\" <2055>", "87011234567", "ANSWERED", 60)), None);
+        assert_eq!(rule.charge(&row("2055", "8701\u{fffd}234567", "ANSWERED", 60)), None);
     }
 
     #[test]

@@ -27,38 +27,19 @@ fn running_site() -> Site {
 #[test]
 fn config_errors_exit_78_naming_the_key() {
     let cases: [(&str, &str, &str); 7] = [
-        (
-            "[cdr]\n",
-            "[cdr]\npasword = \"x\"\n",
-            "unknown field `pasword`",
-        ),
+        ("[cdr]\n", "[cdr]\npasword = \"x\"\n", "unknown field `pasword`"),
         ("\"_8747XXXXXXX\"]", "\"_8747XXXX[XXX\"]", "unclosed '['"),
         ("Asia/Almaty", "Asia/Nowhere", "timezone \"Asia/Nowhere\""),
         ("[50, 90, 100]", "[90, 50, 100]", "ascending"),
-        (
-            "flavor = \"freepbx17\"",
-            "flavor = \"asterisk\"",
-            "dialplan.flavor",
-        ),
-        (
-            "reload_timeout_s = 5",
-            "reload_timeout_s = 0",
-            "reload_timeout_s",
-        ),
-        (
-            "enabled = true",
-            "enabled = \"maybe\"",
-            "expected a boolean",
-        ),
+        ("flavor = \"freepbx17\"", "flavor = \"asterisk\"", "dialplan.flavor"),
+        ("reload_timeout_s = 5", "reload_timeout_s = 0", "reload_timeout_s"),
+        ("enabled = true", "enabled = \"maybe\"", "expected a boolean"),
     ];
     for (from, to, needle) in cases {
         let site = Site::with(|c| *c = c.replacen(from, to, 1));
         let out = site.at(T, &["run"]);
         one_line_error(&out, 78, needle);
-        assert!(
-            !site.path("state.db").exists(),
-            "a bad config must change nothing"
-        );
+        assert!(!site.path("state.db").exists(), "a bad config must change nothing");
     }
 }
 
@@ -66,11 +47,7 @@ fn config_errors_exit_78_naming_the_key() {
 fn a_missing_config_says_how_to_fix_it() {
     let site = Site::new();
     std::fs::remove_file(&site.config).unwrap();
-    one_line_error(
-        &site.at(T, &["status"]),
-        78,
-        "not found; copy config.example.toml",
-    );
+    one_line_error(&site.at(T, &["status"]), 78, "not found; copy config.example.toml");
 }
 
 #[test]
@@ -90,16 +67,9 @@ fn hostile_extensions_are_refused_before_anything_changes() {
     for bad in [
         "20;55", "[x]", "20)", "_X.", "${EXTEN}", "20 55", "20\n55", "", "2055,1",
     ] {
-        let out = site.at(
-            T,
-            &["user", "add", bad, "--name", "X", "--daily-limit", "10m"],
-        );
+        let out = site.at(T, &["user", "add", bad, "--name", "X", "--daily-limit", "10m"]);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("extension"),
-            "{bad:?}: {}",
-            stderr(&out)
-        );
+        assert!(stderr(&out).contains("extension"), "{bad:?}: {}", stderr(&out));
         let out = site.at(T, &["grant", bad, "10m"]);
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
@@ -116,21 +86,10 @@ fn unknown_extensions_and_bad_values_are_usage_errors() {
         2,
         "unknown extension 2056",
     );
+    one_line_error(&site.at(T, &["user", "remove", "2056"]), 2, "unknown extension 2056");
+    one_line_error(&site.at(T, &["grant", "2056", "10m"]), 2, "unknown extension 2056");
     one_line_error(
-        &site.at(T, &["user", "remove", "2056"]),
-        2,
-        "unknown extension 2056",
-    );
-    one_line_error(
-        &site.at(T, &["grant", "2056", "10m"]),
-        2,
-        "unknown extension 2056",
-    );
-    one_line_error(
-        &site.at(
-            T,
-            &["user", "add", "2055", "--name", "X", "--daily-limit", "1h"],
-        ),
+        &site.at(T, &["user", "add", "2055", "--name", "X", "--daily-limit", "1h"]),
         2,
         "already a user",
     );
@@ -169,18 +128,12 @@ fn unknown_extensions_and_bad_values_are_usage_errors() {
         "is not an address",
     );
     one_line_error(
-        &site.at(
-            T,
-            &["user", "add", "2077", "--name", "X", "--daily-limit", "2d"],
-        ),
+        &site.at(T, &["user", "add", "2077", "--name", "X", "--daily-limit", "2d"]),
         2,
         "not valid",
     );
     one_line_error(
-        &site.at(
-            T,
-            &["user", "add", "2077", "--name", "X", "--daily-limit", "25h"],
-        ),
+        &site.at(T, &["user", "add", "2077", "--name", "X", "--daily-limit", "25h"]),
         2,
         "more than a day",
     );
@@ -212,15 +165,11 @@ fn names_may_hold_any_printable_unicode() {
             "30m",
         ],
     );
-    let list: serde_json::Value =
-        serde_json::from_str(&site.ok(T, &["user", "list", "--json"])).unwrap();
+    let list: serde_json::Value = serde_json::from_str(&site.ok(T, &["user", "list", "--json"])).unwrap();
     assert_eq!(list[0]["name"], name);
     assert_eq!(list[0]["daily_limit_s"], 1800);
     site.run(T);
-    assert!(
-        !site.include().contains("Әсел"),
-        "names never reach the dialplan"
-    );
+    assert!(!site.include().contains("Әсел"), "names never reach the dialplan");
 }
 
 #[test]
@@ -271,10 +220,7 @@ fn a_failed_reload_is_logged_and_retried_next_run() {
     );
     std::fs::remove_file(site.path("ast/fail-reload")).unwrap();
     site.run("2026-11-26T10:05:00"); // nothing changed, but the reload is retried
-    assert_eq!(
-        site.count("SELECT COUNT(*) FROM audit WHERE event = 'reload_ok'"),
-        1
-    );
+    assert_eq!(site.count("SELECT COUNT(*) FROM audit WHERE event = 'reload_ok'"), 1);
     assert_eq!(site.loaded(), site.include());
 }
 
@@ -283,11 +229,7 @@ fn asterisk_down_or_hung_fails_the_run_and_names_it() {
     let site = Site::with(|c| *c = c.replace("reload_timeout_s = 5", "reload_timeout_s = 1"));
     site.add_user("2026-11-26T08:00:00", "2055", "1000");
     std::fs::write(site.path("ast/down"), "").unwrap();
-    one_line_error(
-        &site.at(T, &["run"]),
-        1,
-        "Unable to connect to remote asterisk",
-    );
+    one_line_error(&site.at(T, &["run"]), 1, "Unable to connect to remote asterisk");
     std::fs::remove_file(site.path("ast/down")).unwrap();
     std::fs::write(site.path("ast/hang"), "").unwrap();
     let started = std::time::Instant::now();
@@ -302,12 +244,7 @@ fn asterisk_down_or_hung_fails_the_run_and_names_it() {
 #[test]
 fn an_unconfirmed_stamp_fails_the_run() {
     // The reload "succeeds" but Asterisk never loads our file (not wired in).
-    let site = Site::with(|c| {
-        *c = c.replace(
-            "reload_command = [",
-            "reload_command = [\"true\"]\nunused_reload = [",
-        )
-    });
+    let site = Site::with(|c| *c = c.replace("reload_command = [", "reload_command = [\"true\"]\nunused_reload = ["));
     let text = std::fs::read_to_string(&site.config).unwrap();
     let text = text
         .lines()
@@ -336,11 +273,7 @@ fn the_clock_going_backwards_does_not_reopen_a_closed_day() {
     let site = running_site();
     site.run("2026-11-27T09:00:00");
     let dump = site.dump();
-    one_line_error(
-        &site.at("2026-11-26T23:00:00", &["run"]),
-        1,
-        "the clock went backwards",
-    );
+    one_line_error(&site.at("2026-11-26T23:00:00", &["run"]), 1, "the clock went backwards");
     assert_eq!(site.dump(), dump);
 }
 
@@ -360,21 +293,13 @@ fn an_unwritable_include_file_names_the_path_and_keeps_the_old_file() {
     std::fs::rename(&blocked, &dir).unwrap();
     assert_eq!(site.include(), before);
     site.run(T);
-    assert!(
-        site.include().contains("Return(600000)"),
-        "{}",
-        site.include()
-    );
+    assert!(site.include().contains("Return(600000)"), "{}", site.include());
 }
 
 #[test]
 fn a_missing_state_directory_is_named() {
     let site = Site::with(|c| *c = c.replace("/state.db\"", "/no-such-dir/state.db\""));
-    one_line_error(
-        &site.at(T, &["run"]),
-        1,
-        "no-such-dir does not exist; create it",
-    );
+    one_line_error(&site.at(T, &["run"]), 1, "no-such-dir does not exist; create it");
 }
 
 #[test]

@@ -75,10 +75,7 @@ fn status_shows_a_user_added_after_the_last_run_with_the_full_base() {
     site.run(T);
     site.add_user("2026-11-26T10:30:00", "2066", "20m");
     let s = site.user_status("2026-11-26T10:31:00", "2066");
-    assert_eq!(
-        (s["allowance_s"].as_u64(), s["used_s"].as_u64()),
-        (Some(1200), Some(0))
-    );
+    assert_eq!((s["allowance_s"].as_u64(), s["used_s"].as_u64()), (Some(1200), Some(0)));
 }
 
 #[test]
@@ -99,8 +96,7 @@ fn log_records_user_changes_and_filters_by_extension() {
         ],
     );
     site.ok(T, &["user", "remove", "2066"]);
-    let log: serde_json::Value =
-        serde_json::from_str(&site.ok(T, &["log", "--ext", "2055", "--json"])).unwrap();
+    let log: serde_json::Value = serde_json::from_str(&site.ok(T, &["log", "--ext", "2055", "--json"])).unwrap();
     let events: Vec<&str> = log
         .as_array()
         .unwrap()
@@ -145,10 +141,7 @@ fn removing_and_re_adding_a_user_starts_fresh() {
         (s["allowance_s"].as_u64(), s["carried_in_s"].as_u64()),
         (Some(500), Some(0))
     );
-    assert_eq!(
-        site.count("SELECT closed FROM ledger WHERE day = '2026-11-25'"),
-        1
-    );
+    assert_eq!(site.count("SELECT closed FROM ledger WHERE day = '2026-11-25'"), 1);
 }
 
 #[test]

@@ -112,12 +112,6 @@ fn every_context_header_is_closed_and_every_line_is_known() {
 fn freepbx16_hook_never_returns() {
     let c = config("", "freepbx16");
     let text = render(&c.dialplan, &c.paid, &access(), 1);
-    let hook = text
-        .split("[macro-dialout-trunk-predial-hook]")
-        .nth(1)
-        .expect("hook");
-    assert!(
-        hook.contains("MacroExit()") && !hook.contains("Return()"),
-        "{hook}"
-    );
+    let hook = text.split("[macro-dialout-trunk-predial-hook]").nth(1).expect("hook");
+    assert!(hook.contains("MacroExit()") && !hook.contains("Return()"), "{hook}");
 }

@@ -49,14 +49,8 @@ fn the_ladder_sends_one_message_per_threshold_and_none_on_rerun() {
     let m = &sink.messages()[0];
     assert_eq!(m["to"], "User 2055 <u2055@example.com>");
     assert!(m["message_id"].is_string(), "{m}");
-    assert_eq!(
-        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'"),
-        3
-    );
-    assert_eq!(
-        site.count("SELECT COUNT(*) FROM audit WHERE event = 'notice_sent'"),
-        3
-    );
+    assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'"), 3);
+    assert_eq!(site.count("SELECT COUNT(*) FROM audit WHERE event = 'notice_sent'"), 3);
 }
 
 #[test]
@@ -152,8 +146,7 @@ fn a_server_that_is_down_gets_the_notice_once_it_is_up() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("mail delivery failed")
-            && err.contains(&format!("SMTP server 127.0.0.1:{}", sink.port)),
+        err.contains("mail delivery failed") && err.contains(&format!("SMTP server 127.0.0.1:{}", sink.port)),
         "{err}"
     );
     assert_eq!(err.trim_end().lines().count(), 1);
@@ -162,12 +155,7 @@ fn a_server_that_is_down_gets_the_notice_once_it_is_up() {
     let pending: serde_json::Value =
         serde_json::from_str(&site.ok(T, &["mail", "list", "--pending", "--json"])).unwrap();
     assert_eq!(pending[0]["attempts"], 1);
-    assert!(
-        pending[0]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("127.0.0.1")
-    );
+    assert!(pending[0]["last_error"].as_str().unwrap().contains("127.0.0.1"));
 
     sink.up();
     site.run("2026-11-26T10:02:00"); // before the backoff: not retried yet
@@ -216,16 +204,9 @@ fn a_rejected_recipient_is_given_up_and_logged_while_others_arrive() {
     ]);
     let out = site.at(T, &["run"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("recipient rejected"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("recipient rejected"), "{}", stderr(&out));
     assert_eq!(sink.messages().len(), 1);
-    assert_eq!(
-        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed'"),
-        1
-    );
+    assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed'"), 1);
     assert_eq!(
         site.count("SELECT COUNT(*) FROM audit WHERE event = 'notice_given_up'"),
         1
@@ -236,11 +217,8 @@ fn a_rejected_recipient_is_given_up_and_logged_while_others_arrive() {
 
 #[test]
 fn the_dir_transport_writes_eml_files() {
-    let site = Site::with(|c| {
-        c.push_str(
-            "\n[mail]\ntransport = \"dir\"\ndir = \"DIR\"\nfrom = \"callquota@example.com\"\n",
-        )
-    });
+    let site =
+        Site::with(|c| c.push_str("\n[mail]\ntransport = \"dir\"\ndir = \"DIR\"\nfrom = \"callquota@example.com\"\n"));
     let dir = site.path("mail");
     std::fs::create_dir(&dir).unwrap();
     let text = std::fs::read_to_string(&site.config)
@@ -281,23 +259,12 @@ fn a_user_without_email_is_limited_and_the_notice_skipped() {
     let site = site_with(&sink, "");
     site.ok(
         T,
-        &[
-            "user",
-            "add",
-            "2055",
-            "--name",
-            "No Mail",
-            "--daily-limit",
-            "1000",
-        ],
+        &["user", "add", "2055", "--name", "No Mail", "--daily-limit", "1000"],
     );
     site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 1000)]);
     site.run(T);
     assert!(site.include().contains("2055,1,Return(DENY)"));
-    assert_eq!(
-        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'skipped'"),
-        1
-    );
+    assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'skipped'"), 1);
     assert_eq!(
         site.count("SELECT COUNT(*) FROM audit WHERE event = 'notice_skipped'"),
         1
@@ -311,10 +278,7 @@ fn without_a_mail_section_notices_wait_and_runs_succeed() {
     site.add_user("2026-11-26T08:00:00", "2055", "1000");
     site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 1000)]);
     site.run(T);
-    assert_eq!(
-        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"),
-        1
-    );
+    assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"), 1);
     assert!(stdout(&site.at(T, &["check"])).contains("mail is off"));
     assert!(site.ok(T, &["mail", "list"]).contains("mail is off"));
 }
@@ -324,20 +288,14 @@ fn mail_test_and_flush() {
     let sink = SmtpSink::start();
     let site = site_with(&sink, "");
     let out = site.ok(T, &["mail", "test", "admin@example.com"]);
-    assert!(
-        out.contains("test message sent to admin@example.com"),
-        "{out}"
-    );
+    assert!(out.contains("test message sent to admin@example.com"), "{out}");
     assert_eq!(subjects(&sink), vec!["callquota test message"]);
     let bad = site.at(T, &["mail", "test", "admin@example.com\r\nBcc: x@evil.com"]);
     assert_eq!(bad.status.code(), Some(2));
     // Flush delivers what a run queued while mail was failing.
     let out = site.ok(T, &["mail", "flush"]);
     assert!(out.contains("no notices due"), "{out}");
-    assert!(stdout(&site.at(T, &["check"])).contains(&format!(
-        "mail: SMTP server 127.0.0.1:{} answers",
-        sink.port
-    )));
+    assert!(stdout(&site.at(T, &["check"])).contains(&format!("mail: SMTP server 127.0.0.1:{} answers", sink.port)));
 }
 
 #[test]
@@ -350,14 +308,8 @@ fn notices_are_given_up_after_max_attempts() {
     site.write_config(&text);
     site.add_user("2026-11-26T08:00:00", "2055", "1000");
     site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
-    assert_eq!(
-        site.at("2026-11-26T10:00:00", &["run"]).status.code(),
-        Some(1)
-    );
-    assert_eq!(
-        site.at("2026-11-26T10:30:00", &["run"]).status.code(),
-        Some(1)
-    );
+    assert_eq!(site.at("2026-11-26T10:00:00", &["run"]).status.code(), Some(1));
+    assert_eq!(site.at("2026-11-26T10:30:00", &["run"]).status.code(), Some(1));
     assert_eq!(
         site.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND attempts = 2"),
         1
@@ -367,4 +319,26 @@ fn notices_are_given_up_after_max_attempts() {
         1
     );
     site.run("2026-11-26T11:00:00");
+}
+
+#[test]
+fn starttls_and_implicit_tls_work_with_a_private_ca() {
+    for (implicit, security) in [(false, "starttls"), (true, "tls")] {
+        let (sink, ca) = SmtpSink::start_tls(implicit);
+        let mail = sink.config().replace(
+            "security = \"none\"",
+            &format!("security = \"{security}\"\nca_file = {:?}", ca.display().to_string()),
+        );
+        let site = Site::with(|c| c.push_str(&mail));
+        site.ok(T, &["mail", "test", "admin@example.com"]);
+        assert_eq!(subjects(&sink), vec!["callquota test message"], "{security}");
+        // Without the CA the certificate is not trusted: no silent downgrade.
+        let untrusted = sink
+            .config()
+            .replace("security = \"none\"", &format!("security = \"{security}\""));
+        let site = Site::with(|c| c.push_str(&untrusted));
+        let out = site.at(T, &["mail", "test", "admin@example.com"]);
+        assert_eq!(out.status.code(), Some(1), "{security}: {}", stdout(&out));
+        assert_eq!(sink.messages().len(), 1);
+    }
 }

@@ -36,20 +36,14 @@ fn src_holding_the_outbound_cid_does_not_hide_the_caller() {
     site.add_user("2026-11-26T08:00:00", "2055", "1000");
     site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
     site.run("2026-11-26T10:00:00");
-    assert_eq!(
-        site.user_status("2026-11-26T10:00:00", "2055")["used_s"],
-        600
-    );
+    assert_eq!(site.user_status("2026-11-26T10:00:00", "2055")["used_s"], 600);
 
     // Keyed on src (the wrong choice on FreePBX), the call would be nobody's.
     let other = Site::with(|c| *c = c.replace("[cdr]\n", "[cdr]\ncaller_column = \"src\"\n"));
     other.add_user("2026-11-26T08:00:00", "2055", "1000");
     other.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
     other.run("2026-11-26T10:00:00");
-    assert_eq!(
-        other.user_status("2026-11-26T10:00:00", "2055")["used_s"],
-        0
-    );
+    assert_eq!(other.user_status("2026-11-26T10:00:00", "2055")["used_s"], 0);
 }
 
 #[test]
@@ -71,10 +65,7 @@ fn channel_caller_column_parses_the_endpoint_and_trunk_prefix_filters() {
         hot_desk,
     ]);
     site.run("2026-11-26T10:00:00");
-    assert_eq!(
-        site.user_status("2026-11-26T10:00:00", "2055")["used_s"],
-        100
-    );
+    assert_eq!(site.user_status("2026-11-26T10:00:00", "2055")["used_s"], 100);
 }
 
 #[test]
@@ -95,11 +86,7 @@ fn the_ladder_blocks_at_100_percent_and_a_jump_queues_one_notice() {
     for ext in ["2055", "2066"] {
         let s = site.user_status("2026-11-26T11:30:00", ext);
         assert_eq!(
-            (
-                s["level"].as_u64(),
-                s["blocked"].as_bool(),
-                s["remaining_s"].as_u64()
-            ),
+            (s["level"].as_u64(), s["blocked"].as_bool(), s["remaining_s"].as_u64()),
             (Some(100), Some(true), Some(0))
         );
     }
@@ -117,9 +104,7 @@ fn the_ladder_blocks_at_100_percent_and_a_jump_queues_one_notice() {
     assert_eq!(notices("2066"), vec![100]);
     // The audit log has every crossing, including the ones the jump skipped.
     assert_eq!(
-        site.count(
-            "SELECT COUNT(*) FROM audit WHERE extension = '2066' AND event = 'threshold_crossed'"
-        ),
+        site.count("SELECT COUNT(*) FROM audit WHERE extension = '2066' AND event = 'threshold_crossed'"),
         3
     );
     assert_eq!(
@@ -128,14 +113,8 @@ fn the_ladder_blocks_at_100_percent_and_a_jump_queues_one_notice() {
     );
     // The dialplan denies both, and the loaded stamp matches the file.
     let include = site.include();
-    assert!(
-        include.contains("exten => 2055,1,Return(DENY)"),
-        "{include}"
-    );
-    assert!(
-        include.contains("exten => 2066,1,Return(DENY)"),
-        "{include}"
-    );
+    assert!(include.contains("exten => 2055,1,Return(DENY)"), "{include}");
+    assert!(include.contains("exten => 2066,1,Return(DENY)"), "{include}");
     assert_eq!(site.loaded(), include);
 }
 
@@ -154,8 +133,7 @@ fn an_allowed_user_is_capped_at_the_remaining_milliseconds() {
 
 #[test]
 fn days_carry_over_with_the_cap_across_a_multi_day_scenario() {
-    let site =
-        Site::with(|c| *c = c.replace("enabled = true", "enabled = true\nmax_seconds = 1200"));
+    let site = Site::with(|c| *c = c.replace("enabled = true", "enabled = true\nmax_seconds = 1200"));
     site.add_user("2026-11-23T08:00:00", "2055", "1000");
     site.insert(&[Call::answered("2055", MOBILE, "2026-11-23 10:00:00", 300)]);
     site.run("2026-11-23T12:00:00");
@@ -167,19 +145,13 @@ fn days_carry_over_with_the_cap_across_a_multi_day_scenario() {
     site.insert(&[Call::answered("2055", MOBILE, "2026-11-24 10:00:00", 100)]);
     site.run("2026-11-25T09:00:00");
     // 1500 unused, capped at 1200.
-    assert_eq!(
-        site.user_status("2026-11-25T09:00:00", "2055")["allowance_s"],
-        2200
-    );
+    assert_eq!(site.user_status("2026-11-25T09:00:00", "2055")["allowance_s"], 2200);
     let closed = site.count("SELECT COUNT(*) FROM ledger WHERE closed = 1");
     assert_eq!(closed, 2);
     let day_closed = site.count("SELECT COUNT(*) FROM audit WHERE event = 'day_closed'");
     assert_eq!(day_closed, 2);
-    let past: serde_json::Value = serde_json::from_str(&site.ok(
-        "2026-11-25T09:00:00",
-        &["status", "--day", "2026-11-23", "--json"],
-    ))
-    .unwrap();
+    let past: serde_json::Value =
+        serde_json::from_str(&site.ok("2026-11-25T09:00:00", &["status", "--day", "2026-11-23", "--json"])).unwrap();
     assert_eq!(past[0]["used_s"], 400);
     assert_eq!(past[0]["closed"], true);
 }
@@ -209,16 +181,12 @@ fn a_host_off_for_three_days_catches_up_exactly() {
     let ledger = |site: &Site| -> Vec<(String, i64, i64, i64, i64)> {
         let conn = site.state();
         let mut stmt = conn
-            .prepare(
-                "SELECT day, carried_in_s, allowance_s, used_s, closed FROM ledger ORDER BY day",
-            )
+            .prepare("SELECT day, carried_in_s, allowance_s, used_s, closed FROM ledger ORDER BY day")
             .unwrap();
-        stmt.query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     assert_eq!(ledger(&late), ledger(&daily));
     assert_eq!(
@@ -247,23 +215,13 @@ fn workdays_give_no_base_on_days_off_but_carry_still_applies() {
     site.run("2026-11-28T09:00:00"); // Saturday
     let s = site.user_status("2026-11-28T09:00:00", "2055");
     assert_eq!(
-        (
-            s["base_s"].as_u64(),
-            s["carried_in_s"].as_u64(),
-            s["blocked"].as_bool()
-        ),
+        (s["base_s"].as_u64(), s["carried_in_s"].as_u64(), s["blocked"].as_bool()),
         (Some(0), Some(1000), Some(false))
     );
     site.run("2026-11-29T09:00:00"); // Sunday: 1000 carried again
-    site.ok(
-        "2026-11-29T09:00:00",
-        &["user", "set", "2055", "--daily-limit", "0"],
-    );
+    site.ok("2026-11-29T09:00:00", &["user", "set", "2055", "--daily-limit", "0"]);
     site.run("2026-11-29T09:05:00");
-    assert_eq!(
-        site.user_status("2026-11-29T09:05:00", "2055")["allowance_s"],
-        1000
-    );
+    assert_eq!(site.user_status("2026-11-29T09:05:00", "2055")["allowance_s"], 1000);
 }
 
 #[test]
@@ -280,11 +238,7 @@ fn a_grant_applies_at_once_and_unblocks() {
     assert!(out.contains("applied"), "{out}");
     let s = site.user_status("2026-11-26T09:35:00", "2055");
     assert_eq!(
-        (
-            s["allowance_s"].as_u64(),
-            s["blocked"].as_bool(),
-            s["level"].as_u64()
-        ),
+        (s["allowance_s"].as_u64(), s["blocked"].as_bool(), s["level"].as_u64()),
         (Some(1200), Some(false), Some(50))
     );
     assert!(
@@ -292,23 +246,15 @@ fn a_grant_applies_at_once_and_unblocks() {
         "{}",
         site.include()
     );
+    assert_eq!(site.count("SELECT COUNT(*) FROM audit WHERE event = 'unblocked'"), 1);
     assert_eq!(
-        site.count("SELECT COUNT(*) FROM audit WHERE event = 'unblocked'"),
-        1
-    );
-    assert_eq!(
-        site.count(
-            "SELECT COUNT(*) FROM audit WHERE event = 'grant' AND detail LIKE '%big customer%'"
-        ),
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'grant' AND detail LIKE '%big customer%'"),
         1
     );
     // Exhausting the grant notifies again.
     site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 10:00:00", 600)]);
     site.run("2026-11-26T10:30:00");
-    assert_eq!(
-        site.count("SELECT COUNT(*) FROM outbox WHERE threshold = 100"),
-        2
-    );
+    assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE threshold = 100"), 2);
 }
 
 #[test]
@@ -319,17 +265,10 @@ fn a_grant_whose_run_fails_stays_recorded() {
     site.sql("RENAME TABLE cdr TO cdr_gone");
     let out = site.at("2026-11-26T09:35:00", &["grant", "2055", "600"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("applies at the next run"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("applies at the next run"), "{}", stderr(&out));
     site.sql("RENAME TABLE cdr_gone TO cdr");
     site.run("2026-11-26T09:40:00");
-    assert_eq!(
-        site.user_status("2026-11-26T09:40:00", "2055")["allowance_s"],
-        1200
-    );
+    assert_eq!(site.user_status("2026-11-26T09:40:00", "2055")["allowance_s"], 1200);
 }
 
 #[test]
@@ -338,26 +277,15 @@ fn a_raised_limit_unblocks_in_the_next_run() {
     site.add_user("2026-11-26T08:00:00", "2055", "600");
     site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
     site.run("2026-11-26T09:30:00");
-    site.ok(
-        "2026-11-26T09:31:00",
-        &["user", "set", "2055", "--daily-limit", "20m"],
-    );
+    site.ok("2026-11-26T09:31:00", &["user", "set", "2055", "--daily-limit", "20m"]);
     site.run("2026-11-26T09:32:00");
     let s = site.user_status("2026-11-26T09:32:00", "2055");
-    assert_eq!(
-        (s["blocked"].as_bool(), s["level"].as_u64()),
-        (Some(false), Some(50))
-    );
+    assert_eq!((s["blocked"].as_bool(), s["level"].as_u64()), (Some(false), Some(50)));
 }
 
 #[test]
 fn a_disabled_user_is_untracked_and_untracked_deny_is_rendered() {
-    let site = Site::with(|c| {
-        *c = c.replace(
-            "flavor = \"freepbx17\"",
-            "flavor = \"freepbx17\"\nuntracked = \"deny\"",
-        )
-    });
+    let site = Site::with(|c| *c = c.replace("flavor = \"freepbx17\"", "flavor = \"freepbx17\"\nuntracked = \"deny\""));
     site.add_user("2026-11-26T08:00:00", "2055", "600");
     site.add_user("2026-11-26T08:00:00", "2066", "600");
     site.ok("2026-11-26T08:01:00", &["user", "set", "2066", "--disable"]);
@@ -365,9 +293,7 @@ fn a_disabled_user_is_untracked_and_untracked_deny_is_rendered() {
     let include = site.include();
     assert!(include.contains("exten => 2055,1,Return(600000)"));
     assert!(!include.contains("2066"));
-    assert!(include.contains(
-        "same => n,Set(CALLQUOTA_RESULT=DENY)\n same => n,Return()\n same => n(tracked)"
-    ));
+    assert!(include.contains("same => n,Set(CALLQUOTA_RESULT=DENY)\n same => n,Return()\n same => n(tracked)"));
 }
 
 #[test]
@@ -379,10 +305,7 @@ fn rerunning_changes_nothing_and_reloads_nothing() {
     let dump = site.dump();
     let include = site.include();
     let reloads = site.asterisk_commands().len();
-    let modified = std::fs::metadata(site.include_path())
-        .unwrap()
-        .modified()
-        .unwrap();
+    let modified = std::fs::metadata(site.include_path()).unwrap().modified().unwrap();
     site.run("2026-11-26T10:00:00");
     site.run("2026-11-26T10:05:00");
     assert_eq!(site.dump(), dump);
@@ -393,10 +316,7 @@ fn rerunning_changes_nothing_and_reloads_nothing() {
         "a no-op run talked to Asterisk"
     );
     assert_eq!(
-        std::fs::metadata(site.include_path())
-            .unwrap()
-            .modified()
-            .unwrap(),
+        std::fs::metadata(site.include_path()).unwrap().modified().unwrap(),
         modified
     );
 }
@@ -425,18 +345,9 @@ fn the_include_generation_moves_only_with_content_and_is_confirmed() {
     assert!(site.include().contains("exten => stamp,1,Return(2)"));
     assert_eq!(site.count("SELECT COUNT(*) FROM audit WHERE event = 'reload_ok' AND detail LIKE '%generation 2 reloaded and confirmed%'"), 1);
     let commands = site.asterisk_commands();
+    assert_eq!(commands.iter().filter(|c| c.starts_with("module reload")).count(), 2);
     assert_eq!(
-        commands
-            .iter()
-            .filter(|c| c.starts_with("module reload"))
-            .count(),
-        2
-    );
-    assert_eq!(
-        commands
-            .iter()
-            .filter(|c| c.starts_with("dialplan show stamp"))
-            .count(),
+        commands.iter().filter(|c| c.starts_with("dialplan show stamp")).count(),
         2
     );
 }

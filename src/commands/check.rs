@@ -41,13 +41,8 @@ pub fn check(ctx: &Context) -> Result<()> {
     ));
     check_file_modes(ctx, &mut r);
 
-    match State::open(&config.state_db)
-        .and_then(|s| Ok(s.users()?.iter().filter(|u| u.active).count()))
-    {
-        Ok(n) => r.ok(format!(
-            "state {} ({n} active users)",
-            config.state_db.display()
-        )),
+    match State::open(&config.state_db).and_then(|s| Ok(s.users()?.iter().filter(|u| u.active).count())) {
+        Ok(n) => r.ok(format!("state {} ({n} active users)", config.state_db.display())),
         Err(e) => r.fail(format!("state: {e:#}")),
     }
 
@@ -92,11 +87,7 @@ pub fn check(ctx: &Context) -> Result<()> {
 }
 
 fn check_file_modes(ctx: &Context, r: &mut Report) {
-    let mode = |p: &Path| {
-        std::fs::metadata(p)
-            .ok()
-            .map(|m| m.permissions().mode() & 0o777)
-    };
+    let mode = |p: &Path| std::fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o777);
     if mode(&ctx.config.path).is_some_and(|m| m & 0o004 != 0) {
         r.warn(format!(
             "config {} is readable by every user and holds the CDR password; chmod 640 it",
@@ -105,10 +96,7 @@ fn check_file_modes(ctx: &Context, r: &mut Report) {
     }
     for path in [&ctx.config.state_db, &ctx.config.lock_file] {
         if mode(path).is_some_and(|m| m & 0o002 != 0) {
-            r.warn(format!(
-                "{} is writable by every user; chmod o-w it",
-                path.display()
-            ));
+            r.warn(format!("{} is writable by every user; chmod o-w it", path.display()));
         }
     }
 }
@@ -131,18 +119,14 @@ fn check_include(ctx: &Context, r: &mut Report) {
         }
     };
     if settings.asterisk_cli.is_empty() {
-        let custom = path
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .join("extensions_custom.conf");
+        let custom = path.parent().unwrap_or(Path::new("/")).join("extensions_custom.conf");
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let wired = std::fs::read_to_string(&custom).is_ok_and(|text| {
-            text.lines().any(|l| {
-                l.trim_start().starts_with('#') && l.contains("include") && l.contains(&name)
-            })
+            text.lines()
+                .any(|l| l.trim_start().starts_with('#') && l.contains("include") && l.contains(&name))
         });
         if wired {
             r.ok(format!("{} includes {name}", custom.display()));

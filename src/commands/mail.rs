@@ -16,8 +16,7 @@ pub fn mail(ctx: &Context, command: MailCommand) -> Result<()> {
     match command {
         MailCommand::List { pending, json } => list(ctx, pending, json),
         MailCommand::Flush => {
-            let _lock =
-                lock::acquire_within(&ctx.config.lock_file, super::run::ADMIN_LOCK_PATIENCE)?;
+            let _lock = lock::acquire_within(&ctx.config.lock_file, super::run::ADMIN_LOCK_PATIENCE)?;
             let mut state = State::open(&ctx.config.state_db)?;
             let summary = deliver(ctx, &mut state)?;
             println!("{summary}");
@@ -42,9 +41,7 @@ pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
     let users = state.users()?;
     let (mut sent, mut problems) = (0, Vec::new());
     for entry in &due {
-        let user = users
-            .iter()
-            .find(|u| u.extension.as_str() == entry.extension);
+        let user = users.iter().find(|u| u.extension.as_str() == entry.extension);
         let outcome = match user {
             None => Delivery::Skipped {
                 reason: "the user was removed".into(),
@@ -64,10 +61,7 @@ pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
                         allowance_s: entry.allowance_s,
                     },
                 );
-                let extra_cc: Vec<&str> = [u.cc.as_str()]
-                    .into_iter()
-                    .filter(|c| !c.is_empty())
-                    .collect();
+                let extra_cc: Vec<&str> = [u.cc.as_str()].into_iter().filter(|c| !c.is_empty()).collect();
                 let result = mailer.send(&Outgoing {
                     to_name: Some(&u.name),
                     to: &u.email,
@@ -82,24 +76,13 @@ pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
                 match result {
                     Ok(()) => {
                         sent += 1;
-                        Delivery::Sent {
-                            to: u.email.clone(),
-                        }
+                        Delivery::Sent { to: u.email.clone() }
                     }
                     Err(e @ (SendError::Rejected(_) | SendError::Invalid(_))) => {
                         problems.push(e.to_string());
-                        Delivery::GaveUp {
-                            error: e.to_string(),
-                        }
+                        Delivery::GaveUp { error: e.to_string() }
                     }
-                    Err(e)
-                        if give_up(
-                            attempts,
-                            settings.max_attempts,
-                            age,
-                            settings.max_age_hours,
-                        ) =>
-                    {
+                    Err(e) if give_up(attempts, settings.max_attempts, age, settings.max_age_hours) => {
                         problems.push(e.to_string());
                         Delivery::GaveUp {
                             error: format!("{e} (gave up after {attempts} attempts)"),
@@ -126,10 +109,7 @@ pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
             "mail delivery failed: {first}; {sent} sent, {pending} pending (retried by the next run), see `callquota mail list`"
         ));
     }
-    Ok(format!(
-        "{sent} notice(s) sent via {}",
-        mailer.destination()
-    ))
+    Ok(format!("{sent} notice(s) sent via {}", mailer.destination()))
 }
 
 fn list(ctx: &Context, pending: bool, json: bool) -> Result<()> {
@@ -182,9 +162,6 @@ fn test(ctx: &Context, address: &str) -> Result<()> {
             date: ctx.now,
         })
         .map_err(|e| anyhow!("test message not sent: {e}"))?;
-    println!(
-        "test message sent to {address} via {}",
-        mailer.destination()
-    );
+    println!("test message sent to {address} via {}", mailer.destination());
     Ok(())
 }

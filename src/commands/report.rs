@@ -17,17 +17,9 @@ pub fn projected(ctx: &Context, state: &State) -> Result<Plan> {
     let snapshot = state.snapshot()?;
     let mut usage = Usage::new();
     for l in &snapshot.ledgers {
-        usage
-            .entry(l.day)
-            .or_default()
-            .insert(l.extension.clone(), l.used_s);
+        usage.entry(l.day).or_default().insert(l.extension.clone(), l.used_s);
     }
-    Ok(policy::plan_run(
-        &ctx.config.rules,
-        ctx.today(),
-        &snapshot,
-        &usage,
-    )?)
+    Ok(policy::plan_run(&ctx.config.rules, ctx.today(), &snapshot, &usage)?)
 }
 
 #[derive(Serialize)]

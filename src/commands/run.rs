@@ -45,15 +45,12 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
         return Err(UsageError("a grant must be more than 0 seconds".into()).into());
     }
     if args.reason.chars().any(char::is_control) || args.reason.chars().count() > 200 {
-        return Err(
-            UsageError("--reason must be printable text of at most 200 characters".into()).into(),
-        );
+        return Err(UsageError("--reason must be printable text of at most 200 characters".into()).into());
     }
     let today = ctx.today();
     state.add_grant(&user.extension, today, args.seconds, &args.reason, ctx.now)?;
     drop(state);
-    let applied = lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE)
-        .and_then(|_lock| run_locked(ctx));
+    let applied = lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE).and_then(|_lock| run_locked(ctx));
     match applied {
         Ok(_) => {
             println!("granted {}s to {} for {today}; applied", args.seconds, user.extension);
@@ -89,12 +86,7 @@ fn run_locked(ctx: &Context) -> Result<String> {
     let usage = read_usage(ctx, &state)?;
     let today = ctx.today();
     let plan = state.plan_and_apply(ctx.now, |snapshot| {
-        Ok(policy::plan_run(
-            &ctx.config.rules,
-            today,
-            snapshot,
-            &usage,
-        )?)
+        Ok(policy::plan_run(&ctx.config.rules, today, snapshot, &usage)?)
     })?;
     // Mail comes last and never holds up a block; a dialplan failure does not hold up mail.
     let dialplan = sync_dialplan(ctx, &state, &plan.today);
@@ -150,19 +142,12 @@ fn print_plan(plan: &Plan) {
 }
 
 pub fn access_list(today: &[Ledger]) -> Vec<(crate::extension::Extension, Access)> {
-    today
-        .iter()
-        .map(|l| (l.extension.clone(), policy::access(l)))
-        .collect()
+    today.iter().map(|l| (l.extension.clone(), policy::access(l))).collect()
 }
 
 /// The include file the state asks for: its text, generation, and whether it
 /// differs from the file on disk. The generation only moves when the content does.
-pub fn desired_include(
-    ctx: &Context,
-    state: &State,
-    today: &[Ledger],
-) -> Result<(String, u64, bool)> {
+pub fn desired_include(ctx: &Context, state: &State, today: &[Ledger]) -> Result<(String, u64, bool)> {
     let settings = &ctx.config.dialplan;
     let access = access_list(today);
     let existing = include_file::read(&settings.include_file)?;
@@ -203,10 +188,7 @@ fn sync_dialplan(ctx: &Context, state: &State, today: &[Ledger]) -> Result<Strin
         state.audit(
             None,
             "include_written",
-            &format!(
-                "{} generation {generation}",
-                settings.include_file.display()
-            ),
+            &format!("{} generation {generation}", settings.include_file.display()),
             ctx.now,
         )?;
     }

@@ -16,10 +16,7 @@ const MAX_DAILY_LIMIT_S: u64 = 86_400;
 
 fn check_limit(seconds: u64) -> Result<u64> {
     if seconds > MAX_DAILY_LIMIT_S {
-        return Err(UsageError(format!(
-            "--daily-limit {seconds}s is more than a day (86400s)"
-        ))
-        .into());
+        return Err(UsageError(format!("--daily-limit {seconds}s is more than a day (86400s)")).into());
     }
     Ok(seconds)
 }
@@ -33,7 +30,10 @@ fn check_contact(user: &User) -> Result<()> {
 
 fn existing(state: &State, extension: &Extension) -> Result<User> {
     state.user(extension)?.ok_or_else(|| {
-        UsageError(format!("unknown extension {extension}; see `callquota user list` or add it with `callquota user add`")).into()
+        UsageError(format!(
+            "unknown extension {extension}; see `callquota user list` or add it with `callquota user add`"
+        ))
+        .into()
     })
 }
 

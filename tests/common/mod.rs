@@ -15,25 +15,22 @@ use tempfile::TempDir;
 pub const SCHEMA: &str = include_str!("../fixtures/cdr-schema.sql");
 
 pub fn mysql_root_url() -> String {
-    std::env::var("CALLQUOTA_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+    std::env::var("CALLQUOTA_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
 fn admin() -> mysql::Conn {
     let url = mysql_root_url();
-    let opts = mysql::OptsBuilder::from_opts(
-        mysql::Opts::from_url(&url).expect("CALLQUOTA_TEST_MYSQL_URL"),
-    )
-    .prefer_socket(false);
+    let opts = mysql::OptsBuilder::from_opts(mysql::Opts::from_url(&url).expect("CALLQUOTA_TEST_MYSQL_URL"))
+        .prefer_socket(false);
     mysql::Conn::new(opts).unwrap_or_else(|e| {
-        panic!("MariaDB is required for the integration tests and is not reachable at {url}: {e}; start it (see .ci/run)")
+        panic!(
+            "MariaDB is required for the integration tests and is not reachable at {url}: {e}; start it (see .ci/run)"
+        )
     })
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 /// One CDR row; fields default to an answered outbound call from 2055.
@@ -106,8 +103,7 @@ impl Site {
         let mut conn = admin();
         conn.query_drop(format!("CREATE DATABASE `{db}`"))
             .expect("create database");
-        conn.query_drop(format!("USE `{db}`"))
-            .expect("use database");
+        conn.query_drop(format!("USE `{db}`")).expect("use database");
         conn.query_drop(SCHEMA).expect("create cdr table");
         std::fs::create_dir_all(dir.path().join("asterisk")).expect("mkdir");
         std::fs::create_dir_all(dir.path().join("ast")).expect("mkdir");
@@ -171,9 +167,7 @@ reload_timeout_s = 5
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_callquota"));
-        c.arg("--config")
-            .arg(&self.config)
-            .env_remove("CALLQUOTA_CONFIG");
+        c.arg("--config").arg(&self.config).env_remove("CALLQUOTA_CONFIG");
         c
     }
 
@@ -262,9 +256,7 @@ reload_timeout_s = 5
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        self.state()
-            .query_row(sql, [], |r| r.get(0))
-            .expect("count")
+        self.state().query_row(sql, [], |r| r.get(0)).expect("count")
     }
 
     /// Every table of the state as text, for before/after comparisons.
@@ -336,6 +328,8 @@ pub struct SmtpSink {
     pub port: u16,
     pub dir: TempDir,
     child: Option<std::process::Child>,
+    /// aiosmtpd flags for TLS (`--tlscert`... or `--smtpscert`...).
+    tls_args: Vec<String>,
 }
 
 pub fn free_port() -> u16 {
@@ -347,13 +341,55 @@ pub fn free_port() -> u16 {
 
 impl SmtpSink {
     pub fn start() -> SmtpSink {
-        let mut sink = SmtpSink {
-            port: free_port(),
-            dir: tempfile::tempdir().expect("tempdir"),
-            child: None,
-        };
+        let mut sink = SmtpSink::down();
         sink.up();
         sink
+    }
+
+    /// A server with a fresh self-signed certificate for 127.0.0.1, speaking
+    /// STARTTLS (`implicit = false`) or implicit TLS. Returns the CA file too.
+    pub fn start_tls(implicit: bool) -> (SmtpSink, PathBuf) {
+        let mut sink = SmtpSink::down();
+        let (cert, key) = (sink.dir.path().join("cert.pem"), sink.dir.path().join("key.pem"));
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])
+            .args([
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl req failed");
+        let (c, k) = if implicit {
+            ("--smtpscert", "--smtpskey")
+        } else {
+            ("--tlscert", "--tlskey")
+        };
+        sink.tls_args = vec![
+            c.into(),
+            cert.display().to_string(),
+            k.into(),
+            key.display().to_string(),
+        ];
+        sink.up();
+        (sink, cert)
     }
 
     /// A port with no server behind it (yet): `up()` starts one there.
@@ -362,27 +398,21 @@ impl SmtpSink {
             port: free_port(),
             dir: tempfile::tempdir().expect("tempdir"),
             child: None,
+            tls_args: Vec::new(),
         }
     }
 
     pub fn up(&mut self) {
         let child = std::process::Command::new("/usr/bin/python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{}", self.port),
-            ])
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.tls_args)
             .args(["-c", "smtp_handlers.RejectingMailbox"])
             .arg(self.maildir())
             .env("PYTHONPATH", fixture(""))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect(
-                "python3-aiosmtpd is required: apt-get install python3-aiosmtpd (.ci/run does)",
-            );
+            .expect("python3-aiosmtpd is required: apt-get install python3-aiosmtpd (.ci/run does)");
         self.child = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
