@@ -53,6 +53,13 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Check the config, the CDR database, the include file wiring, the reload command and mail.
     Check,
+    /// Create the state database if needed and apply pending migrations.
+    Migrate {
+        /// The state file to create or migrate, instead of the config's state_db
+        /// (no config needed: the package's postinst uses this).
+        #[arg(long, value_name = "PATH")]
+        state_db: Option<PathBuf>,
+    },
     /// Show, flush or test the notification outbox.
     #[command(subcommand)]
     Mail(MailCommand),
@@ -82,6 +89,10 @@ pub struct RunArgs {
     /// Print a summary of what the run did (cron runs stay quiet without it).
     #[arg(long, short)]
     pub verbose: bool,
+    /// Exit 0 silently while the config is missing or has no [cdr] section
+    /// (a fresh install); every other config error still exits 78. For cron.
+    #[arg(long)]
+    pub if_configured: bool,
 }
 
 #[derive(Debug, Args)]

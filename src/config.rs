@@ -23,6 +23,9 @@ pub const DEFAULT_PATH: &str = "/etc/callquota/config.toml";
 pub struct ConfigError {
     pub path: String,
     pub message: String,
+    /// The file is missing or has no `[cdr]` section yet: a fresh install,
+    /// not a mistake (`run --if-configured` stays silent about it).
+    pub unconfigured: bool,
 }
 
 #[derive(Deserialize)]
@@ -365,13 +368,15 @@ impl Config {
         let err = |message: String| ConfigError {
             path: path.display().to_string(),
             message,
+            unconfigured: false,
         };
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(err(
-                    "not found; copy config.example.toml there and edit it, or pass --config PATH".into(),
-                ));
+                return Err(ConfigError {
+                    unconfigured: true,
+                    ..err("not found; copy config.example.toml there and edit it, or pass --config PATH".into())
+                });
             }
             Err(e) => return Err(err(format!("cannot be read: {e}; check its permissions"))),
         };
@@ -382,10 +387,13 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
             path: path.display().to_string(),
             message: describe_toml_error(text, &e),
+            unconfigured: false,
         })?;
+        let unconfigured = raw.cdr.is_none();
         Config::from_raw(raw, path).map_err(|message| ConfigError {
             path: path.display().to_string(),
             message,
+            unconfigured,
         })
     }
 

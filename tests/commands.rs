@@ -217,3 +217,77 @@ fn help_documents_every_command_and_exit_code() {
         assert!(help.contains(word), "--help lacks {word}");
     }
 }
+
+#[test]
+fn run_if_configured_is_silent_only_while_unconfigured() {
+    let site = Site::new();
+    site.write_config("# callquota: not configured yet\n#[cdr]\n#url = \"mysql://...\"\n");
+    let out = site.at(T, &["run", "--if-configured"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).is_empty() && stderr(&out).is_empty());
+    let out = site.at(T, &["run"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(stderr(&out).contains("not configured"), "{}", stderr(&out));
+    // A real mistake is never silenced.
+    site.write_config(&site.default_config().replace("[cdr]\n", "[cdr]\nulr = 1\n"));
+    assert_eq!(site.at(T, &["run", "--if-configured"]).status.code(), Some(78));
+    std::fs::remove_file(&site.config).unwrap();
+    assert_eq!(site.at(T, &["run", "--if-configured"]).status.code(), Some(0));
+}
+
+#[test]
+fn migrate_creates_the_state_file_0640_without_a_config() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let out = assert_cmd::Command::new(env!("CARGO_BIN_EXE_callquota"))
+        .args(["--config", "/nonexistent/config.toml", "migrate", "--state-db"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let versions: i64 = conn
+        .query_row("SELECT MAX(version) FROM refinery_schema_history", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(versions, 2);
+}
+
+#[test]
+fn the_man_page_and_readme_document_every_command_and_flag() {
+    use clap::CommandFactory;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let man = std::fs::read_to_string(root.join("packaging/callquota.1"))
+        .unwrap()
+        .replace("\\-", "-");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let cli = callquota::cli::Cli::command();
+    let mut missing = Vec::new();
+    let mut visit = |cmd: &clap::Command, prefix: &str| {
+        let name = format!("{prefix}{}", cmd.get_name());
+        for arg in cmd.get_arguments().filter(|a| !a.is_global_set()) {
+            if let Some(long) = arg.get_long().filter(|l| !["help", "version"].contains(l)) {
+                if !man.contains(&format!("--{long}")) {
+                    missing.push(format!("man: {name} --{long}"));
+                }
+            }
+        }
+        if !man.contains(&format!("fB{}", cmd.get_name())) && !man.contains(&name) {
+            missing.push(format!("man: {name}"));
+        }
+        if !readme.contains(&format!("callquota {name}")) && name != "migrate" {
+            missing.push(format!("README: callquota {name}"));
+        }
+    };
+    for cmd in cli.get_subcommands() {
+        if cmd.has_subcommands() {
+            for sub in cmd.get_subcommands() {
+                visit(sub, &format!("{} ", cmd.get_name()));
+            }
+        } else {
+            visit(cmd, "");
+        }
+    }
+    assert!(missing.is_empty(), "undocumented: {missing:?}");
+}

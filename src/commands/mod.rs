@@ -28,7 +28,14 @@ impl Context {
 }
 
 pub fn dispatch(cli: Cli) -> Result<()> {
-    let config = Config::load(&cli.config)?;
+    if let Command::Migrate { state_db: Some(path) } = &cli.command {
+        return migrate(path);
+    }
+    let config = match Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(e) if e.unconfigured && matches!(&cli.command, Command::Run(args) if args.if_configured) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
     let now = match &cli.now {
         Some(text) => parse_now(text, config.timezone).map_err(|e| UsageError(e.to_string()))?,
         None => Utc::now(),
@@ -43,6 +50,13 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Classify(args) => report::classify(&ctx, &args),
         Command::User(command) => user::user(&ctx, command),
         Command::Check => check::check(&ctx),
+        Command::Migrate { .. } => migrate(&ctx.config.state_db),
         Command::Mail(command) => mail::mail(&ctx, command),
     }
+}
+
+fn migrate(path: &std::path::Path) -> Result<()> {
+    crate::state::State::open(path)?;
+    println!("state {} is up to date", path.display());
+    Ok(())
 }

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Builds the .deb, checks its contents and control data, runs lintian, then
+# installs, upgrades, removes and purges it on this machine (as root) and
+# checks what remains at each step. Run by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "test-deb: FAIL: $*" >&2; exit 1; }
+step() { printf '== test-deb: %s\n' "$*"; }
+[ "$(id -u)" -eq 0 ] || fail "must run as root (it installs the package)"
+
+step "build"
+packaging/build-deb.sh >/dev/null
+deb=$(ls -t target/debian/callquota_*_amd64.deb | head -n1)
+
+step "contents and control data"
+contents=$(dpkg-deb -c "$deb")
+for path in ./usr/bin/callquota ./etc/callquota/config.toml ./etc/cron.d/callquota \
+  ./usr/share/man/man1/callquota.1.gz ./usr/share/doc/callquota/README.md \
+  ./usr/share/doc/callquota/copyright ./usr/share/doc/callquota/changelog.Debian.gz; do
+  grep -q " $path\$" <<<"$contents" || fail "$path missing from the package"
+done
+grep -q -- '-rwxr-xr-x .* ./usr/bin/callquota$' <<<"$contents" || fail "binary not 0755"
+[ "$(dpkg-deb -f "$deb" Package)" = callquota ] || fail "Package field"
+dpkg-deb -f "$deb" Depends | grep -q 'libc6' || fail "Depends not derived (\$auto)"
+dpkg-deb -f "$deb" Depends | grep -q 'adduser' || fail "Depends lacks adduser"
+conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
+grep -qx /etc/callquota/config.toml <<<"$conffiles" || fail "config is not a conffile"
+grep -qx /etc/cron.d/callquota <<<"$conffiles" || fail "cron file is not a conffile"
+
+step "cron.d file"
+cron=$(mktemp)
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/cron.d/callquota >"$cron"
+[ "$(tail -c1 "$cron" | od -An -c | tr -d ' ')" = '\n' ] || fail "cron file lacks a final newline (cron would ignore it)"
+grep -q '^PATH=' "$cron" || fail "cron file sets no PATH"
+grep -Eq '^\*/5 \* \* \* \*[[:space:]]+callquota[[:space:]]+.*callquota run' "$cron" || fail "no 5-minute run line as user callquota"
+grep -q '%' "$cron" && fail "unescaped % in cron file"
+rm -f "$cron"
+
+step "lintian (no errors)"
+if command -v lintian >/dev/null; then
+  lintian --allow-root --fail-on error "$deb" || fail "lintian reported errors"
+else
+  fail "lintian is not installed (apt-get install lintian)"
+fi
+
+step "install"
+dpkg --purge callquota >/dev/null 2>&1 || true
+dpkg -i "$deb" >/dev/null
+/usr/bin/callquota --version | grep -q '^callquota ' || fail "--version"
+getent passwd callquota >/dev/null || fail "system user not created"
+[ "$(stat -c '%a %U %G' /var/lib/callquota)" = "750 callquota callquota" ] || fail "/var/lib/callquota mode/owner"
+[ "$(stat -c '%a %U %G' /var/lib/callquota/state.db)" = "640 callquota callquota" ] || fail "state.db mode/owner"
+[ "$(stat -c '%a %U %G' /etc/callquota/config.toml)" = "640 root callquota" ] || fail "config mode/owner"
+if getent group asterisk >/dev/null; then
+  id -nG callquota | grep -qw asterisk || fail "callquota not in group asterisk"
+fi
+man -w callquota >/dev/null 2>&1 || [ -f /usr/share/man/man1/callquota.1.gz ] || fail "man page"
+
+step "unconfigured: check exits 78 with one line, the cron command is silent"
+set +e
+out=$(runuser -u callquota -- /usr/bin/callquota check 2>&1); code=$?
+set -e
+[ "$code" -eq 78 ] || fail "check on the default config exited $code, not 78: $out"
+[ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] || fail "not one line: $out"
+grep -q 'not configured' <<<"$out" || fail "message does not say 'not configured': $out"
+cronline=$(grep -E '^\*/5' /etc/cron.d/callquota | cut -f3-)
+out=$(cd / && runuser -u callquota -- /bin/sh -c "PATH=/usr/bin:/bin; $cronline" 2>&1) || fail "cron command failed: $out"
+[ -z "$out" ] || fail "cron command printed (cron would mail it): $out"
+
+step "upgrade over itself keeps state and config edits"
+echo "# edited by the admin" >>/etc/callquota/config.toml
+before=$(sha256sum /var/lib/callquota/state.db | cut -d' ' -f1)
+echo "keep" >/var/lib/callquota/marker
+dpkg -i "$deb" >/dev/null </dev/null
+grep -q 'edited by the admin' /etc/callquota/config.toml || fail "upgrade lost the config edit"
+[ -f /var/lib/callquota/marker ] || fail "upgrade lost state"
+[ "$(sha256sum /var/lib/callquota/state.db | cut -d' ' -f1)" = "$before" ] || fail "upgrade changed the state db"
+
+step "remove keeps config and state"
+dpkg --remove callquota >/dev/null
+[ ! -e /usr/bin/callquota ] || fail "binary left after remove"
+[ -f /etc/callquota/config.toml ] || fail "remove deleted the config"
+[ -f /var/lib/callquota/state.db ] || fail "remove deleted the state"
+
+step "purge deletes config and state, keeps the system user"
+dpkg --purge callquota >/dev/null
+[ ! -e /etc/callquota ] || fail "purge left /etc/callquota"
+[ ! -e /var/lib/callquota ] || fail "purge left /var/lib/callquota"
+[ ! -e /etc/cron.d/callquota ] || fail "purge left the cron file"
+dpkg-statoverride --list /etc/callquota/config.toml >/dev/null 2>&1 && fail "statoverride left behind"
+getent passwd callquota >/dev/null || fail "purge removed the system user (Debian keeps it)"
+
+echo "test-deb: 1 passed, 0 failed"
