@@ -267,10 +267,10 @@ fn the_man_page_and_readme_document_every_command_and_flag() {
     let mut visit = |cmd: &clap::Command, prefix: &str| {
         let name = format!("{prefix}{}", cmd.get_name());
         for arg in cmd.get_arguments().filter(|a| !a.is_global_set()) {
-            if let Some(long) = arg.get_long().filter(|l| !["help", "version"].contains(l)) {
-                if !man.contains(&format!("--{long}")) {
-                    missing.push(format!("man: {name} --{long}"));
-                }
+            if let Some(long) = arg.get_long().filter(|l| !["help", "version"].contains(l))
+                && !man.contains(&format!("--{long}"))
+            {
+                missing.push(format!("man: {name} --{long}"));
             }
         }
         if !man.contains(&format!("fB{}", cmd.get_name())) && !man.contains(&name) {
