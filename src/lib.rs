@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod contact;
+pub mod crashpoint;
 pub mod dialplan;
 pub mod duration;
 pub mod exit;

@@ -298,18 +298,23 @@ impl State {
             .optional()?)
     }
 
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [key, value],
-        )?;
-        Ok(())
-    }
 
     pub fn open_day(&self) -> Result<Option<NaiveDate>> {
         self.meta("open_day")?
             .map(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").context("meta open_day is corrupt"))
             .transpose()
+    }
+
+    /// Sets a run fact and logs the event that set it, together.
+    pub fn record_meta_event(&self, key: &str, value: &str, event: &str, detail: &str, now: DateTime<Utc>) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        append_audit(&tx, &timestamp(now), None, None, event, detail)?;
+        tx.commit().with_context(|| format!("cannot commit to state_db {}", self.path.display()))?;
+        Ok(())
     }
 
     /// Reads a snapshot and applies the plan `decide` makes of it, in one
@@ -318,12 +323,16 @@ impl State {
     where
         F: FnOnce(&Snapshot) -> Result<Plan>,
     {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let snapshot = snapshot(&tx)?;
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .with_context(|| format!("cannot write state_db {path}"))?;
+        let snapshot = snapshot(&tx).with_context(|| format!("cannot read state_db {path}"))?;
         let plan = decide(&snapshot)?;
-        apply(&tx, &plan, now)?;
-        tx.commit()
-            .with_context(|| format!("cannot commit to state_db {}", self.path.display()))?;
+        apply(&tx, &plan, now).with_context(|| format!("cannot write state_db {path}"))?;
+        crate::crashpoint::reached("in-state-transaction");
+        tx.commit().with_context(|| format!("cannot commit to state_db {path}"))?;
         Ok(plan)
     }
 

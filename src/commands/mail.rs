@@ -75,6 +75,7 @@ pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
                     .map_or(chrono::Duration::zero(), |c| ctx.now - c.to_utc());
                 match result {
                     Ok(()) => {
+                        crate::crashpoint::reached("during-mail");
                         sent += 1;
                         Delivery::Sent { to: u.email.clone() }
                     }

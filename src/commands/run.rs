@@ -84,6 +84,7 @@ fn run_locked(ctx: &Context) -> Result<String> {
     let mut state = State::open(&ctx.config.state_db)?;
     // A failed CDR read returns here: no state change, include file untouched.
     let usage = read_usage(ctx, &state)?;
+    crate::crashpoint::reached("after-cdr-read");
     let today = ctx.today();
     let plan = state.plan_and_apply(ctx.now, |snapshot| {
         Ok(policy::plan_run(&ctx.config.rules, today, snapshot, &usage)?)
@@ -184,21 +185,20 @@ fn sync_dialplan(ctx: &Context, state: &State, today: &[Ledger]) -> Result<Strin
     let (text, generation, changed) = desired_include(ctx, state, today)?;
     if changed {
         include_file::write_atomically(&settings.include_file, &text)?;
-        state.set_meta(INCLUDE_GENERATION, &generation.to_string())?;
-        state.audit(
-            None,
-            "include_written",
-            &format!("{} generation {generation}", settings.include_file.display()),
-            ctx.now,
-        )?;
+        crate::crashpoint::reached("after-include-write");
+    }
+    // Also records a write whose run died before it could record it.
+    if changed || meta_number(state, INCLUDE_GENERATION)? != Some(generation) {
+        let detail = format!("{} generation {generation}", settings.include_file.display());
+        state.record_meta_event(INCLUDE_GENERATION, &generation.to_string(), "include_written", &detail, ctx.now)?;
     }
     if meta_number(state, CONFIRMED_GENERATION)? == Some(generation) {
         return Ok(format!("include file unchanged (generation {generation})"));
     }
     match reload_and_confirm(settings, generation) {
         Ok(summary) => {
-            state.set_meta(CONFIRMED_GENERATION, &generation.to_string())?;
-            state.audit(None, "reload_ok", &summary, ctx.now)?;
+            crate::crashpoint::reached("after-reload");
+            state.record_meta_event(CONFIRMED_GENERATION, &generation.to_string(), "reload_ok", &summary, ctx.now)?;
             Ok(summary)
         }
         Err(e) => {
