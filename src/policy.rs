@@ -289,9 +289,15 @@ pub struct Plan {
     pub today: Vec<Ledger>,
 }
 
-/// The days a run must evaluate: every day since the last run's, oldest first.
-pub fn days_to_evaluate(open_day: Option<NaiveDate>, today: NaiveDate) -> Result<Vec<NaiveDate>, PolicyError> {
-    let start = open_day.unwrap_or(today);
+/// The days a run must evaluate, oldest first: every day since the last
+/// run's, or, before the first run, since the earliest user was added.
+pub fn days_to_evaluate(
+    open_day: Option<NaiveDate>,
+    members: &[Member],
+    today: NaiveDate,
+) -> Result<Vec<NaiveDate>, PolicyError> {
+    let first_since = members.iter().map(|m| m.since).min().unwrap_or(today).min(today);
+    let start = open_day.unwrap_or(first_since);
     if today < start {
         return Err(PolicyError::ClockWentBack { today, open_day: start });
     }
@@ -307,7 +313,7 @@ pub fn days_to_evaluate(open_day: Option<NaiveDate>, today: NaiveDate) -> Result
 /// Closes every unfinished day before `today` in order (with carry-over) and
 /// evaluates today.
 pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Usage) -> Result<Plan, PolicyError> {
-    let days = days_to_evaluate(snapshot.open_day, today)?;
+    let days = days_to_evaluate(snapshot.open_day, &snapshot.members, today)?;
     let stored: BTreeMap<(Extension, NaiveDate), &Ledger> = snapshot
         .ledgers
         .iter()
@@ -692,6 +698,18 @@ mod tests {
         a.sort_by_key(|l| l.day);
         b.sort_by_key(|l| l.day);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_first_run_starts_on_the_day_the_first_user_was_added() {
+        let rules = Rules::default();
+        let mut s = Snapshot {
+            members: vec![member("2055", 1000, "2026-11-24")],
+            ..Default::default()
+        };
+        run(&rules, &mut s, "2026-11-26", &usage(&[("2026-11-24", "2055", 300)]));
+        assert_eq!(ledger_of(&s, "2055", "2026-11-24").used_s, 300);
+        assert_eq!(ledger_of(&s, "2055", "2026-11-26").carried_in_s, 1000);
     }
 
     #[test]

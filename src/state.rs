@@ -298,7 +298,6 @@ impl State {
             .optional()?)
     }
 
-
     pub fn open_day(&self) -> Result<Option<NaiveDate>> {
         self.meta("open_day")?
             .map(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").context("meta open_day is corrupt"))
@@ -306,14 +305,22 @@ impl State {
     }
 
     /// Sets a run fact and logs the event that set it, together.
-    pub fn record_meta_event(&self, key: &str, value: &str, event: &str, detail: &str, now: DateTime<Utc>) -> Result<()> {
+    pub fn record_meta_event(
+        &self,
+        key: &str,
+        value: &str,
+        event: &str,
+        detail: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [key, value],
         )?;
         append_audit(&tx, &timestamp(now), None, None, event, detail)?;
-        tx.commit().with_context(|| format!("cannot commit to state_db {}", self.path.display()))?;
+        tx.commit()
+            .with_context(|| format!("cannot commit to state_db {}", self.path.display()))?;
         Ok(())
     }
 
@@ -332,7 +339,8 @@ impl State {
         let plan = decide(&snapshot)?;
         apply(&tx, &plan, now).with_context(|| format!("cannot write state_db {path}"))?;
         crate::crashpoint::reached("in-state-transaction");
-        tx.commit().with_context(|| format!("cannot commit to state_db {path}"))?;
+        tx.commit()
+            .with_context(|| format!("cannot commit to state_db {path}"))?;
         Ok(plan)
     }
 

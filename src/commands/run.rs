@@ -66,7 +66,8 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
 /// The CDR usage since the start of the oldest day the run must evaluate.
 fn read_usage(ctx: &Context, state: &State) -> Result<Usage> {
     let today = ctx.today();
-    let days = policy::days_to_evaluate(state.open_day()?, today)?;
+    let members: Vec<_> = state.users()?.iter().filter(|u| u.active).map(|u| u.member()).collect();
+    let days = policy::days_to_evaluate(state.open_day()?, &members, today)?;
     let clock = ctx.config.cdr_clock();
     let from = clock.window(days[0]).0;
     // Calls that started up to now (inclusive); nothing later can be in the CDR.
@@ -89,6 +90,7 @@ fn run_locked(ctx: &Context) -> Result<String> {
     let plan = state.plan_and_apply(ctx.now, |snapshot| {
         Ok(policy::plan_run(&ctx.config.rules, today, snapshot, &usage)?)
     })?;
+    crate::crashpoint::reached("after-state-commit");
     // Mail comes last and never holds up a block; a dialplan failure does not hold up mail.
     let dialplan = sync_dialplan(ctx, &state, &plan.today);
     let mail = super::mail::deliver(ctx, &mut state);
@@ -190,7 +192,13 @@ fn sync_dialplan(ctx: &Context, state: &State, today: &[Ledger]) -> Result<Strin
     // Also records a write whose run died before it could record it.
     if changed || meta_number(state, INCLUDE_GENERATION)? != Some(generation) {
         let detail = format!("{} generation {generation}", settings.include_file.display());
-        state.record_meta_event(INCLUDE_GENERATION, &generation.to_string(), "include_written", &detail, ctx.now)?;
+        state.record_meta_event(
+            INCLUDE_GENERATION,
+            &generation.to_string(),
+            "include_written",
+            &detail,
+            ctx.now,
+        )?;
     }
     if meta_number(state, CONFIRMED_GENERATION)? == Some(generation) {
         return Ok(format!("include file unchanged (generation {generation})"));
@@ -198,7 +206,13 @@ fn sync_dialplan(ctx: &Context, state: &State, today: &[Ledger]) -> Result<Strin
     match reload_and_confirm(settings, generation) {
         Ok(summary) => {
             crate::crashpoint::reached("after-reload");
-            state.record_meta_event(CONFIRMED_GENERATION, &generation.to_string(), "reload_ok", &summary, ctx.now)?;
+            state.record_meta_event(
+                CONFIRMED_GENERATION,
+                &generation.to_string(),
+                "reload_ok",
+                &summary,
+                ctx.now,
+            )?;
             Ok(summary)
         }
         Err(e) => {

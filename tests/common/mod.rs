@@ -171,6 +171,15 @@ reload_timeout_s = 5
         c
     }
 
+    /// A plain process (for spawning several at once).
+    pub fn process(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_callquota"));
+        c.arg("--config").arg(&self.config).env_remove("CALLQUOTA_CONFIG");
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    }
+
     /// Runs callquota at local time `now` with `args`; returns the output.
     pub fn at(&self, now: &str, args: &[&str]) -> Output {
         self.cmd()
@@ -222,7 +231,7 @@ reload_timeout_s = 5
             conn.exec_drop(
                 "INSERT INTO cdr (calldate, cnum, src, channel, dst, dstchannel, disposition, billsec, duration, lastapp)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Dial')",
-                (&c.calldate, &c.cnum, &c.src, &c.channel, &c.dst, &c.dstchannel, &c.disposition, c.billsec, c.billsec + 5),
+                (&c.calldate, &c.cnum, &c.src, &c.channel, &c.dst, &c.dstchannel, &c.disposition, c.billsec, c.billsec.saturating_add(5).min(i64::from(i32::MAX))),
             )
             .expect("insert cdr row");
         }
