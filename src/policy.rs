@@ -709,7 +709,8 @@ mod tests {
         };
         run(&rules, &mut s, "2026-11-26", &usage(&[("2026-11-24", "2055", 300)]));
         assert_eq!(ledger_of(&s, "2055", "2026-11-24").used_s, 300);
-        assert_eq!(ledger_of(&s, "2055", "2026-11-26").carried_in_s, 1000);
+        assert_eq!(ledger_of(&s, "2055", "2026-11-25").carried_in_s, 700);
+        assert_eq!(ledger_of(&s, "2055", "2026-11-26").carried_in_s, 1700);
     }
 
     #[test]

@@ -70,7 +70,10 @@ fn day(n: u64) -> NaiveDate {
 }
 
 /// A random history: per day, each user's usage, grants, and whether a run happens.
-fn history() -> impl Strategy<Value = (Rules, Vec<u64>, Vec<Vec<(u64, u64)>>, Vec<bool>)> {
+/// Rules, each user's daily limit, per day each user's (usage, grant), per day "a run happens".
+type History = (Rules, Vec<u64>, Vec<Vec<(u64, u64)>>, Vec<bool>);
+
+fn history() -> impl Strategy<Value = History> {
     (
         prop::collection::vec(any::<bool>(), 7),
         any::<bool>(),
@@ -108,7 +111,7 @@ proptest! {
         let mut grants = HashMap::new();
         for (d, per_user) in days.iter().enumerate() {
             for (m, &(used, grant)) in members.iter().zip(per_user) {
-                usage.entry(day(d as u64)).or_insert_with(HashMap::new).insert(m.extension.clone(), used);
+                usage.entry(day(d as u64)).or_default().insert(m.extension.clone(), used);
                 if grant > 0 {
                     grants.insert((m.extension.clone(), day(d as u64)), grant);
                 }
