@@ -164,7 +164,7 @@ impl Drop for SmallDisk {
 }
 
 #[test]
-fn a_full_disk_under_the_include_file_keeps_the_old_file_whole() {
+fn a_full_or_read_only_disk_under_the_include_file_keeps_the_old_file_whole() {
     let site = Site::new();
     let disk = SmallDisk::mount(&site.path("asterisk"), "64k");
     site.add_user("2026-11-26T08:00:00", "2055", "1000");
@@ -181,6 +181,12 @@ fn a_full_disk_under_the_include_file_keeps_the_old_file_whole() {
     );
     assert_eq!(site.include(), before, "a truncated include file reached Asterisk");
     std::fs::remove_file(site.path("asterisk/filler")).unwrap();
+    disk.read_only();
+    let out = site.at(T, &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("asterisk/callquota.conf") && stderr(&out).contains("Read-only"), "{}", stderr(&out));
+    assert_eq!(site.include(), before);
+    assert!(Process::new("mount").args(["-o", "remount,rw"]).arg(site.path("asterisk")).status().unwrap().success());
     site.run(T);
     assert!(site.include().contains("2055,1,Return(DENY)"));
 }
