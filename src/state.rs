@@ -422,55 +422,51 @@ impl State {
         let extension = parse_extension(&entry.extension).ok();
         let day = NaiveDate::parse_from_str(&entry.day, "%Y-%m-%d").ok();
         let what = format!("{}% notice #{}", entry.threshold, entry.id);
-        match outcome {
-            Delivery::Sent { to } => {
-                tx.execute(
-                    "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1",
-                    params![entry.id, at],
-                )?;
-                append_audit(
-                    &tx,
-                    &at,
-                    extension.as_ref(),
-                    day,
-                    "notice_sent",
-                    &format!("{what} to {to}"),
-                )?;
-            }
-            Delivery::Skipped { reason } => {
-                tx.execute(
-                    "UPDATE outbox SET status = 'skipped', last_error = ?2 WHERE id = ?1",
-                    params![entry.id, reason],
-                )?;
-                append_audit(
-                    &tx,
-                    &at,
-                    extension.as_ref(),
-                    day,
-                    "notice_skipped",
-                    &format!("{what}: {reason}"),
-                )?;
-            }
+        // (status, attempt counted, last error, sent at, next attempt at, audit entry)
+        type Change<'a> = (
+            &'a str,
+            i64,
+            Option<&'a str>,
+            Option<String>,
+            Option<String>,
+            Option<(&'a str, String)>,
+        );
+        let (status, attempt, error, sent_at, next_attempt_at, audit): Change<'_> = match outcome {
+            Delivery::Sent { to } => (
+                "sent",
+                1,
+                None,
+                Some(at.clone()),
+                None,
+                Some(("notice_sent", format!("{what} to {to}"))),
+            ),
+            Delivery::Skipped { reason } => (
+                "skipped",
+                0,
+                Some(reason),
+                None,
+                None,
+                Some(("notice_skipped", format!("{what}: {reason}"))),
+            ),
             Delivery::Retry { error, next_attempt_at } => {
-                tx.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
-                    params![entry.id, error, timestamp(*next_attempt_at)],
-                )?;
+                ("pending", 1, Some(error), None, Some(timestamp(*next_attempt_at)), None)
             }
-            Delivery::GaveUp { error } => {
-                tx.execute(
-                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
-                    params![entry.id, error],
-                )?;
-                append_audit(
-                    &tx,
-                    &at,
-                    extension.as_ref(),
-                    day,
-                    "notice_given_up",
-                    &format!("{what}: {error}"),
-                )?;
-            }
+            Delivery::GaveUp { error } => (
+                "failed",
+                1,
+                Some(error),
+                None,
+                None,
+                Some(("notice_given_up", format!("{what}: {error}"))),
+            ),
+        };
+        tx.execute(
+            "UPDATE outbox SET status = ?2, attempts = attempts + ?3, last_error = ?4,
+             sent_at = COALESCE(?5, sent_at), next_attempt_at = COALESCE(?6, next_attempt_at) WHERE id = ?1",
+            params![entry.id, status, attempt, error, sent_at, next_attempt_at],
+        )?;
+        if let Some((event, detail)) = audit {
+            append_audit(&tx, &at, extension.as_ref(), day, event, &detail)?;
         }
         tx.commit()?;
         Ok(())

@@ -139,16 +139,51 @@ fn unknown_extensions_and_bad_values_are_usage_errors() {
     );
     one_line_error(&site.at(T, &["grant", "2055", "0"]), 2, "more than 0");
     let long_name = "Я".repeat(101);
-    one_line_error(&site.at(T, &["user", "add", "2077", "--name", &long_name, "--daily-limit", "1h"]), 2, "longer than 100");
+    one_line_error(
+        &site.at(T, &["user", "add", "2077", "--name", &long_name, "--daily-limit", "1h"]),
+        2,
+        "longer than 100",
+    );
     let long_email = format!("{}@example.com", "a".repeat(250));
     one_line_error(
-        &site.at(T, &["user", "add", "2077", "--name", "X", "--email", &long_email, "--daily-limit", "1h"]),
+        &site.at(
+            T,
+            &[
+                "user",
+                "add",
+                "2077",
+                "--name",
+                "X",
+                "--email",
+                &long_email,
+                "--daily-limit",
+                "1h",
+            ],
+        ),
         2,
         "is not an address",
     );
-    one_line_error(&site.at(T, &["user", "add", "2077", "--name", "Tab\there", "--daily-limit", "1h"]), 2, "control");
-    one_line_error(&site.at(T, &["grant", "2055", "10m", "--reason", "a\nb"]), 2, "--reason");
-    one_line_error(&site.at(T, &["user", "add", &"9".repeat(33), "--name", "X", "--daily-limit", "1h"]), 2, "longer than 32");
+    one_line_error(
+        &site.at(
+            T,
+            &["user", "add", "2077", "--name", "Tab\there", "--daily-limit", "1h"],
+        ),
+        2,
+        "control",
+    );
+    one_line_error(
+        &site.at(T, &["grant", "2055", "10m", "--reason", "a\nb"]),
+        2,
+        "--reason",
+    );
+    one_line_error(
+        &site.at(
+            T,
+            &["user", "add", &"9".repeat(33), "--name", "X", "--daily-limit", "1h"],
+        ),
+        2,
+        "longer than 32",
+    );
     one_line_error(&site.at("yesterday", &["run"]), 2, "--now");
     one_line_error(
         &site.at("2026-11-26T10:00:00", &["status", "--day", "26.11.2026"]),

@@ -184,9 +184,20 @@ fn a_full_or_read_only_disk_under_the_include_file_keeps_the_old_file_whole() {
     disk.read_only();
     let out = site.at(T, &["run"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("asterisk/callquota.conf") && stderr(&out).contains("Read-only"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("asterisk/callquota.conf") && stderr(&out).contains("Read-only"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(site.include(), before);
-    assert!(Process::new("mount").args(["-o", "remount,rw"]).arg(site.path("asterisk")).status().unwrap().success());
+    assert!(
+        Process::new("mount")
+            .args(["-o", "remount,rw"])
+            .arg(site.path("asterisk"))
+            .status()
+            .unwrap()
+            .success()
+    );
     site.run(T);
     assert!(site.include().contains("2055,1,Return(DENY)"));
 }
