@@ -293,11 +293,10 @@ pub struct Plan {
 /// run's, or, before the first run, since the earliest user was added.
 pub fn days_to_evaluate(
     open_day: Option<NaiveDate>,
-    members: &[Member],
+    first_since: Option<NaiveDate>,
     today: NaiveDate,
 ) -> Result<Vec<NaiveDate>, PolicyError> {
-    let first_since = members.iter().map(|m| m.since).min().unwrap_or(today).min(today);
-    let start = open_day.unwrap_or(first_since);
+    let start = open_day.unwrap_or_else(|| first_since.unwrap_or(today).min(today));
     if today < start {
         return Err(PolicyError::ClockWentBack { today, open_day: start });
     }
@@ -313,7 +312,8 @@ pub fn days_to_evaluate(
 /// Closes every unfinished day before `today` in order (with carry-over) and
 /// evaluates today.
 pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Usage) -> Result<Plan, PolicyError> {
-    let days = days_to_evaluate(snapshot.open_day, &snapshot.members, today)?;
+    let first_since = snapshot.members.iter().map(|m| m.since).min();
+    let days = days_to_evaluate(snapshot.open_day, first_since, today)?;
     let stored: BTreeMap<(Extension, NaiveDate), &Ledger> = snapshot
         .ledgers
         .iter()

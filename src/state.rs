@@ -326,7 +326,7 @@ impl State {
 
     /// Reads a snapshot and applies the plan `decide` makes of it, in one
     /// write transaction (so a concurrent `grant` is either seen or waits).
-    pub fn plan_and_apply<F>(&mut self, now: DateTime<Utc>, decide: F) -> Result<Plan>
+    pub fn plan_and_apply<F>(&mut self, now: DateTime<Utc>, early: Option<EarlySnapshot>, decide: F) -> Result<Plan>
     where
         F: FnOnce(&Snapshot) -> Result<Plan>,
     {
@@ -335,7 +335,13 @@ impl State {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .with_context(|| format!("cannot write state_db {path}"))?;
-        let snapshot = snapshot(&tx).with_context(|| format!("cannot read state_db {path}"))?;
+        // PRAGMA data_version moves when another connection commits: an early
+        // snapshot is used only if nothing changed since it was taken.
+        let current = data_version(&tx)?;
+        let snapshot = match early {
+            Some(early) if early.data_version == current => early.snapshot,
+            _ => snapshot(&tx).with_context(|| format!("cannot read state_db {path}"))?,
+        };
         let plan = decide(&snapshot)?;
         apply(&tx, &plan, now).with_context(|| format!("cannot write state_db {path}"))?;
         crate::crashpoint::reached("in-state-transaction");
@@ -347,6 +353,24 @@ impl State {
     /// The state as `run` sees it, without changing anything.
     pub fn snapshot(&self) -> Result<Snapshot> {
         snapshot(&self.conn)
+    }
+
+    /// A snapshot taken ahead of the write transaction (while the CDR is
+    /// read), tagged so `plan_and_apply` can tell whether it is still current.
+    pub fn early_snapshot(&self) -> Result<EarlySnapshot> {
+        let tx = self.conn.unchecked_transaction()?;
+        let data_version = data_version(&tx)?;
+        let snapshot = snapshot(&tx)?;
+        tx.commit()?;
+        Ok(EarlySnapshot { snapshot, data_version })
+    }
+
+    /// The day the earliest active user was added (where a first run starts).
+    pub fn first_since(&self) -> Result<Option<NaiveDate>> {
+        let first: Option<String> =
+            self.conn
+                .query_row("SELECT MIN(since_day) FROM users WHERE active = 1", [], |r| r.get(0))?;
+        Ok(first.map(|d| parse_day(&d)).transpose()?)
     }
 
     pub fn ledgers_on(&self, day: NaiveDate) -> Result<Vec<Ledger>> {
@@ -471,6 +495,16 @@ impl State {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// See [`State::early_snapshot`].
+pub struct EarlySnapshot {
+    snapshot: Snapshot,
+    data_version: i64,
+}
+
+fn data_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
 }
 
 /// What happened to one notice.

@@ -12,7 +12,7 @@ use crate::include_file;
 use crate::lock;
 use crate::policy::{self, Access, Ledger, Plan, Usage};
 use crate::reload::reload_and_confirm;
-use crate::state::State;
+use crate::state::{EarlySnapshot, State};
 use crate::usage::UsageRule;
 
 const INCLUDE_GENERATION: &str = "include_generation";
@@ -63,31 +63,48 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
     }
 }
 
-/// The CDR usage since the start of the oldest day the run must evaluate.
-fn read_usage(ctx: &Context, state: &State) -> Result<Usage> {
-    let today = ctx.today();
-    let members: Vec<_> = state.users()?.iter().filter(|u| u.active).map(|u| u.member()).collect();
-    let days = policy::days_to_evaluate(state.open_day()?, &members, today)?;
-    let clock = ctx.config.cdr_clock();
-    let from = clock.window(days[0]).0;
+/// Opens the state and reads the CDR usage since the start of the oldest day
+/// the run must evaluate. Today's calls are read on their own thread from the
+/// first moment (they are needed by every run), while the state opens and an
+/// early snapshot is read; only a run that closes earlier days then asks for
+/// those days too, on the same connection. So a run costs little more than the
+/// CDR query itself, and its MySQL work is at most two range queries.
+fn open_and_read(ctx: &Context) -> Result<(State, Usage, EarlySnapshot)> {
+    let config = &ctx.config;
+    let clock = config.cdr_clock();
+    let today_start = clock.window(ctx.today()).0;
     // Calls that started up to now (inclusive); nothing later can be in the CDR.
     let until = clock.calldate(ctx.now) + Duration::seconds(1);
     let rule = UsageRule {
-        caller_column: ctx.config.cdr.caller_column,
-        paid: &ctx.config.paid,
-        trunk_channels: &ctx.config.cdr.trunk_channels,
+        caller_column: config.cdr.caller_column,
+        paid: &config.paid,
+        trunk_channels: &config.cdr.trunk_channels,
     };
-    let mut cdr = Cdr::connect(&ctx.config.cdr)?;
-    cdr.usage(&clock, &rule, from, until)
+    let panicked = |_| anyhow!("internal: the CDR reader thread panicked");
+    std::thread::scope(|scope| {
+        let reading_today = scope.spawn(|| -> Result<(Cdr, Usage)> {
+            let mut cdr = Cdr::connect(&config.cdr)?;
+            let usage = cdr.usage(&clock, &rule, today_start, until)?;
+            Ok((cdr, usage))
+        });
+        let state = State::open(&config.state_db)?;
+        let days = policy::days_to_evaluate(state.open_day()?, state.first_since()?, ctx.today())?;
+        let early = state.early_snapshot();
+        let (mut cdr, mut usage) = reading_today.join().map_err(panicked)??;
+        let first_start = clock.window(days[0]).0;
+        if first_start < today_start {
+            usage.extend(cdr.usage(&clock, &rule, first_start, today_start)?);
+        }
+        Ok((state, usage, early?))
+    })
 }
 
 fn run_locked(ctx: &Context) -> Result<String> {
-    let mut state = State::open(&ctx.config.state_db)?;
     // A failed CDR read returns here: no state change, include file untouched.
-    let usage = read_usage(ctx, &state)?;
+    let (mut state, usage, early) = open_and_read(ctx)?;
     crate::crashpoint::reached("after-cdr-read");
     let today = ctx.today();
-    let plan = state.plan_and_apply(ctx.now, |snapshot| {
+    let plan = state.plan_and_apply(ctx.now, Some(early), |snapshot| {
         Ok(policy::plan_run(&ctx.config.rules, today, snapshot, &usage)?)
     })?;
     crate::crashpoint::reached("after-state-commit");
@@ -106,8 +123,7 @@ fn run_locked(ctx: &Context) -> Result<String> {
 }
 
 fn dry_run(ctx: &Context) -> Result<()> {
-    let state = State::open(&ctx.config.state_db)?;
-    let usage = read_usage(ctx, &state)?;
+    let (state, usage, _) = open_and_read(ctx)?;
     let plan = policy::plan_run(&ctx.config.rules, ctx.today(), &state.snapshot()?, &usage)?;
     print_plan(&plan);
     let (_, generation, changed) = desired_include(ctx, &state, &plan.today)?;
