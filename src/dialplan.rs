@@ -122,15 +122,39 @@ pub fn render(
     out
 }
 
-/// `[callquota-predial]` does the whole job of a FreePBX pre-dial hook; the
-/// hook itself (ours, or a site's own) calls it with one line.
+pub const HOOK_CONTEXT: &str = "macro-dialout-trunk-predial-hook";
+
+/// `[callquota-predial]` does the whole job of a FreePBX pre-dial hook, for a
+/// site's own hook to call with one line; `[macro-dialout-trunk-predial-hook]`
+/// (unless `define_hook = false`) does the same job itself.
 fn render_predial(w: &mut String, settings: &DialplanSettings) {
     let _ = writeln!(
         w,
-        "; The FreePBX pre-dial hook's work. A site with its own hook sets define_hook = false"
+        "; The pre-dial hook's work, for a site whose own hook (define_hook = false)"
     );
-    let _ = writeln!(w, "; and adds to it: same => n,Gosub(callquota-predial,s,1)");
-    let _ = writeln!(w, "[callquota-predial]");
+    let _ = writeln!(w, "; adds the line: same => n,Gosub(callquota-predial,s,1)");
+    render_hook_body(w, settings, "callquota-predial", "Return()");
+    if settings.define_hook {
+        // FreePBX 16 enters the hook with Macro (Return() there breaks every
+        // outbound call); FreePBX 17 enters it with Gosub.
+        let end = if settings.flavor == Flavor::FreePbx16 {
+            "MacroExit()"
+        } else {
+            "Return()"
+        };
+        let _ = writeln!(w);
+        let _ = writeln!(
+            w,
+            "; FreePBX runs this before dialling each trunk of an outbound route."
+        );
+        render_hook_body(w, settings, HOOK_CONTEXT, end);
+    }
+}
+
+/// Check the call; on DENY play the sound and hang up; otherwise cap a
+/// tracked user's paid call with L(remaining ms), never with an empty L().
+fn render_hook_body(w: &mut String, settings: &DialplanSettings, context: &str, end: &str) {
+    let _ = writeln!(w, "[{context}]");
     let _ = writeln!(
         w,
         "exten => s,1,Gosub(callquota-check,s,1(${{AMPUSER}},${{DIAL_NUMBER}}))"
@@ -143,7 +167,7 @@ fn render_predial(w: &mut String, settings: &DialplanSettings) {
             " same => n,Set(DIAL_TRUNK_OPTIONS=${{DIAL_TRUNK_OPTIONS}}L(${{CALLQUOTA_LIMIT_MS}}))"
         );
     }
-    let _ = writeln!(w, " same => n(done),Return()");
+    let _ = writeln!(w, " same => n(done),{end}");
     match &settings.deny_sound {
         Some(sound) => {
             let _ = writeln!(w, " same => n(deny),Playback({sound})");
@@ -152,19 +176,6 @@ fn render_predial(w: &mut String, settings: &DialplanSettings) {
         None => {
             let _ = writeln!(w, " same => n(deny),Hangup(21)");
         }
-    }
-    let _ = writeln!(w);
-    if settings.define_hook {
-        // FreePBX 16 enters the hook with Macro (Return() there breaks every
-        // outbound call); FreePBX 17 enters it with Gosub.
-        let end = if settings.flavor == Flavor::FreePbx16 {
-            "MacroExit()"
-        } else {
-            "Return()"
-        };
-        let _ = writeln!(w, "[macro-dialout-trunk-predial-hook]");
-        let _ = writeln!(w, "exten => s,1,Gosub(callquota-predial,s,1)");
-        let _ = writeln!(w, " same => n,{end}");
     }
 }
 

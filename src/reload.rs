@@ -112,3 +112,73 @@ pub fn loaded_generation(settings: &DialplanSettings) -> Result<Option<u64>> {
     }
     Ok(generation_in(&answer.output))
 }
+
+/// The files that the live `[macro-dialout-trunk-predial-hook]` was loaded
+/// from, as `dialplan show` names them (`[callquota.conf:52]`); empty when no
+/// such context is loaded.
+pub fn hook_sources(settings: &DialplanSettings) -> Result<Vec<String>> {
+    let mut argv = settings.asterisk_cli.clone();
+    argv.push(format!("dialplan show {}", crate::dialplan::HOOK_CONTEXT));
+    let answer = run_with_timeout(&argv, settings.reload_timeout)?;
+    if !answer.success {
+        bail!(
+            "`{}` failed ({}): {}; is Asterisk running?",
+            argv.join(" "),
+            answer.status,
+            summary(&answer.output)
+        );
+    }
+    Ok(sources_in(&answer.output))
+}
+
+fn sources_in(output: &str) -> Vec<String> {
+    let mut files: Vec<String> = output
+        .lines()
+        .filter_map(|line| {
+            let tag = line.trim_end().strip_suffix(']')?;
+            let (file, number) = tag[tag.rfind('[')? + 1..].rsplit_once(':')?;
+            number.bytes().all(|b| b.is_ascii_digit()).then(|| file.to_string())
+        })
+        .collect();
+    files.dedup();
+    files
+}
+
+/// Fails unless the live pre-dial hook is ours: with two definitions the
+/// first one loaded wins, and the other is dropped with only a log warning.
+pub fn confirm_hook_is_ours(settings: &DialplanSettings) -> Result<()> {
+    let ours = settings
+        .include_file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sources = hook_sources(settings)?;
+    if sources.is_empty() {
+        bail!(
+            "no [{}] is loaded; is the include file wired into extensions_custom.conf?",
+            crate::dialplan::HOOK_CONTEXT
+        );
+    }
+    if !sources.iter().any(|f| *f == ours) {
+        bail!(
+            "the live [{}] comes from {}, not {ours}, so calls are not checked; set dialplan.define_hook = false and add `same => n,Gosub(callquota-predial,s,1)` to that hook",
+            crate::dialplan::HOOK_CONTEXT,
+            sources.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_files_a_context_came_from() {
+        let output = "[ Context 'macro-dialout-trunk-predial-hook' created by 'pbx_config' ]\n  \
+            's' =>            1. NoOp(x)                 [extensions_custom.conf:12]\n  \
+            2. Gosub(y)    [extensions_custom.conf:13]\n\n-= 1 extension (2 priorities) in 1 context. =-\n";
+        assert_eq!(sources_in(output), vec!["extensions_custom.conf"]);
+        assert!(sources_in("There is no existence of 'macro-dialout-trunk-predial-hook' context").is_empty());
+    }
+}

@@ -354,3 +354,29 @@ fn clap_usage_errors_exit_2() {
     let out = site.at(T, &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
 }
+
+#[test]
+fn a_site_hook_that_shadows_ours_fails_the_run_until_define_hook_is_off() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    std::fs::write(site.path("ast/site-hook"), "").unwrap();
+    one_line_error(
+        &site.at(T, &["run"]),
+        1,
+        "comes from extensions_custom.conf, not callquota.conf",
+    );
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'reload_failed'"),
+        1
+    );
+    let check = site.at(T, &["check"]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(stdout(&check).contains("define_hook = false"), "{}", stdout(&check));
+    // The site keeps its hook and calls ours from it.
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&text.replace("flavor = \"freepbx17\"", "flavor = \"freepbx17\"\ndefine_hook = false"));
+    site.run(T);
+    assert!(!site.include().contains("[macro-dialout-trunk-predial-hook]"));
+    assert!(site.include().contains("[callquota-predial]"));
+    assert!(stdout(&site.at(T, &["check"])).contains("your own pre-dial hook must call"));
+}

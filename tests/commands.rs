@@ -169,6 +169,7 @@ fn check_reports_each_part() {
         "has the columns",
         "the CDR account may write",
         "Asterisk has generation 1",
+        "the live pre-dial hook is callquota's",
         "reload command",
     ] {
         assert!(text.contains(needle), "{needle:?} not in {text}");

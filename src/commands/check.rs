@@ -138,6 +138,16 @@ fn check_include(ctx: &Context, r: &mut Report) {
         }
         return;
     }
+    if settings.flavor != crate::config::Flavor::Plain {
+        if !settings.define_hook {
+            r.ok("define_hook = false: your own pre-dial hook must call Gosub(callquota-predial,s,1)");
+        } else {
+            match crate::reload::confirm_hook_is_ours(settings) {
+                Ok(()) => r.ok("the live pre-dial hook is callquota's"),
+                Err(e) => r.fail(format!("{e:#}")),
+            }
+        }
+    }
     match loaded_generation(settings) {
         Ok(Some(loaded)) if Some(loaded) == on_disk => {
             r.ok(format!("Asterisk has generation {loaded} of {} loaded", path.display()))

@@ -6,12 +6,13 @@ use chrono::Duration;
 use super::Context;
 use crate::cdr::Cdr;
 use crate::cli::{GrantArgs, RunArgs};
+use crate::config::Flavor;
 use crate::dialplan::{generation_in, render};
 use crate::exit::UsageError;
 use crate::include_file;
 use crate::lock;
 use crate::policy::{self, Access, Ledger, Plan, Usage};
-use crate::reload::reload_and_confirm;
+use crate::reload::{confirm_hook_is_ours, reload_and_confirm};
 use crate::state::{EarlySnapshot, State};
 use crate::usage::UsageRule;
 
@@ -219,7 +220,13 @@ fn sync_dialplan(ctx: &Context, state: &State, today: &[Ledger]) -> Result<Strin
     if meta_number(state, CONFIRMED_GENERATION)? == Some(generation) {
         return Ok(format!("include file unchanged (generation {generation})"));
     }
-    match reload_and_confirm(settings, generation) {
+    let reloaded = reload_and_confirm(settings, generation).and_then(|summary| {
+        if settings.flavor != Flavor::Plain && settings.define_hook && !settings.asterisk_cli.is_empty() {
+            confirm_hook_is_ours(settings)?;
+        }
+        Ok(summary)
+    });
+    match reloaded {
         Ok(summary) => {
             crate::crashpoint::reached("after-reload");
             state.record_meta_event(
