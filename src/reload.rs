@@ -159,7 +159,7 @@ pub fn confirm_hook_is_ours(settings: &DialplanSettings) -> Result<()> {
             crate::dialplan::HOOK_CONTEXT
         );
     }
-    if !sources.iter().any(|f| *f == ours) {
+    if !sources.contains(&ours) {
         bail!(
             "the live [{}] comes from {}, not {ours}, so calls are not checked; set dialplan.define_hook = false and add `same => n,Gosub(callquota-predial,s,1)` to that hook",
             crate::dialplan::HOOK_CONTEXT,
