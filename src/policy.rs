@@ -265,7 +265,6 @@ pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
 /// Everything `run` knows before deciding.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    pub today: Option<NaiveDate>,
     /// The day the last run worked on; `None` before the first run.
     pub open_day: Option<NaiveDate>,
     pub members: Vec<Member>,

@@ -589,7 +589,6 @@ fn snapshot(conn: &Connection) -> Result<Snapshot> {
         grants.insert((extension, day), total.max(0) as u64);
     }
     Ok(Snapshot {
-        today: None,
         open_day,
         members,
         ledgers,
