@@ -97,10 +97,10 @@ pub fn reload_and_confirm(settings: &DialplanSettings, generation: u64) -> Resul
     Ok(format!("generation {generation} reloaded and confirmed live"))
 }
 
-/// The generation Asterisk has loaded, through `asterisk_cli`.
-pub fn loaded_generation(settings: &DialplanSettings) -> Result<Option<u64>> {
+/// The output of one Asterisk CLI command (`asterisk -rx COMMAND`).
+fn asterisk_cli(settings: &DialplanSettings, command: &str) -> Result<String> {
     let mut argv = settings.asterisk_cli.clone();
-    argv.push(stamp_query());
+    argv.push(command.to_string());
     let answer = run_with_timeout(&argv, settings.reload_timeout)?;
     if !answer.success {
         bail!(
@@ -110,25 +110,20 @@ pub fn loaded_generation(settings: &DialplanSettings) -> Result<Option<u64>> {
             summary(&answer.output)
         );
     }
-    Ok(generation_in(&answer.output))
+    Ok(answer.output)
+}
+
+/// The generation Asterisk has loaded, through `asterisk_cli`.
+pub fn loaded_generation(settings: &DialplanSettings) -> Result<Option<u64>> {
+    Ok(generation_in(&asterisk_cli(settings, &stamp_query())?))
 }
 
 /// The files that the live `[macro-dialout-trunk-predial-hook]` was loaded
 /// from, as `dialplan show` names them (`[callquota.conf:52]`); empty when no
 /// such context is loaded.
 pub fn hook_sources(settings: &DialplanSettings) -> Result<Vec<String>> {
-    let mut argv = settings.asterisk_cli.clone();
-    argv.push(format!("dialplan show {}", crate::dialplan::HOOK_CONTEXT));
-    let answer = run_with_timeout(&argv, settings.reload_timeout)?;
-    if !answer.success {
-        bail!(
-            "`{}` failed ({}): {}; is Asterisk running?",
-            argv.join(" "),
-            answer.status,
-            summary(&answer.output)
-        );
-    }
-    Ok(sources_in(&answer.output))
+    let output = asterisk_cli(settings, &format!("dialplan show {}", crate::dialplan::HOOK_CONTEXT))?;
+    Ok(sources_in(&output))
 }
 
 fn sources_in(output: &str) -> Vec<String> {
