@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A realistic day on a throw-away PBX: creates the CDR database
-# `callquota_demo` in the local MariaDB (root over TCP, empty password),
+# `callquota_demo` in the local MariaDB (root over TCP, empty password;
+# .ci/mariadb-up installs and starts it if needed),
 # inserts a simulated day of calls, runs `callquota run` at several moments
 # with --now, and shows status, the generated include file, the queued
 # notices and the audit log. No Asterisk is needed: a stand-in
@@ -15,10 +16,7 @@ out=$root/demo-out
 db=callquota_demo
 mysql=(mariadb -h127.0.0.1 -P3306 -uroot)
 
-"${mysql[@]}" -e 'SELECT 1' >/dev/null 2>&1 || {
-  echo "demo: MariaDB is not reachable as root on 127.0.0.1:3306; start it (see .ci/run)" >&2
-  exit 1
-}
+"${mysql[@]}" -e 'SELECT 1' >/dev/null 2>&1 || .ci/mariadb-up
 cargo build --quiet
 bin=$root/target/debug/callquota
 
