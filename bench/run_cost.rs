@@ -404,14 +404,14 @@ fn main() {
     );
     println!();
     println!(
-        "| CDR rows | (a) seed query | (b) floor | (c) run | (d) day close | (e) 7-day catch-up | a/c | c/b | SELECTs per run | no-op run: writes, reloads |"
+        "| CDR rows | (a) seed query | (b) floor | (c) run | (d) day close | (e) 7-day catch-up | c/a | c/b | SELECTs per run | no-op run: writes, reloads |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut results = Vec::new();
     for &rows in &sizes {
         let r = measure(rows, reps);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.0}x | {:.2} | {} | {}, {} |",
+            "| {} | {} | {} | {} | {} | {} | 1/{:.0} | {:.2} | {} | {}, {} |",
             r.rows,
             ms(r.seed),
             ms(r.floor),

@@ -55,13 +55,25 @@ impl Cdr {
         from: NaiveDateTime,
         until: NaiveDateTime,
     ) -> Result<Usage> {
+        let mut params = vec![Value::from(format_datetime(from)), Value::from(format_datetime(until))];
+        // Only rows whose number could be paid travel to us: a superset of the
+        // patterns' literal prefixes (dashes removed, as Asterisk ignores them;
+        // the collation may fold case). The exact match is `rule.charge`.
+        let prefilter = match rule.paid.prefixes() {
+            Some(prefixes) => {
+                let tests = vec!["REPLACE(dst, '-', '') LIKE ?"; prefixes.len()].join(" OR ");
+                params.extend(prefixes.into_iter().map(|p| Value::from(format!("{p}%"))));
+                format!(" AND ({tests})")
+            }
+            None => String::new(),
+        };
         let sql = format!(
             "SELECT calldate, `{caller}`, dst, dstchannel, disposition, billsec FROM {table} \
-             WHERE calldate >= ? AND calldate < ? AND disposition = 'ANSWERED' AND billsec > 0",
+             WHERE calldate >= ? AND calldate < ? AND disposition = 'ANSWERED' AND billsec > 0{prefilter}",
             caller = self.caller_column,
             table = self.table
         );
-        let params = (format_datetime(from), format_datetime(until));
+        let params = mysql::Params::Positional(params);
         let mut usage = Usage::new();
         let result = self
             .conn

@@ -45,6 +45,24 @@ impl PaidDestinations {
         &self.directions
     }
 
+    /// Prefixes that every paid number starts with, shortest first and none
+    /// covered by another, for a database-side prefilter; `None` when some
+    /// pattern has no literal prefix (`_X.`) and so any number may be paid.
+    pub fn prefixes(&self) -> Option<Vec<String>> {
+        let mut all: Vec<String> = self.patterns().iter().map(|p| p.literal_prefix()).collect();
+        if all.iter().any(String::is_empty) {
+            return None;
+        }
+        all.sort_by(|a, b| a.len().cmp(&b.len()).then(a.cmp(b)));
+        let mut kept: Vec<String> = Vec::new();
+        for prefix in all {
+            if !kept.iter().any(|k| prefix.starts_with(k.as_str())) {
+                kept.push(prefix);
+            }
+        }
+        Some(kept)
+    }
+
     /// Every distinct pattern, in config order.
     pub fn patterns(&self) -> Vec<&Pattern> {
         let mut seen = std::collections::BTreeSet::new();
@@ -90,6 +108,19 @@ mod tests {
         let d = dests();
         let names: Vec<&str> = d.patterns().iter().map(|p| p.as_str()).collect();
         assert_eq!(names, vec!["_870[5780-2]XXXXXXX", "_8747XXXXXXX", "_877[15-8]XXXXXXX"]);
+    }
+
+    #[test]
+    fn prefixes_cover_every_pattern_without_overlap() {
+        assert_eq!(
+            dests().prefixes(),
+            Some(vec!["870".to_string(), "877".into(), "8747".into()])
+        );
+        let any = PaidDestinations::new(vec![Direction {
+            name: "all".into(),
+            patterns: vec![Pattern::parse("_8747X").unwrap(), Pattern::parse("_X.").unwrap()],
+        }]);
+        assert_eq!(any.prefixes(), None);
     }
 
     #[test]

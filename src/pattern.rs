@@ -75,6 +75,18 @@ impl Pattern {
         &self.text
     }
 
+    /// The literal characters every matching number starts with (dashes
+    /// aside): `_870[5780-2]XXXXXXX` → `870`. Empty for `_X.`.
+    pub fn literal_prefix(&self) -> String {
+        self.elements
+            .iter()
+            .map_while(|e| match e {
+                Element::Char(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn matches(&self, number: &str) -> bool {
         // Asterisk ignores dashes in the dialled string.
         let chars: Vec<char> = number.chars().filter(|&c| c != '-').collect();
@@ -278,6 +290,20 @@ mod tests {
             Pattern::parse(&format!("_{}", "X".repeat(80))),
             Err(PatternError::TooLong(_))
         ));
+    }
+
+    #[test]
+    fn literal_prefixes() {
+        for (pattern, prefix) in [
+            ("_870[5780-2]XXXXXXX", "870"),
+            ("_8747XXXXXXX", "8747"),
+            ("_87-47X", "8747"),
+            ("_X.", ""),
+            ("_1[]2X", "12"),
+            ("8701-123", "8701123"),
+        ] {
+            assert_eq!(Pattern::parse(pattern).unwrap().literal_prefix(), prefix, "{pattern}");
+        }
     }
 
     #[test]

@@ -360,3 +360,17 @@ fn verbose_run_reports_and_quiet_run_prints_nothing() {
     let out = site.ok("2026-11-26T09:05:00", &["run", "--verbose"]);
     assert!(out.contains("1 users, 0 blocked"), "{out}");
 }
+
+#[test]
+fn a_pattern_without_a_literal_prefix_counts_every_number() {
+    // `_X.` gives the database no prefix to narrow by: every row is read and matched here.
+    let site = Site::with(|c| *c = c.replace("\"_8747XXXXXXX\"]", "\"_8747XXXXXXX\", \"_9X.\", \"_N.\"]"));
+    site.add_user("2026-11-26T08:00:00", "2055", "1h");
+    site.insert(&[
+        Call::answered("2055", LANDLINE, "2026-11-26 09:00:00", 100), // 8717...: matches _N.
+        Call::answered("2055", "112", "2026-11-26 09:10:00", 10),     // _N. does not match a leading 1
+        Call::answered("2055", "9-555", "2026-11-26 09:20:00", 7),
+    ]);
+    site.run("2026-11-26T10:00:00");
+    assert_eq!(site.user_status("2026-11-26T10:00:00", "2055")["used_s"], 107);
+}
