@@ -143,7 +143,7 @@ impl State {
     }
 
     pub fn user(&self, extension: &Extension) -> Result<Option<User>> {
-        Ok(users(&self.conn)?.into_iter().find(|u| &u.extension == extension))
+        Ok(users_where(&self.conn, Some(extension))?.pop())
     }
 
     pub fn insert_user(&mut self, user: &User, now: DateTime<Utc>) -> Result<()> {
@@ -526,9 +526,16 @@ pub enum Delivery {
 }
 
 fn users(conn: &Connection) -> Result<Vec<User>> {
-    let mut stmt = conn
-        .prepare("SELECT extension, name, email, daily_limit_s, active, since_day, cc FROM users ORDER BY extension")?;
-    let rows = stmt.query_map([], |r| {
+    users_where(conn, None)
+}
+
+/// All users, or the one with `extension`.
+fn users_where(conn: &Connection, extension: Option<&Extension>) -> Result<Vec<User>> {
+    let mut stmt = conn.prepare(
+        "SELECT extension, name, email, daily_limit_s, active, since_day, cc FROM users
+             WHERE ?1 IS NULL OR extension = ?1 ORDER BY extension",
+    )?;
+    let rows = stmt.query_map([extension.map(Extension::as_str)], |r| {
         Ok(User {
             extension: parse_extension(&r.get::<_, String>(0)?)?,
             name: r.get(1)?,

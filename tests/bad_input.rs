@@ -81,115 +81,57 @@ fn hostile_extensions_are_refused_before_anything_changes() {
 fn unknown_extensions_and_bad_values_are_usage_errors() {
     let site = running_site();
     let dump = site.dump();
-    one_line_error(
-        &site.at(T, &["user", "set", "2056", "--daily-limit", "1h"]),
-        2,
-        "unknown extension 2056",
-    );
-    one_line_error(&site.at(T, &["user", "remove", "2056"]), 2, "unknown extension 2056");
-    one_line_error(&site.at(T, &["grant", "2056", "10m"]), 2, "unknown extension 2056");
-    one_line_error(
-        &site.at(T, &["user", "add", "2055", "--name", "X", "--daily-limit", "1h"]),
-        2,
-        "already a user",
-    );
-    one_line_error(
-        &site.at(
-            T,
-            &[
-                "user",
-                "add",
-                "2077",
-                "--name",
-                "Evil\r\nBcc: x@y.z",
-                "--daily-limit",
-                "1h",
-            ],
-        ),
-        2,
-        "control character",
-    );
-    one_line_error(
-        &site.at(
-            T,
-            &[
-                "user",
-                "add",
-                "2077",
-                "--name",
-                "X",
-                "--email",
-                "a@b.c\r\nBcc: x@y.z",
-                "--daily-limit",
-                "1h",
-            ],
-        ),
-        2,
-        "is not an address",
-    );
-    one_line_error(
-        &site.at(T, &["user", "add", "2077", "--name", "X", "--daily-limit", "2d"]),
-        2,
-        "not valid",
-    );
-    one_line_error(
-        &site.at(T, &["user", "add", "2077", "--name", "X", "--daily-limit", "25h"]),
-        2,
-        "more than a day",
-    );
-    one_line_error(&site.at(T, &["grant", "2055", "0"]), 2, "more than 0");
     let long_name = "Я".repeat(101);
-    one_line_error(
-        &site.at(T, &["user", "add", "2077", "--name", &long_name, "--daily-limit", "1h"]),
-        2,
-        "longer than 100",
-    );
     let long_email = format!("{}@example.com", "a".repeat(250));
-    one_line_error(
-        &site.at(
-            T,
-            &[
-                "user",
-                "add",
-                "2077",
-                "--name",
-                "X",
-                "--email",
-                &long_email,
-                "--daily-limit",
-                "1h",
-            ],
+    let too_long_ext = "9".repeat(33);
+    let add = |name: &'static str, extra: &[&'static str]| -> Vec<String> {
+        let mut args = vec!["user", "add", "2077", "--name", name];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect()
+    };
+    let owned = |args: &[&str]| -> Vec<String> { args.iter().map(|a| a.to_string()).collect() };
+    let mut cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            owned(&["user", "set", "2056", "--daily-limit", "1h"]),
+            "unknown extension 2056",
         ),
-        2,
+        (owned(&["user", "remove", "2056"]), "unknown extension 2056"),
+        (owned(&["grant", "2056", "10m"]), "unknown extension 2056"),
+        (
+            owned(&["user", "add", "2055", "--name", "X", "--daily-limit", "1h"]),
+            "already a user",
+        ),
+        (add("Evil\r\nBcc: x@y.z", &["--daily-limit", "1h"]), "control character"),
+        (
+            add("X", &["--email", "a@b.c\r\nBcc: x@y.z", "--daily-limit", "1h"]),
+            "is not an address",
+        ),
+        (add("X", &["--daily-limit", "2d"]), "not valid"),
+        (add("X", &["--daily-limit", "25h"]), "more than a day"),
+        (add("Tab\there", &["--daily-limit", "1h"]), "control"),
+        (owned(&["grant", "2055", "0"]), "more than 0"),
+        (owned(&["grant", "2055", "10m", "--reason", "a\nb"]), "--reason"),
+        (owned(&["status", "--day", "26.11.2026"]), "--day"),
+    ];
+    let mut name_too_long = owned(&["user", "add", "2077", "--name"]);
+    name_too_long.extend(owned(&[&long_name, "--daily-limit", "1h"]));
+    cases.push((name_too_long, "longer than 100"));
+    cases.push((
+        add("X", &["--daily-limit", "1h"])
+            .into_iter()
+            .chain(owned(&["--email", &long_email]))
+            .collect(),
         "is not an address",
-    );
-    one_line_error(
-        &site.at(
-            T,
-            &["user", "add", "2077", "--name", "Tab\there", "--daily-limit", "1h"],
-        ),
-        2,
-        "control",
-    );
-    one_line_error(
-        &site.at(T, &["grant", "2055", "10m", "--reason", "a\nb"]),
-        2,
-        "--reason",
-    );
-    one_line_error(
-        &site.at(
-            T,
-            &["user", "add", &"9".repeat(33), "--name", "X", "--daily-limit", "1h"],
-        ),
-        2,
+    ));
+    cases.push((
+        owned(&["user", "add", &too_long_ext, "--name", "X", "--daily-limit", "1h"]),
         "longer than 32",
-    );
+    ));
+    for (args, needle) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        one_line_error(&site.at(T, &args), 2, needle);
+    }
     one_line_error(&site.at("yesterday", &["run"]), 2, "--now");
-    one_line_error(
-        &site.at("2026-11-26T10:00:00", &["status", "--day", "26.11.2026"]),
-        2,
-        "--day",
-    );
     assert_eq!(site.dump(), dump);
 }
 
