@@ -225,7 +225,7 @@ asterisk_cli = []
         let out = Command::new(env!("CARGO_BIN_EXE_callquota"))
             .arg("--config")
             .arg(&self.config)
-            .args(["--now", now, "run"])
+            .args(["--now", now, "--allow-future", "run"])
             .output()
             .unwrap();
         let took = started.elapsed();

@@ -60,7 +60,8 @@ subject = "Лимит исчерпан: {name} ({extension})"
 body = "Здравствуйте, {name}!\nЛимит платных звонков на {day} исчерпан: {used} из {allowance}.\nЗвонки на мобильные до завтра недоступны, остальные работают.\n"
 TOML
 export CALLQUOTA_CONFIG=$out/config.toml
-cq() { echo "\$ callquota $*"; "$bin" "$@"; }
+# --allow-future: the demo replays a fixed day, which may lie ahead of the clock.
+cq() { echo "\$ callquota $*"; "$bin" --allow-future "$@"; }
 section() { printf '\n=== %s\n' "$*"; }
 
 day=2026-11-26

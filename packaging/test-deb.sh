@@ -37,6 +37,9 @@ grep -Eq '^\*/5 \* \* \* \*[[:space:]]+callquota[[:space:]]+.*callquota run' "$c
 grep -q '%' "$cron" && fail "unescaped % in cron file"
 rm -f "$cron"
 
+step "the package creates the lock file as the service user"
+dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst | grep -q 'state.db.lock' || fail "postinst does not create the lock"
+
 step "lintian (no errors)"
 if command -v lintian >/dev/null; then
   lintian --allow-root --fail-on error "$deb" || fail "lintian reported errors"
@@ -51,6 +54,7 @@ dpkg -i "$deb" >/dev/null
 getent passwd callquota >/dev/null || fail "system user not created"
 [ "$(stat -c '%a %U %G' /var/lib/callquota)" = "750 callquota callquota" ] || fail "/var/lib/callquota mode/owner"
 [ "$(stat -c '%a %U %G' /var/lib/callquota/state.db)" = "640 callquota callquota" ] || fail "state.db mode/owner"
+[ "$(stat -c '%a %U %G' /var/lib/callquota/state.db.lock)" = "640 callquota callquota" ] || fail "lock file mode/owner"
 [ "$(stat -c '%a %U %G' /etc/callquota/config.toml)" = "640 root callquota" ] || fail "config mode/owner"
 if getent group asterisk >/dev/null; then
   id -nG callquota | grep -qw asterisk || fail "callquota not in group asterisk"
@@ -67,6 +71,77 @@ grep -q 'not configured' <<<"$out" || fail "message does not say 'not configured
 cronline=$(grep -E '^\*/5' /etc/cron.d/callquota | cut -f3-)
 out=$(cd / && runuser -u callquota -- /bin/sh -c "PATH=/usr/bin:/bin; $cronline" 2>&1) || fail "cron command failed: $out"
 [ -z "$out" ] || fail "cron command printed (cron would mail it): $out"
+
+step "configured like a FreePBX host, attacked by a member of the include directory's group"
+# A site of our own: a CDR database, an "asterisk" directory writable by a
+# group (like /etc/asterisk), the fake Asterisk, and an unprivileged attacker
+# in that group. Cron's environment throughout: env -i, PATH=/usr/bin:/bin.
+mysql_url=${CALLQUOTA_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}
+db=cq_pkgtest_$$
+work=$(mktemp -d /var/tmp/callquota-pkgtest.XXXXXX)
+chmod 755 "$work"
+made_group="" made_user=""
+getent group cqpkgast >/dev/null || { groupadd --system cqpkgast; made_group=1; }
+getent passwd cqattacker >/dev/null || {
+  useradd --system --no-create-home --gid cqpkgast --shell /usr/sbin/nologin cqattacker; made_user=1
+}
+usermod -aG cqpkgast callquota
+cleanup_site() {
+  mariadb -h127.0.0.1 -P3306 -uroot -e "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+  rm -rf "$work"
+  gpasswd -d callquota cqpkgast >/dev/null 2>&1 || true
+  [ -z "$made_user" ] || userdel cqattacker 2>/dev/null || true
+  [ -z "$made_group" ] || groupdel cqpkgast 2>/dev/null || true
+}
+trap cleanup_site EXIT
+mariadb -h127.0.0.1 -P3306 -uroot -e "CREATE DATABASE $db"
+mariadb -h127.0.0.1 -P3306 -uroot "$db" <tests/fixtures/cdr-schema.sql
+install -d -o root -g cqpkgast -m 0775 "$work/asterisk"
+install -d -o callquota -g callquota -m 0755 "$work/ast"
+fake=$PWD/tests/fixtures/fake-asterisk
+cat >/etc/callquota/config.toml <<CONF
+timezone = "Asia/Almaty"
+[cdr]
+url = "$mysql_url/$db"
+[[direction]]
+name = "mobile"
+patterns = ["_870[5780-2]XXXXXXX"]
+[dialplan]
+include_file = "$work/asterisk/callquota.conf"
+flavor = "freepbx17"
+reload_command = ["$fake", "$work/ast", "$work/asterisk/callquota.conf", "-rx", "module reload pbx_config.so"]
+asterisk_cli = ["$fake", "$work/ast", "$work/asterisk/callquota.conf", "-rx"]
+CONF
+as_cron() { (cd / && runuser -u callquota -- env -i PATH=/usr/bin:/bin "$@"); }
+as_attacker() { runuser -u cqattacker -- "$@"; }
+owner() { stat -c '%U' "$1"; }
+/usr/bin/callquota user add 2055 --name "Vasya" --daily-limit 30m >/dev/null
+as_cron /usr/bin/callquota run || fail "cron run on a configured site"
+[ "$(owner "$work/asterisk/callquota.conf")" = callquota ] || fail "include not written by callquota"
+# The attack of the security issue: links at the old fixed temp name and
+# at likely new ones, aimed at the state and at the config.
+as_attacker ln -s /var/lib/callquota/state.db "$work/asterisk/.callquota.conf.callquota-tmp"
+as_attacker ln -s /etc/callquota/config.toml "$work/asterisk/.callquota.tmp"
+rm -f /var/lib/callquota/state.db.lock
+/usr/bin/callquota grant 2055 5m --reason "root at the console" >/dev/null || fail "root grant"
+as_cron /usr/bin/callquota run || fail "cron run after a root grant (root-owned files left behind?)"
+[ "$(stat -c '%a %U %G' /etc/callquota/config.toml)" = "640 root callquota" ] || fail "config mode/owner changed"
+head -c 15 /var/lib/callquota/state.db | grep -q 'SQLite format 3' || fail "state overwritten"
+/usr/bin/callquota user list | grep -q 2055 || fail "users lost"
+for f in /var/lib/callquota/state.db* "$work/asterisk/callquota.conf"; do
+  [ "$(owner "$f")" = callquota ] || fail "$f is owned by $(owner "$f"), not callquota"
+done
+grep -q 'Return(2100000)' "$work/asterisk/callquota.conf" || fail "grant not in the include"
+# The include itself replaced by a link: refused, the target untouched.
+as_attacker sh -c "rm -f '$work/asterisk/callquota.conf' && ln -s /var/lib/callquota/state.db '$work/asterisk/callquota.conf'"
+/usr/bin/callquota grant 2055 1m >/dev/null 2>&1 && fail "a grant through a linked include succeeded"
+out=$(as_cron /usr/bin/callquota run 2>&1) && fail "a run through a linked include succeeded"
+grep -q 'symbolic link' <<<"$out" || fail "run did not name the link: $out"
+head -c 15 /var/lib/callquota/state.db | grep -q 'SQLite format 3' || fail "state overwritten through the include link"
+rm -f "$work/asterisk/callquota.conf"
+as_cron /usr/bin/callquota run || fail "run after the link was removed"
+# Back to the unconfigured package config for the steps below.
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/callquota/config.toml >/etc/callquota/config.toml
 
 step "upgrade over itself keeps state and config edits"
 echo "# edited by the admin" >>/etc/callquota/config.toml

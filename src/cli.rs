@@ -30,6 +30,10 @@ pub struct Cli {
     /// Replace the clock: RFC 3339, or local YYYY-MM-DDTHH:MM:SS in the configured zone.
     #[arg(long, global = true, value_name = "TIMESTAMP")]
     pub now: Option<String>,
+    /// Let a command that changes state use a --now ahead of the system clock
+    /// (tests and replays); without it such a command refuses.
+    #[arg(long, global = true)]
+    pub allow_future: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -63,6 +67,10 @@ pub enum Command {
     /// Show, flush or test the notification outbox.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Bring a state that got ahead of the real clock (a wrong clock, a
+    /// mistaken --now) back to today: later days' ledgers, grants and pending
+    /// notices are removed (logged), today is reopened; then run.
+    Rewind,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +101,10 @@ pub struct RunArgs {
     /// (a fresh install); every other config error still exits 78. For cron.
     #[arg(long)]
     pub if_configured: bool,
+    /// Accept a clock more than 2 days past the last run (a host that was off
+    /// that long): the days in between are closed in order.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

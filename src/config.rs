@@ -131,6 +131,7 @@ struct RawDirection {
 struct RawLimits {
     thresholds: Option<Vec<i64>>,
     workdays: Option<Vec<String>>,
+    max_jump_days: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -378,6 +379,13 @@ impl Config {
                     ..err("not found; copy config.example.toml there and edit it, or pass --config PATH".into())
                 });
             }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(err(
+                    "cannot be read: permission denied; run callquota as root or as the service user \
+                     (sudo -u callquota callquota ...), whose group may read it"
+                        .into(),
+                ));
+            }
             Err(e) => return Err(err(format!("cannot be read: {e}; check its permissions"))),
         };
         Config::parse(&text, path)
@@ -433,6 +441,11 @@ impl Config {
                         "carryover.max_seconds = {s} is out of range; use 0 to 31622400 seconds"
                     ));
                 }
+            },
+            max_jump_days: match raw.limits.max_jump_days {
+                None => crate::policy::MAX_UNFORCED_JUMP_DAYS,
+                Some(d) if (1..=crate::policy::MAX_CATCH_UP_DAYS).contains(&d) => d,
+                Some(d) => return Err(format!("limits.max_jump_days = {d} is out of range; use 1 to 366")),
             },
         };
         let dialplan = dialplan_settings(raw.dialplan.ok_or_else(|| {

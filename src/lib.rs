@@ -23,6 +23,7 @@ pub mod notice;
 pub mod paid;
 pub mod pattern;
 pub mod policy;
+pub mod privileges;
 pub mod reload;
 pub mod state;
 pub mod template;

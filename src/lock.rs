@@ -31,8 +31,22 @@ fn open(path: &Path) -> Result<File> {
         .create(true)
         .truncate(false)
         .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .map_err(|e| anyhow!("cannot open lock_file {}: {e}", path.display()))
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                anyhow!(
+                    "lock_file {} is a symbolic link; callquota never follows one there: remove it",
+                    path.display()
+                )
+            } else {
+                anyhow!("cannot open lock_file {}: {e}", path.display())
+            }
+        })
+        .and_then(|file| match file.metadata() {
+            Ok(m) if m.is_file() => Ok(file),
+            _ => Err(anyhow!("lock_file {} is not a regular file; remove it", path.display())),
+        })
 }
 
 /// Takes the lock or fails at once with [`LockHeld`].
@@ -71,5 +85,21 @@ mod tests {
         assert!(err.downcast_ref::<LockHeld>().is_some());
         drop(first);
         assert!(try_acquire(&path).is_ok());
+    }
+
+    #[test]
+    fn a_symlink_or_fifo_at_the_lock_path_is_refused_and_not_created_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.lock");
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let err = format!("{:#}", try_acquire(&path).err().unwrap());
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(!target.exists(), "a dangling link must not create its target");
+        std::fs::remove_file(&path).unwrap();
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let err = format!("{:#}", try_acquire(&path).err().unwrap());
+        assert!(err.contains("not a regular file"), "{err}");
     }
 }

@@ -23,6 +23,8 @@ pub struct Rules {
     pub carry_enabled: bool,
     /// The most that may carry into one day.
     pub carry_cap_s: Option<u64>,
+    /// How many days past the last run's day a run may move without `--force`.
+    pub max_jump_days: i64,
 }
 
 impl Default for Rules {
@@ -31,6 +33,7 @@ impl Default for Rules {
             thresholds: vec![50, 90, 100],
             workdays: [true; 7],
             carry_enabled: true,
+            max_jump_days: MAX_UNFORCED_JUMP_DAYS,
             carry_cap_s: None,
         }
     }
@@ -126,6 +129,43 @@ pub enum PolicyError {
         "the clock went backwards: now is on {today}, but the state already reached {open_day}; fix the system clock or --now (closed days are never reopened)"
     )]
     ClockWentBack { today: NaiveDate, open_day: NaiveDate },
+    #[error(
+        "the clock is {days} days past the last run's day {open_day}: if {today} is really today (the host was off), run `callquota run --force` once; if not, fix the system clock or --now (see README, Clock trouble)"
+    )]
+    ClockJumped {
+        today: NaiveDate,
+        open_day: NaiveDate,
+        days: i64,
+    },
+}
+
+/// How many days past the last run's day a run may move on its own, unless
+/// `limits.max_jump_days` says otherwise. A larger jump is more often a wrong
+/// clock than a host that was off, and closing days on a wrong clock unblocks
+/// everyone: it needs `run --force`.
+pub const MAX_UNFORCED_JUMP_DAYS: i64 = 2;
+
+/// However far a forced run jumps, it evaluates at most this many days (plus
+/// the last run's day), so its cost stays bounded; days in a longer gap get no
+/// ledger rows and carry nothing across it.
+pub const MAX_CATCH_UP_DAYS: i64 = 366;
+
+/// Refuses a run whose day is more than `max_days` after the last run's
+/// (`open_day`), unless forced.
+pub fn check_clock_jump(
+    open_day: Option<NaiveDate>,
+    today: NaiveDate,
+    max_days: i64,
+    force: bool,
+) -> Result<(), PolicyError> {
+    match open_day {
+        Some(open_day) if !force && (today - open_day).num_days() > max_days => Err(PolicyError::ClockJumped {
+            today,
+            open_day,
+            days: (today - open_day).num_days(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The base allowance of `day`: the daily limit on workdays, 0 otherwise.
@@ -299,9 +339,13 @@ pub fn days_to_evaluate(
     if today < start {
         return Err(PolicyError::ClockWentBack { today, open_day: start });
     }
-    let mut days = Vec::new();
-    let mut day = start;
-    while day <= today {
+    let mut days = vec![start];
+    let mut day = next_day(start);
+    if (today - start).num_days() > MAX_CATCH_UP_DAYS {
+        day = today - chrono::Days::new(MAX_CATCH_UP_DAYS as u64 - 1);
+    }
+    // `next_day` stops at the calendar's end: never push a day twice.
+    while day <= today && days.last().is_some_and(|last| *last < day) {
         days.push(day);
         day = next_day(day);
     }
@@ -710,6 +754,31 @@ mod tests {
         assert_eq!(ledger_of(&s, "2055", "2026-11-24").used_s, 300);
         assert_eq!(ledger_of(&s, "2055", "2026-11-25").carried_in_s, 700);
         assert_eq!(ledger_of(&s, "2055", "2026-11-26").carried_in_s, 1700);
+    }
+
+    #[test]
+    fn a_jump_of_more_than_two_days_needs_force_and_catch_up_is_bounded() {
+        let open = day("2026-11-26");
+        assert_eq!(check_clock_jump(Some(open), day("2026-11-28"), 2, false), Ok(()));
+        assert_eq!(check_clock_jump(Some(open), day("2026-11-29"), 3, false), Ok(()));
+        assert_eq!(check_clock_jump(None, day("2126-11-28"), 2, false), Ok(()));
+        assert_eq!(
+            check_clock_jump(Some(open), day("2026-11-29"), 2, false),
+            Err(PolicyError::ClockJumped {
+                today: day("2026-11-29"),
+                open_day: open,
+                days: 3
+            })
+        );
+        assert_eq!(check_clock_jump(Some(open), day("2126-11-29"), 2, true), Ok(()));
+        let days = days_to_evaluate(Some(open), None, day("2026-12-01")).unwrap();
+        assert_eq!(days.len(), 6);
+        let days = days_to_evaluate(Some(open), None, day("2126-11-26")).unwrap();
+        assert_eq!(days.len() as i64, MAX_CATCH_UP_DAYS + 1);
+        assert_eq!(days[0], open);
+        assert_eq!(days[1], day("2126-11-26") - chrono::Days::new(365));
+        assert_eq!(*days.last().unwrap(), day("2126-11-26"));
+        assert!(days.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

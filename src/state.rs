@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::extension::Extension;
 use crate::policy::{Event, Ledger, Member, Plan, Snapshot};
@@ -94,30 +94,68 @@ fn seconds(row: &Row<'_>, column: &str) -> rusqlite::Result<u64> {
     Ok(row.get::<_, i64>(column)?.max(0) as u64)
 }
 
+/// Creates a new, empty state file 0640; never through a link.
+fn create(path: &Path) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(anyhow!(
+            "state_db directory {} does not exist; create it (the .deb creates /var/lib/callquota) or set state_db",
+            dir.display()
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map(drop)
+        .map_err(|e| access_error("create", path, &e))
+}
+
+/// "Permission denied" names the fix: the state belongs to the service user.
+fn access_error(what: &str, path: &Path, e: &std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        anyhow!(
+            "cannot {what} state_db {}: permission denied; run callquota as the user that owns it, e.g. \
+             sudo -u callquota callquota ...",
+            path.display()
+        )
+    } else {
+        anyhow!("cannot {what} state_db {}: {e}", path.display())
+    }
+}
+
 fn to_sql_seconds(s: u64) -> i64 {
     i64::try_from(s).unwrap_or(i64::MAX)
 }
 
 impl State {
-    /// Opens (creating it 0640 if needed) and migrates the state file.
+    /// Opens (creating it 0640 if needed) and migrates the state file. The
+    /// path is never followed through a symbolic link.
     pub fn open(path: &Path) -> Result<State> {
-        if !path.exists() {
-            let dir = path.parent().unwrap_or(Path::new("/"));
-            if !dir.is_dir() {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(anyhow!(
-                    "state_db directory {} does not exist; create it (the .deb creates /var/lib/callquota) or set state_db",
-                    dir.display()
+                    "state_db {} is a symbolic link; callquota never follows one there: point state_db at the file \
+                     itself",
+                    path.display()
                 ));
             }
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o640)
-                .open(path)
-                .with_context(|| format!("cannot create state_db {}", path.display()))?;
+            Ok(meta) if !meta.is_file() => {
+                return Err(anyhow!("state_db {} is not a regular file", path.display()));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path)?,
+            Err(e) => return Err(access_error("read", path, &e)),
         }
-        let mut conn = Connection::open(path).with_context(|| format!("cannot open state_db {}", path.display()))?;
+        let flags =
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NOFOLLOW | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("cannot open state_db {}", path.display()))?;
         let context = || format!("cannot prepare state_db {}", path.display());
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .with_context(context)?;
@@ -322,6 +360,38 @@ impl State {
         tx.commit()
             .with_context(|| format!("cannot commit to state_db {}", self.path.display()))?;
         Ok(())
+    }
+
+    /// Undoes a clock that ran ahead: removes ledgers, grants and pending
+    /// notices of days after `today`, reopens `today` and sets it as the open
+    /// day, in one transaction with one audit entry. `None` when the state is
+    /// not ahead. Sent notices and the audit log stay as history.
+    pub fn rewind_to(&mut self, today: NaiveDate, now: DateTime<Utc>) -> Result<Option<String>> {
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .with_context(|| format!("cannot write state_db {path}"))?;
+        let open_day: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'open_day'", [], |r| r.get(0))
+            .optional()?;
+        let Some(open_day) = open_day.filter(|d| d.as_str() > day_text(today).as_str()) else {
+            return Ok(None);
+        };
+        let day = day_text(today);
+        let ledgers = tx.execute("DELETE FROM ledger WHERE day > ?1", [&day])?;
+        let grants = tx.execute("DELETE FROM grants WHERE day > ?1", [&day])?;
+        let notices = tx.execute("DELETE FROM outbox WHERE day > ?1 AND status = 'pending'", [&day])?;
+        tx.execute("UPDATE ledger SET closed = 0 WHERE day = ?1", [&day])?;
+        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'open_day'", [&day])?;
+        let summary = format!(
+            "rewound the state from {open_day} to {day}: removed {ledgers} ledger rows, {grants} grants and \
+             {notices} pending notices of later days; {day} is open again"
+        );
+        append_audit(&tx, &timestamp(now), None, Some(today), "clock_rewound", &summary)?;
+        tx.commit()
+            .with_context(|| format!("cannot commit to state_db {path}"))?;
+        Ok(Some(summary))
     }
 
     /// Reads a snapshot and applies the plan `decide` makes of it, in one

@@ -89,6 +89,7 @@ fn history() -> impl Strategy<Value = History> {
                     workdays: workdays.try_into().unwrap_or([true; 7]),
                     carry_enabled,
                     carry_cap_s: cap,
+                    ..Rules::default()
                 }),
                 Just(limits),
                 prop::collection::vec(prop::collection::vec((0u64..5000, 0u64..1500), users), days),

@@ -157,7 +157,7 @@ fn days_carry_over_with_the_cap_across_a_multi_day_scenario() {
 }
 
 #[test]
-fn a_host_off_for_three_days_catches_up_exactly() {
+fn a_host_off_for_days_catches_up_exactly() {
     let calls = [
         Call::answered("2055", MOBILE, "2026-11-23 10:00:00", 200),
         Call::answered("2055", MOBILE, "2026-11-24 10:00:00", 1300),
@@ -177,7 +177,11 @@ fn a_host_off_for_three_days_catches_up_exactly() {
         daily.run(&format!("{day}T23:59:00"));
     }
     daily.run("2026-11-28T12:00:00");
-    late.run("2026-11-28T12:00:00");
+    // Five days later: past the unattended jump (2 days), so the admin confirms the date.
+    let out = late.at("2026-11-28T12:00:00", &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("run --force"), "{}", stderr(&out));
+    late.ok("2026-11-28T12:00:00", &["run", "--force"]);
     let ledger = |site: &Site| -> Vec<(String, i64, i64, i64, i64)> {
         let conn = site.state();
         let mut stmt = conn
@@ -373,4 +377,19 @@ fn a_pattern_without_a_literal_prefix_counts_every_number() {
     ]);
     site.run("2026-11-26T10:00:00");
     assert_eq!(site.user_status("2026-11-26T10:00:00", "2055")["used_s"], 107);
+}
+
+#[test]
+fn a_site_that_allows_longer_gaps_catches_up_unattended() {
+    let site = Site::with(|c| *c = c.replace("[limits]\n", "[limits]\nmax_jump_days = 4\n"));
+    site.add_user("2026-11-23T08:00:00", "2055", "1000");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-24 10:00:00", 300)]);
+    site.run("2026-11-23T09:00:00");
+    site.run("2026-11-27T09:00:00");
+    assert_eq!(
+        site.user_status("2026-11-27T09:00:00", "2055")["carried_in_s"],
+        1000 + 700 + 1000 + 1000
+    );
+    let out = site.at("2026-12-02T09:00:00", &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }

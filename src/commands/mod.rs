@@ -14,6 +14,7 @@ use crate::calendar::{local_day, parse_now};
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::exit::UsageError;
+use crate::privileges::become_state_owner;
 
 /// What every command gets: the checked config and the clock.
 pub struct Context {
@@ -29,17 +30,30 @@ impl Context {
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     if let Command::Migrate { state_db: Some(path) } = &cli.command {
+        become_state_owner(path)?;
         return migrate(path);
     }
+    // Read as root if need be (the config is root:callquota 0640), then act as the service user.
     let config = match Config::load(&cli.config) {
         Ok(config) => config,
         Err(e) if e.unconfigured && matches!(&cli.command, Command::Run(args) if args.if_configured) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
+    become_state_owner(&config.state_db)?;
+    let system_now = Utc::now();
     let now = match &cli.now {
         Some(text) => parse_now(text, config.timezone).map_err(|e| UsageError(e.to_string()))?,
-        None => Utc::now(),
+        None => system_now,
     };
+    // A future --now on the live state would close days that have not happened.
+    if now > system_now + chrono::Duration::minutes(1) && changes_state(&cli.command) && !cli.allow_future {
+        return Err(UsageError(format!(
+            "--now {} is ahead of the system clock; a command that changes state refuses it unless \
+             --allow-future is given too (for tests and replays on a copy of the state)",
+            cli.now.as_deref().unwrap_or_default()
+        ))
+        .into());
+    }
     let ctx = Context { config, now };
     match cli.command {
         Command::Run(args) => run::run_command(&ctx, &args),
@@ -52,6 +66,24 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Check => check::check(&ctx),
         Command::Migrate { .. } => migrate(&ctx.config.state_db),
         Command::Mail(command) => mail::mail(&ctx, command),
+        Command::Rewind => run::rewind(&ctx),
+    }
+}
+
+/// Commands that write the state (read-only ones never refuse a clock).
+fn changes_state(command: &Command) -> bool {
+    use crate::cli::{MailCommand, UserCommand};
+    match command {
+        Command::Run(args) => !args.dry_run,
+        Command::Grant(_) | Command::Rewind | Command::Mail(MailCommand::Flush) => true,
+        Command::User(user) => !matches!(user, UserCommand::List { .. }),
+        Command::Status(_)
+        | Command::Log(_)
+        | Command::Render
+        | Command::Classify(_)
+        | Command::Check
+        | Command::Migrate { .. }
+        | Command::Mail(MailCommand::List { .. } | MailCommand::Test { .. }) => false,
     }
 }
 

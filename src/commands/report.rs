@@ -13,8 +13,22 @@ use crate::state::State;
 
 /// What a run would decide if the CDR held nothing new: stored usage, plus
 /// today's rows for users the last run has not seen yet.
+/// A state that is ahead of the clock (see `rewind`) is shown as stored.
 pub fn projected(ctx: &Context, state: &State) -> Result<Plan> {
     let snapshot = state.snapshot()?;
+    if snapshot.open_day.is_some_and(|open| open > ctx.today()) {
+        eprintln!(
+            "callquota: warning: the state is ahead of the clock (last run on {}, now {}); showing what is stored; \
+             see `callquota rewind`",
+            snapshot.open_day.map(|d| d.to_string()).unwrap_or_default(),
+            ctx.today()
+        );
+        let today = state.ledgers_on(ctx.today())?;
+        return Ok(Plan {
+            today,
+            ..Plan::default()
+        });
+    }
     let mut usage = Usage::new();
     for l in &snapshot.ledgers {
         usage.entry(l.day).or_default().insert(l.extension.clone(), l.used_s);

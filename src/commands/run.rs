@@ -27,7 +27,7 @@ pub fn run_command(ctx: &Context, args: &RunArgs) -> Result<()> {
         return dry_run(ctx);
     }
     let _lock = lock::try_acquire(&ctx.config.lock_file)?;
-    let report = run_locked(ctx)?;
+    let report = run_locked(ctx, args.force)?;
     if args.verbose {
         println!("{report}");
     }
@@ -51,7 +51,8 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
     let today = ctx.today();
     state.add_grant(&user.extension, today, args.seconds, &args.reason, ctx.now)?;
     drop(state);
-    let applied = lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE).and_then(|_lock| run_locked(ctx));
+    let applied =
+        lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE).and_then(|_lock| run_locked(ctx, false));
     match applied {
         Ok(_) => {
             println!("granted {}s to {} for {today}; applied", args.seconds, user.extension);
@@ -70,7 +71,7 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
 /// early snapshot is read; only a run that closes earlier days then asks for
 /// those days too, on the same connection. So a run costs little more than the
 /// CDR query itself, and its MySQL work is at most two range queries.
-fn open_and_read(ctx: &Context) -> Result<(State, Usage, EarlySnapshot)> {
+fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Usage, EarlySnapshot)> {
     let config = &ctx.config;
     let clock = config.cdr_clock();
     let today_start = clock.window(ctx.today()).0;
@@ -89,7 +90,9 @@ fn open_and_read(ctx: &Context) -> Result<(State, Usage, EarlySnapshot)> {
             Ok((cdr, usage))
         });
         let state = State::open(&config.state_db)?;
-        let days = policy::days_to_evaluate(state.open_day()?, state.first_since()?, ctx.today())?;
+        let open_day = state.open_day()?;
+        policy::check_clock_jump(open_day, ctx.today(), config.rules.max_jump_days, force)?;
+        let days = policy::days_to_evaluate(open_day, state.first_since()?, ctx.today())?;
         let early = state.early_snapshot();
         let (mut cdr, mut usage) = reading_today.join().map_err(panicked)??;
         let first_start = clock.window(days[0]).0;
@@ -100,9 +103,9 @@ fn open_and_read(ctx: &Context) -> Result<(State, Usage, EarlySnapshot)> {
     })
 }
 
-fn run_locked(ctx: &Context) -> Result<String> {
+fn run_locked(ctx: &Context, force: bool) -> Result<String> {
     // A failed CDR read returns here: no state change, include file untouched.
-    let (mut state, usage, early) = open_and_read(ctx)?;
+    let (mut state, usage, early) = open_and_read(ctx, force)?;
     crate::crashpoint::reached("after-cdr-read");
     let today = ctx.today();
     let plan = state.plan_and_apply(ctx.now, Some(early), |snapshot| {
@@ -124,7 +127,7 @@ fn run_locked(ctx: &Context) -> Result<String> {
 }
 
 fn dry_run(ctx: &Context) -> Result<()> {
-    let (state, usage, _) = open_and_read(ctx)?;
+    let (state, usage, _) = open_and_read(ctx, true)?;
     let plan = policy::plan_run(&ctx.config.rules, ctx.today(), &state.snapshot()?, &usage)?;
     print_plan(&plan);
     let (_, generation, changed) = desired_include(ctx, &state, &plan.today)?;
@@ -137,6 +140,25 @@ fn dry_run(ctx: &Context) -> Result<()> {
             "unchanged".into()
         }
     );
+    Ok(())
+}
+
+/// `rewind`: undo the days a wrong clock ran ahead, then run on the real one.
+pub fn rewind(ctx: &Context) -> Result<()> {
+    let _lock = lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE)?;
+    let mut state = State::open(&ctx.config.state_db)?;
+    match state.rewind_to(ctx.today(), ctx.now)? {
+        None => println!(
+            "the state is not ahead of the clock ({}); nothing to rewind",
+            ctx.today()
+        ),
+        Some(summary) => {
+            drop(state);
+            println!("{summary}");
+            run_locked(ctx, false).context("rewound, but the run that follows failed; run `callquota run`")?;
+            println!("ran for {}", ctx.today());
+        }
+    }
     Ok(())
 }
 
@@ -179,7 +201,7 @@ pub fn desired_include(ctx: &Context, state: &State, today: &[Ledger]) -> Result
         }
     }
     let stored = meta_number(state, INCLUDE_GENERATION)?;
-    let generation = on_disk.unwrap_or(0).max(stored.unwrap_or(0)) + 1;
+    let generation = on_disk.unwrap_or(0).max(stored.unwrap_or(0)).saturating_add(1);
     Ok((
         render(settings, &ctx.config.paid, &access, generation),
         generation,

@@ -165,7 +165,16 @@ reload_timeout_s = 5
         std::fs::write(&self.config, text).expect("write config");
     }
 
+    /// The binary on this site's config. Tests replay fixed days with
+    /// `--now`, which may lie ahead of the real clock: hence `--allow-future`.
     pub fn cmd(&self) -> Command {
+        let mut c = self.strict_cmd();
+        c.arg("--allow-future");
+        c
+    }
+
+    /// The binary as an admin runs it, without `--allow-future`.
+    pub fn strict_cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_callquota"));
         c.arg("--config").arg(&self.config).env_remove("CALLQUOTA_CONFIG");
         c
@@ -174,7 +183,10 @@ reload_timeout_s = 5
     /// A plain process (for spawning several at once).
     pub fn process(&self) -> std::process::Command {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_callquota"));
-        c.arg("--config").arg(&self.config).env_remove("CALLQUOTA_CONFIG");
+        c.arg("--config")
+            .arg(&self.config)
+            .arg("--allow-future")
+            .env_remove("CALLQUOTA_CONFIG");
         c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         c

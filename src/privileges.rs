@@ -1,0 +1,100 @@
+//! Run as the owner of the state, not as root.
+//!
+//! An admin who types `callquota grant ...` as root would otherwise leave
+//! root-owned files (the lock, SQLite's `-wal`/`-shm`, a rewritten include)
+//! that the cron job, running as `callquota`, can no longer open, and would
+//! run the configured commands as root. So a root process switches to the
+//! user that owns the state directory (with that user's groups, e.g.
+//! `asterisk`) before it touches anything, and does as root only what the
+//! service user could do too. A state directory owned by root (a hand-made
+//! install) keeps root.
+
+use std::ffi::{CStr, CString};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+
+/// Who the process now is, when it changed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Switched {
+    pub user: String,
+    pub uid: u32,
+}
+
+/// If running as root, becomes the owner of `state_db`'s directory.
+pub fn become_state_owner(state_db: &Path) -> Result<Option<Switched>> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let dir = state_db
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return Ok(None); // opening the state names the missing directory
+    };
+    if meta.uid() == 0 {
+        return Ok(None);
+    }
+    let (uid, dir_gid) = (meta.uid(), meta.gid());
+    let account = account(uid);
+    let user = account
+        .as_ref()
+        .map_or_else(|| uid.to_string(), |(name, _)| name.clone());
+    let gid = account.as_ref().map_or(dir_gid, |(_, gid)| *gid);
+    let failed = |what: &str| {
+        anyhow!(
+            "cannot switch from root to {user}, the owner of {} ({what}: {}); run as that user: sudo -u {user} \
+             callquota ...",
+            dir.display(),
+            std::io::Error::last_os_error()
+        )
+    };
+    // SAFETY: plain system calls on owned, NUL-terminated values.
+    unsafe {
+        match &account {
+            Some((name, _)) => {
+                let name = CString::new(name.as_str()).map_err(|_| anyhow!("user name {name} has a NUL byte"))?;
+                if libc::initgroups(name.as_ptr(), gid) != 0 {
+                    return Err(failed("initgroups"));
+                }
+            }
+            None => {
+                if libc::setgroups(1, &gid) != 0 {
+                    return Err(failed("setgroups"));
+                }
+            }
+        }
+        if libc::setgid(gid) != 0 {
+            return Err(failed("setgid"));
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(failed("setuid"));
+        }
+        // Make sure there is no way back (setuid from a saved root uid).
+        if libc::setuid(0) == 0 {
+            return Err(anyhow!(
+                "internal: root privileges could be regained after switching to {user}"
+            ));
+        }
+    }
+    Ok(Some(Switched { user, uid }))
+}
+
+/// The name and primary group of `uid`, from the passwd database.
+fn account(uid: u32) -> Option<(String, u32)> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: `pwd` and `buf` outlive the call; the result points into them.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        if rc != 0 || result.is_null() {
+            return None;
+        }
+        let name = CStr::from_ptr(pwd.pw_name).to_str().ok()?.to_string();
+        Some((name, pwd.pw_gid))
+    }
+}
