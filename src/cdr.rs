@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, anyhow};
 use chrono::{NaiveDate, NaiveDateTime};
 use mysql::prelude::Queryable;
-use mysql::{Conn, Opts, OptsBuilder, Row, Value};
+use mysql::{Conn, OptsBuilder, Row, Value};
 
 use crate::calendar::CdrClock;
 use crate::config::CdrSettings;
@@ -15,24 +15,29 @@ pub struct Cdr {
     conn: Conn,
     table: String,
     caller_column: &'static str,
-    redacted_url: String,
+    where_: String,
 }
 
 impl Cdr {
     /// Connects and makes the session read-only: any write is refused by the server.
     pub fn connect(settings: &CdrSettings) -> Result<Cdr> {
-        let where_ = settings.redacted_url();
-        let opts = Opts::from_url(&settings.url).map_err(|_| anyhow!("cdr.url is not a valid MySQL URL"))?;
+        let c = &settings.connection;
+        let where_ = c.describe();
         let timeout = Some(settings.timeout);
-        let opts = OptsBuilder::from_opts(opts)
-            // A TCP URL means TCP: do not silently switch to the local socket.
+        let opts = OptsBuilder::new()
+            .ip_or_hostname(Some(c.host.clone()))
+            .tcp_port(c.port)
+            .user(Some(c.user.clone()))
+            .pass(c.password.clone())
+            .db_name(Some(c.database.clone()))
+            // A TCP address means TCP: do not silently switch to the local socket.
             .prefer_socket(false)
             .tcp_connect_timeout(timeout)
             .read_timeout(timeout)
             .write_timeout(timeout);
         let mut conn = Conn::new(opts).map_err(|e| {
             anyhow!(
-                "cannot connect to the CDR database {where_}: {}; check [cdr] url and that MySQL is running",
+                "cannot connect to the CDR database {where_}: {}; check the [cdr] settings and that MySQL is running",
                 one_line(&e)
             )
         })?;
@@ -43,7 +48,7 @@ impl Cdr {
             conn,
             table: quote_table(&settings.table),
             caller_column: settings.caller_column.column(),
-            redacted_url: where_,
+            where_,
         })
     }
 
@@ -78,10 +83,9 @@ impl Cdr {
         let result = self
             .conn
             .exec_iter(sql, params)
-            .map_err(|e| anyhow!("CDR query on {} failed: {}", self.redacted_url, one_line(&e)))?;
+            .map_err(|e| anyhow!("CDR query on {} failed: {}", self.where_, one_line(&e)))?;
         for row in result {
-            let row =
-                row.map_err(|e| anyhow!("reading CDR rows from {} failed: {}", self.redacted_url, one_line(&e)))?;
+            let row = row.map_err(|e| anyhow!("reading CDR rows from {} failed: {}", self.where_, one_line(&e)))?;
             let Some(row) = decode(row) else { continue };
             if let Some((extension, seconds)) = rule.charge(&row) {
                 let per_day = usage.entry(clock.day_of(row.calldate)).or_default();
@@ -102,7 +106,7 @@ impl Cdr {
             anyhow!(
                 "the CDR table {} on {} is not usable: {}",
                 self.table,
-                self.redacted_url,
+                self.where_,
                 one_line(&e)
             )
         })
@@ -136,8 +140,22 @@ fn format_datetime(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string().replace(['\n', '\r'], " ")
+/// A MySQL error as one plain sentence (the driver's `Display` is a debug dump
+/// such as `MySqlError { ERROR 1045 (28000): ... }`).
+fn one_line(e: &mysql::Error) -> String {
+    let text = match e {
+        mysql::Error::MySqlError(e) => format!("the server said: {} (error {})", e.message, e.code),
+        mysql::Error::IoError(e)
+            if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock =>
+        {
+            "no answer within [cdr] timeout_s".to_string()
+        }
+        mysql::Error::IoError(e) => e.to_string(),
+        mysql::Error::DriverError(e) => e.to_string(),
+        mysql::Error::CodecError(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    text.replace(['\n', '\r'], " ")
 }
 
 fn text(value: Option<Value>) -> String {

@@ -9,6 +9,11 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
+mod cdr;
+
+pub use cdr::{CallerColumn, CdrConnection, CdrSettings};
+use cdr::{RawCdr, cdr_settings};
+
 use crate::calendar::CdrClock;
 use crate::paid::{Direction, PaidDestinations, valid_direction_name};
 use crate::pattern::Pattern;
@@ -103,22 +108,6 @@ fn default_max_age_hours() -> u32 {
     48
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCdr {
-    url: String,
-    #[serde(default = "default_table")]
-    table: String,
-    #[serde(default = "default_caller_column")]
-    caller_column: String,
-    #[serde(default)]
-    utc: bool,
-    #[serde(default)]
-    trunk_channels: Vec<String>,
-    #[serde(default = "default_cdr_timeout")]
-    timeout_s: u64,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDirection {
@@ -172,84 +161,11 @@ struct RawDialplan {
 fn yes() -> bool {
     true
 }
-fn default_table() -> String {
-    "cdr".into()
-}
-fn default_caller_column() -> String {
-    "cnum".into()
-}
 fn default_untracked() -> String {
     "allow".into()
 }
-fn default_cdr_timeout() -> u64 {
-    10
-}
 fn default_reload_timeout() -> u64 {
     30
-}
-
-/// Which CDR column identifies the calling extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallerColumn {
-    /// FreePBX puts the extension here for outbound calls (the default).
-    Cnum,
-    Src,
-    /// The endpoint parsed from `channel` (`PJSIP/2055-0000001a` → `2055`).
-    Channel,
-}
-
-impl CallerColumn {
-    pub fn column(self) -> &'static str {
-        match self {
-            CallerColumn::Cnum => "cnum",
-            CallerColumn::Src => "src",
-            CallerColumn::Channel => "channel",
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct CdrSettings {
-    /// Contains the password: never print it; use [`CdrSettings::redacted_url`].
-    pub url: String,
-    pub table: String,
-    pub caller_column: CallerColumn,
-    pub utc: bool,
-    pub trunk_channels: Vec<String>,
-    pub timeout: Duration,
-}
-
-impl CdrSettings {
-    /// `mysql://user@host:port/db`, without the password.
-    pub fn redacted_url(&self) -> String {
-        redact_url(&self.url)
-    }
-}
-
-impl fmt::Debug for CdrSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CdrSettings")
-            .field("url", &self.redacted_url())
-            .field("table", &self.table)
-            .field("caller_column", &self.caller_column)
-            .field("utc", &self.utc)
-            .field("trunk_channels", &self.trunk_channels)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<unparsable url>".into();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}@{host}")
-        }
-        None => url.to_string(),
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,6 +222,8 @@ pub struct SmtpSettings {
     pub port: u16,
     pub security: Security,
     pub credentials: Option<(String, Secret)>,
+    /// `smtp.password_file`, whose mode `check` looks at.
+    pub password_file: Option<PathBuf>,
     pub timeout: Duration,
     /// An extra trusted root certificate (PEM), for a relay with a private CA.
     pub ca_file: Option<PathBuf>,
@@ -490,66 +408,6 @@ fn absolute(key: &str, path: PathBuf) -> Result<PathBuf, String> {
             path.display().to_string()
         ))
     }
-}
-
-fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
-    if !raw.url.starts_with("mysql://") {
-        return Err(format!(
-            "cdr.url {:?} must start with mysql://; e.g. mysql://callquota:secret@127.0.0.1:3306/asteriskcdrdb",
-            redact_url(&raw.url)
-        ));
-    }
-    if mysql::Opts::from_url(&raw.url).is_err() {
-        return Err(format!(
-            "cdr.url {:?} is not a valid MySQL URL; e.g. mysql://callquota:secret@127.0.0.1:3306/asteriskcdrdb",
-            redact_url(&raw.url)
-        ));
-    }
-    let identifier =
-        |s: &str| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    let table_ok = match raw.table.split_once('.') {
-        Some((db, t)) => identifier(db) && identifier(t),
-        None => identifier(&raw.table),
-    };
-    if !table_ok {
-        return Err(format!(
-            "cdr.table {:?} is not a table name; use letters, digits and _ (optionally db.table)",
-            raw.table
-        ));
-    }
-    let caller_column = match raw.caller_column.as_str() {
-        "cnum" => CallerColumn::Cnum,
-        "src" => CallerColumn::Src,
-        "channel" => CallerColumn::Channel,
-        other => {
-            return Err(format!(
-                "cdr.caller_column {other:?} is not one of \"cnum\", \"src\", \"channel\""
-            ));
-        }
-    };
-    if let Some(bad) = raw
-        .trunk_channels
-        .iter()
-        .find(|p| p.is_empty() || p.chars().any(|c| c.is_control()))
-    {
-        return Err(format!(
-            "cdr.trunk_channels entry {bad:?} is empty or holds control characters"
-        ));
-    }
-    if !(1..=600).contains(&raw.timeout_s) {
-        return Err(format!(
-            "cdr.timeout_s = {} is out of range; use 1 to 600",
-            raw.timeout_s
-        ));
-    }
-    Ok(CdrSettings {
-        url: raw.url,
-        table: raw.table,
-        caller_column,
-        utc: raw.utc,
-        trunk_channels: raw.trunk_channels,
-        timeout: Duration::from_secs(raw.timeout_s),
-    })
 }
 
 fn directions(raw: Vec<RawDirection>) -> Result<PaidDestinations, String> {
@@ -751,12 +609,7 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
                     return Err("set smtp.password or smtp.password_file, not both".into());
                 }
                 (Some(p), None) => Some(p.clone()),
-                (None, Some(file)) => Some(
-                    std::fs::read_to_string(file)
-                        .map_err(|e| format!("smtp.password_file {} cannot be read: {e}", file.display()))?
-                        .trim_end_matches(['\n', '\r'])
-                        .to_string(),
-                ),
+                (None, Some(file)) => Some(read_password_file("smtp.password_file", file)?),
                 (None, None) => None,
             };
             let credentials = match (&smtp.username, password) {
@@ -766,6 +619,14 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
                     return Err("smtp.username and a password (or password_file) go together".into());
                 }
             };
+            // AUTH over a plain connection sends the password in clear text:
+            // only to this machine's own relay.
+            if credentials.is_some() && security == Security::None && !is_loopback(&host) {
+                return Err(format!(
+                    "smtp.security = \"none\" would send the SMTP password in clear text to {host}; use \
+                     security = \"starttls\" or \"tls\", or a relay on 127.0.0.1 without a password"
+                ));
+            }
             if !(1..=300).contains(&smtp.timeout_s) {
                 return Err(format!(
                     "smtp.timeout_s = {} is out of range; use 1 to 300",
@@ -777,6 +638,7 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
                 port,
                 security,
                 credentials,
+                password_file: smtp.password_file.clone(),
                 timeout: Duration::from_secs(smtp.timeout_s),
                 ca_file: smtp.ca_file.clone(),
             })
@@ -850,9 +712,39 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
     })
 }
 
+/// Reads a one-line secret from a file (trailing newline dropped).
+fn read_password_file(key: &str, file: &Path) -> Result<String, String> {
+    std::fs::read_to_string(file)
+        .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| format!("{key} {} cannot be read: {e}", file.display()))
+}
+
+/// `localhost`, 127.0.0.0/8 or ::1.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// toml quotes the offending value in backticks (`invalid type: integer
+/// `84736251``); the value may be a password, so it is never repeated.
+fn without_values(message: &str) -> String {
+    if !message.starts_with("invalid") {
+        return message.to_string();
+    }
+    let mut out = String::new();
+    for (i, piece) in message.split('`').enumerate() {
+        out.push_str(if i % 2 == 1 { "(value not shown)" } else { piece });
+    }
+    out
+}
+
 /// One line: where the problem is and what toml says about it.
 fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
-    let message = error.message().replace('\n', " ");
+    let message = without_values(&error.message().replace('\n', " "));
     match error.span() {
         Some(span) => {
             let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
@@ -925,9 +817,36 @@ flavor = "freepbx17"
         let c = parse(GOOD).unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
-        assert_eq!(c.cdr.redacted_url(), "mysql://cq@127.0.0.1:3306/asteriskcdrdb");
+        assert_eq!(c.cdr.connection.describe(), "mysql://cq@127.0.0.1:3306/asteriskcdrdb");
         let e = error_of(&GOOD.replace("mysql://cq:s3cret@127.0.0.1", "mysql://cq:s3cret@[bad"));
         assert!(!e.contains("s3cret"), "{e}");
+        // An unquoted number where a string belongs: toml would quote the value back.
+        let e = error_of(&GOOD.replace(
+            "url = \"mysql://cq:s3cret@127.0.0.1:3306/asteriskcdrdb\"",
+            "user = \"cq\"\npassword = 84736251",
+        ));
+        assert!(!e.contains("84736251") && e.contains("line"), "{e}");
+        let e = error_of(&GOOD.replace(
+            "url = \"mysql://cq:s3cret@127.0.0.1:3306/asteriskcdrdb\"",
+            "url = 84736251",
+        ));
+        assert!(!e.contains("84736251"), "{e}");
+    }
+
+    #[test]
+    fn smtp_credentials_travel_in_clear_text_only_to_this_machine() {
+        let smtp = |host: &str, security: &str| {
+            format!(
+                "{GOOD}[mail]\n[smtp]\nhost = \"{host}\"\nsecurity = \"{security}\"\nfrom = \"cq@example.com\"\n\
+                 username = \"cq\"\npassword = \"pw\"\n"
+            )
+        };
+        let e = error_of(&smtp("mail.example.com", "none"));
+        assert!(e.contains("clear text") && e.contains("starttls"), "{e}");
+        for host in ["127.0.0.1", "localhost", "::1", "127.0.0.53"] {
+            assert!(parse(&smtp(host, "none")).is_ok(), "{host}");
+        }
+        assert!(parse(&smtp("mail.example.com", "starttls")).is_ok());
     }
 
     #[test]

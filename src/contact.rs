@@ -10,8 +10,14 @@ pub enum ContactError {
     LongName,
     #[error("name contains a control character ({0:?}); use printable text only")]
     ControlInName(char),
+    #[error("name contains \"=?\", which mail programs decode as another text (RFC 2047); write the name plainly")]
+    EncodedWordInName,
     #[error("email {0:?} is not an address like user@example.com")]
     BadEmail(String),
+    #[error(
+        "email {0:?} has non-ASCII letters before the @, which most mail servers cannot deliver (no SMTPUTF8); use an ASCII address"
+    )]
+    NonAsciiLocalPart(String),
 }
 
 pub fn validate_name(name: &str) -> Result<(), ContactError> {
@@ -24,13 +30,24 @@ pub fn validate_name(name: &str) -> Result<(), ContactError> {
     if let Some(c) = name.chars().find(|c| c.is_control()) {
         return Err(ContactError::ControlInName(c));
     }
+    // `=?utf-8?q?CEO_<ceo@corp.example>?=` would reach headers raw and decode as someone else.
+    if name.contains("=?") {
+        return Err(ContactError::EncodedWordInName);
+    }
     Ok(())
 }
 
 /// An empty email is allowed: the user is limited without notices.
 pub fn validate_email(email: &str) -> Result<(), ContactError> {
+    normalize_email(email).map(drop)
+}
+
+/// The form an address is stored and sent in: the local part ASCII (RFC 5321
+/// without SMTPUTF8), an internationalized domain in punycode, so that a
+/// look-alike letter (`exаmple.com` with a Cyrillic `а`) shows as `xn--`.
+pub fn normalize_email(email: &str) -> Result<String, ContactError> {
     if email.is_empty() {
-        return Ok(());
+        return Ok(String::new());
     }
     let bad = || ContactError::BadEmail(email.chars().take(80).collect());
     if email.len() > 254
@@ -48,7 +65,23 @@ pub fn validate_email(email: &str) -> Result<(), ContactError> {
     if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
         return Err(bad());
     }
-    Ok(())
+    if !local.is_ascii() {
+        return Err(ContactError::NonAsciiLocalPart(email.chars().take(80).collect()));
+    }
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    if local.starts_with('.')
+        || local.ends_with('.')
+        || local.contains("..")
+        || !local.chars().all(|c| atext(c) || c == '.')
+    {
+        return Err(bad());
+    }
+    let domain = if domain.is_ascii() {
+        domain.to_ascii_lowercase()
+    } else {
+        idna::domain_to_ascii_strict(domain).map_err(|_| bad())?
+    };
+    Ok(format!("{local}@{domain}"))
 }
 
 #[cfg(test)]
@@ -68,13 +101,32 @@ mod tests {
         assert_eq!(validate_name(" "), Err(ContactError::EmptyName));
         assert_eq!(validate_name("a\r\nBcc: x@y.z"), Err(ContactError::ControlInName('\r')));
         assert_eq!(validate_name(&"я".repeat(101)), Err(ContactError::LongName));
+        assert_eq!(
+            validate_name("=?utf-8?q?CEO_<ceo@corp.example>?="),
+            Err(ContactError::EncodedWordInName)
+        );
     }
 
     #[test]
     fn emails_must_be_addresses() {
-        for ok in ["", "vasya@example.com", "a.b+c@mail.example.kz", "тест@пример.рф"] {
+        for ok in ["", "vasya@example.com", "a.b+c@mail.example.kz", "vasya@пример.рф"] {
             assert_eq!(validate_email(ok), Ok(()), "{ok}");
         }
+        assert_eq!(normalize_email("Vasya@Example.COM").unwrap(), "Vasya@example.com");
+        assert_eq!(
+            normalize_email("vasya@пример.рф").unwrap(),
+            "vasya@xn--e1afmkfd.xn--p1ai"
+        );
+        // A homograph: the Cyrillic а shows up as punycode.
+        let homograph = normalize_email("bob@ex\u{0430}mple.com").unwrap();
+        assert!(
+            homograph.starts_with("bob@xn--") && homograph.ends_with(".com"),
+            "{homograph}"
+        );
+        assert!(matches!(
+            normalize_email("тест@пример.рф"),
+            Err(ContactError::NonAsciiLocalPart(_))
+        ));
         for bad in [
             "vasya",
             "@example.com",
@@ -86,6 +138,8 @@ mod tests {
             "a b@example.com",
             "a@exa_mple.com",
             "a@.example.com",
+            ".a@example.com",
+            "a..b@example.com",
         ] {
             assert!(validate_email(bad).is_err(), "{bad:?}");
         }

@@ -49,8 +49,11 @@ pub struct Outgoing<'a> {
     pub date: DateTime<Utc>,
 }
 
+/// A recipient in its sendable form; an address stored before addresses were
+/// checked this strictly fails here, for its own message only.
 fn mailbox(name: Option<&str>, address: &str) -> Result<Mailbox, SendError> {
-    let address = address
+    let address = crate::contact::normalize_email(address)
+        .map_err(|e| SendError::Invalid(e.to_string()))?
         .parse()
         .map_err(|e| SendError::Invalid(format!("address {address:?} is not usable: {e}")))?;
     Ok(Mailbox::new(name.map(str::to_string), address))
@@ -140,7 +143,10 @@ impl Mailer {
         match &self.transport {
             Transport_::Smtp(smtp, where_) => smtp.send(&message).map(|_| ()).map_err(|e| {
                 let text = format!("{where_}: {}", one_line(&e));
-                if e.is_permanent() {
+                if e.is_client() {
+                    // lettre could not put this message on the wire (e.g. an address the server cannot take).
+                    SendError::Invalid(text)
+                } else if e.is_permanent() {
                     SendError::Rejected(text)
                 } else {
                     SendError::Unavailable(text)

@@ -420,7 +420,7 @@ fn check_warns_about_loose_permissions_and_a_writable_cdr_account() {
     std::fs::set_permissions(site.path("state.db"), std::fs::Permissions::from_mode(0o666)).unwrap();
     let text = stdout(&site.at(T, &["check"]));
     assert!(
-        text.contains("readable by every user and holds the CDR password"),
+        text.contains("config") && text.contains("is readable by every user and holds a password"),
         "{text}"
     );
     assert!(text.contains("state.db is writable by every user"), "{text}");

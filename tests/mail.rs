@@ -342,3 +342,78 @@ fn starttls_and_implicit_tls_work_with_a_private_ca() {
         assert_eq!(sink.messages().len(), 1);
     }
 }
+
+#[test]
+fn addresses_are_checked_at_entry_and_stored_as_servers_take_them() {
+    let sink = SmtpSink::start();
+    let site = site_with(&sink, "");
+    let add = |ext: &str, email: &str| {
+        site.at(
+            T,
+            &[
+                "user",
+                "add",
+                ext,
+                "--name",
+                "X",
+                "--email",
+                email,
+                "--daily-limit",
+                "100",
+            ],
+        )
+    };
+    let out = add("2055", "тест@пример.рф");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("non-ASCII letters before the @"),
+        "{}",
+        stderr(&out)
+    );
+    let out = site.at(
+        T,
+        &[
+            "user",
+            "add",
+            "2055",
+            "--name",
+            "=?utf-8?q?CEO?=",
+            "--daily-limit",
+            "100",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // A homograph domain is stored in punycode, where the odd letter shows.
+    let out = add("2066", "bob@ex\u{0430}mple.com");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("email stored as bob@xn--"), "{}", stdout(&out));
+    assert_eq!(site.count("SELECT COUNT(*) FROM users WHERE email LIKE 'bob@xn--%'"), 1);
+}
+
+#[test]
+fn an_unusable_stored_address_gives_up_its_own_notice_only() {
+    let sink = SmtpSink::start();
+    let site = site_with(&sink, "");
+    for ext in ["2055", "2066", "2077"] {
+        site.add_user(T, ext, "1000");
+    }
+    // As an older release stored it, before addresses were checked at entry.
+    site.state()
+        .execute("UPDATE users SET email = 'тест@пример.рф' WHERE extension = '2055'", [])
+        .unwrap();
+    site.insert(&[
+        Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600),
+        Call::answered("2066", MOBILE, "2026-11-26 09:00:00", 600),
+        Call::answered("2077", MOBILE, "2026-11-26 09:00:00", 600),
+    ]);
+    let out = site.at(T, &["run"]);
+    assert_eq!(out.status.code(), Some(1), "the admin hears of it once");
+    assert!(stderr(&out).contains("non-ASCII"), "{}", stderr(&out));
+    assert_eq!(sink.messages().len(), 2, "the others arrive in the same run");
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND extension = '2055'"),
+        1
+    );
+    assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"), 0);
+    site.run("2026-11-26T10:05:00");
+}

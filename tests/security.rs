@@ -222,3 +222,73 @@ fn root_commands_act_as_the_owner_of_the_state_and_leave_no_root_files() {
     let out = as_nobody(&site.path("nobody.toml"));
     assert!(out.status.success(), "cron-like run as the owner: {}", stderr(&out));
 }
+
+#[test]
+fn secrets_stay_out_of_errors_and_loose_secret_files_are_flagged() {
+    let site = site_with_user();
+    let good = fs::read_to_string(&site.config).unwrap();
+    let url_line = good.lines().find(|l| l.starts_with("url = ")).unwrap().to_string();
+    // An unquoted numeric password: toml's own message would quote it back.
+    site.write_config(&good.replace(&url_line, "user = \"cq\"\npassword = 84736251"));
+    let out = site.at(T, &["run"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(!stderr(&out).contains("84736251"), "{}", stderr(&out));
+    // A url whose password holds an unencoded @ and #.
+    site.write_config(&good.replace(
+        &url_line,
+        "url = \"mysql://cq:Zq@9#sEcr3t@127.0.0.1:3306/asteriskcdrdb\"",
+    ));
+    let out = site.at(T, &["run"]);
+    assert_eq!(out.status.code(), Some(78));
+    for piece in ["Zq", "sEcr3t", "9#"] {
+        assert!(!stderr(&out).contains(piece), "{}", stderr(&out));
+    }
+    assert!(stderr(&out).contains("percent-encoded"), "{}", stderr(&out));
+
+    // The same server through host/user/password_file (what the issue asks
+    // for), with a password file any user can read: check warns.
+    let opts = mysql::Opts::from_url(&format!("{}/{}", mysql_root_url(), site.db)).unwrap();
+    let secret = site.path("cdr-password");
+    fs::write(&secret, format!("{}\n", opts.get_pass().unwrap_or(""))).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    let keys = format!(
+        "host = \"{}\"\nport = {}\nuser = \"{}\"\npassword_file = \"{}\"\ndatabase = \"{}\"",
+        opts.get_ip_or_hostname(),
+        opts.get_tcp_port(),
+        opts.get_user().unwrap_or("root"),
+        secret.display(),
+        site.db
+    );
+    site.write_config(&good.replace(&url_line, &keys));
+    site.run(T);
+    let out = site.at(T, &["check"]);
+    assert!(
+        stdout(&out).contains("warn  cdr.password_file") && stdout(&out).contains("chmod 640"),
+        "{}",
+        stdout(&out)
+    );
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o640)).unwrap();
+    let out = site.at(T, &["check"]);
+    assert!(!stdout(&out).contains("cdr.password_file"), "{}", stdout(&out));
+
+    // A wrong password: one plain sentence from the server, no debug dump, no secret.
+    fs::write(&secret, "Wr0ngPassw0rd\n").unwrap();
+    let out = site.at(T, &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(!err.contains("Wr0ngPassw0rd") && !err.contains("MySqlError {"), "{err}");
+    assert!(err.contains("the server said: Access denied"), "{err}");
+}
+
+#[test]
+fn smtp_auth_in_clear_text_to_another_host_is_a_config_error() {
+    let site = Site::with(|c| {
+        c.push_str(
+            "\n[mail]\n[smtp]\nhost = \"mail.example.com\"\nsecurity = \"none\"\nfrom = \"cq@example.com\"\n\
+             username = \"cq\"\npassword = \"pw\"\n",
+        )
+    });
+    let out = site.at(T, &["check"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(stderr(&out).contains("clear text"), "{}", stderr(&out));
+}

@@ -50,7 +50,7 @@ pub fn check(ctx: &Context) -> Result<()> {
         Ok(mut cdr) => {
             r.ok(format!(
                 "CDR database {} reachable, session read-only",
-                config.cdr.redacted_url()
+                config.cdr.connection.describe()
             ));
             match cdr.check_columns() {
                 Ok(()) => r.ok(format!(
@@ -88,17 +88,33 @@ pub fn check(ctx: &Context) -> Result<()> {
 
 fn check_file_modes(ctx: &Context, r: &mut Report) {
     let mode = |p: &Path| std::fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o777);
-    if mode(&ctx.config.path).is_some_and(|m| m & 0o004 != 0) {
-        r.warn(format!(
-            "config {} is readable by every user and holds the CDR password; chmod 640 it",
-            ctx.config.path.display()
-        ));
+    for (what, path) in secret_files(&ctx.config) {
+        if mode(&path).is_some_and(|m| m & 0o004 != 0) {
+            r.warn(format!(
+                "{what} {} is readable by every user and holds a password; chmod 640 it",
+                path.display()
+            ));
+        }
     }
     for path in [&ctx.config.state_db, &ctx.config.lock_file] {
         if mode(path).is_some_and(|m| m & 0o002 != 0) {
             r.warn(format!("{} is writable by every user; chmod o-w it", path.display()));
         }
     }
+}
+
+/// Every file that holds a secret: the config and the password files.
+fn secret_files(config: &crate::config::Config) -> Vec<(&'static str, std::path::PathBuf)> {
+    let mut files = vec![("config", config.path.clone())];
+    files.extend(config.cdr.password_file.clone().map(|p| ("cdr.password_file", p)));
+    if let Some(crate::config::MailSettings {
+        transport: crate::config::MailTransport::Smtp(smtp),
+        ..
+    }) = &config.mail
+    {
+        files.extend(smtp.password_file.clone().map(|p| ("smtp.password_file", p)));
+    }
+    files
 }
 
 fn check_include(ctx: &Context, r: &mut Report) {

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::UserCommand;
-use crate::contact::{validate_email, validate_name};
+use crate::contact::{normalize_email, validate_name};
 use crate::duration::format as human;
 use crate::exit::UsageError;
 use crate::extension::Extension;
@@ -21,10 +21,11 @@ fn check_limit(seconds: u64) -> Result<u64> {
     Ok(seconds)
 }
 
-fn check_contact(user: &User) -> Result<()> {
+/// Checks name and addresses, and stores the addresses in their sendable form.
+fn check_contact(user: &mut User) -> Result<()> {
     validate_name(&user.name).map_err(|e| UsageError(e.to_string()))?;
-    validate_email(&user.email).map_err(|e| UsageError(e.to_string()))?;
-    validate_email(&user.cc).map_err(|e| UsageError(format!("--cc: {e}")))?;
+    user.email = normalize_email(&user.email).map_err(|e| UsageError(e.to_string()))?;
+    user.cc = normalize_email(&user.cc).map_err(|e| UsageError(format!("--cc: {e}")))?;
     Ok(())
 }
 
@@ -65,17 +66,20 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                 ))
                 .into());
             }
-            let user = User {
+            let mut user = User {
                 extension,
                 name,
-                email,
+                email: email.clone(),
                 cc,
                 daily_limit_s,
                 active: true,
                 since: ctx.today(),
             };
-            check_contact(&user)?;
+            check_contact(&mut user)?;
             state.insert_user(&user, ctx.now)?;
+            if user.email != email {
+                println!("email stored as {} (the form mail servers accept)", user.email);
+            }
             println!(
                 "added {} ({}), daily limit {}",
                 user.extension,
@@ -112,7 +116,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             if enable {
                 new.active = true;
             }
-            check_contact(&new)?;
+            check_contact(&mut new)?;
             if state.update_user(&old, &new, ctx.now)? {
                 println!("updated {extension}");
             } else {

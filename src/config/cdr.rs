@@ -1,0 +1,282 @@
+//! The `[cdr]` section: where the CDR lives and how to read it.
+//!
+//! The connection is given as a `url`, or as `host`, `port`, `user`,
+//! `password` or `password_file`, `database` (the same form as `[smtp]`),
+//! which needs no percent-encoding. Neither the password nor the url (which
+//! may hold it) ever appears in a message.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCdr {
+    url: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    database: Option<String>,
+    #[serde(default = "default_table")]
+    table: String,
+    #[serde(default = "default_caller_column")]
+    caller_column: String,
+    #[serde(default)]
+    utc: bool,
+    #[serde(default)]
+    trunk_channels: Vec<String>,
+    #[serde(default = "default_cdr_timeout")]
+    timeout_s: u64,
+}
+
+fn default_table() -> String {
+    "cdr".into()
+}
+fn default_caller_column() -> String {
+    "cnum".into()
+}
+fn default_cdr_timeout() -> u64 {
+    10
+}
+
+/// Which CDR column identifies the calling extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerColumn {
+    /// FreePBX puts the extension here for outbound calls (the default).
+    Cnum,
+    Src,
+    /// The endpoint parsed from `channel` (`PJSIP/2055-0000001a` → `2055`).
+    Channel,
+}
+
+impl CallerColumn {
+    pub fn column(self) -> &'static str {
+        match self {
+            CallerColumn::Cnum => "cnum",
+            CallerColumn::Src => "src",
+            CallerColumn::Channel => "channel",
+        }
+    }
+}
+
+/// How to reach the CDR database. `Debug` and [`CdrConnection::describe`]
+/// leave the password out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CdrConnection {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub database: String,
+}
+
+impl CdrConnection {
+    /// `mysql://user@host:port/database` (no password), for messages.
+    pub fn describe(&self) -> String {
+        format!("mysql://{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+    }
+}
+
+impl fmt::Debug for CdrConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CdrSettings {
+    pub connection: CdrConnection,
+    /// `cdr.password_file`, whose mode `check` looks at.
+    pub password_file: Option<PathBuf>,
+    pub table: String,
+    pub caller_column: CallerColumn,
+    pub utc: bool,
+    pub trunk_channels: Vec<String>,
+    pub timeout: Duration,
+}
+
+const URL_FIX: &str = "write it as mysql://user:password@host:3306/asteriskcdrdb with special characters of the \
+                       password percent-encoded (@ %40, # %23, / %2F, : %3A, % %25), or use host, user, \
+                       password_file and database instead of url";
+
+pub(super) fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
+    let connection = match &raw.url {
+        Some(url) => {
+            if raw.host.is_some() || raw.port.is_some() || raw.user.is_some() || raw.database.is_some() {
+                return Err("set cdr.url or cdr.host/port/user/database, not both".into());
+            }
+            if raw.password.is_some() || raw.password_file.is_some() {
+                return Err(
+                    "cdr.url carries the password; drop cdr.password/password_file, or use host, user \
+                            and database instead of url"
+                        .into(),
+                );
+            }
+            from_url(url)?
+        }
+        None => {
+            let host = raw.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+            if host.is_empty()
+                || host
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "/@#".contains(c))
+            {
+                return Err("cdr.host is not a host name; e.g. host = \"127.0.0.1\"".into());
+            }
+            let user = raw
+                .user
+                .clone()
+                .filter(|u| !u.is_empty())
+                .ok_or("cdr.user is missing; e.g. user = \"callquota\" (or give cdr.url)")?;
+            let password = match (&raw.password, &raw.password_file) {
+                (Some(_), Some(_)) => return Err("set cdr.password or cdr.password_file, not both".into()),
+                (Some(p), None) => Some(p.clone()),
+                (None, Some(file)) => Some(super::read_password_file("cdr.password_file", file)?),
+                (None, None) => None,
+            };
+            CdrConnection {
+                host,
+                port: raw.port.unwrap_or(3306),
+                user,
+                password,
+                database: raw.database.clone().unwrap_or_else(|| "asteriskcdrdb".into()),
+            }
+        }
+    };
+    if connection.port == 0 {
+        return Err("cdr.port must be 1 to 65535".into());
+    }
+    let identifier =
+        |s: &str| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !identifier(&connection.database) {
+        return Err("cdr.database is not a database name; use letters, digits and _".into());
+    }
+    let table_ok = match raw.table.split_once('.') {
+        Some((db, t)) => identifier(db) && identifier(t),
+        None => identifier(&raw.table),
+    };
+    if !table_ok {
+        return Err(format!(
+            "cdr.table {:?} is not a table name; use letters, digits and _ (optionally db.table)",
+            raw.table
+        ));
+    }
+    let caller_column = match raw.caller_column.as_str() {
+        "cnum" => CallerColumn::Cnum,
+        "src" => CallerColumn::Src,
+        "channel" => CallerColumn::Channel,
+        other => {
+            return Err(format!(
+                "cdr.caller_column {other:?} is not one of \"cnum\", \"src\", \"channel\""
+            ));
+        }
+    };
+    if let Some(bad) = raw
+        .trunk_channels
+        .iter()
+        .find(|p| p.is_empty() || p.chars().any(|c| c.is_control()))
+    {
+        return Err(format!(
+            "cdr.trunk_channels entry {bad:?} is empty or holds control characters"
+        ));
+    }
+    if !(1..=600).contains(&raw.timeout_s) {
+        return Err(format!(
+            "cdr.timeout_s = {} is out of range; use 1 to 600",
+            raw.timeout_s
+        ));
+    }
+    Ok(CdrSettings {
+        connection,
+        password_file: raw.password_file,
+        table: raw.table,
+        caller_column,
+        utc: raw.utc,
+        trunk_channels: raw.trunk_channels,
+        timeout: Duration::from_secs(raw.timeout_s),
+    })
+}
+
+/// Parses `mysql://user:password@host:port/database` without ever echoing it:
+/// a `#`, a second `@` or a `/` in the password would otherwise be split off
+/// silently and a piece of the password named as the host.
+fn from_url(url: &str) -> Result<CdrConnection, String> {
+    let Some(rest) = url.strip_prefix("mysql://") else {
+        return Err(format!("cdr.url must start with mysql://; {URL_FIX}"));
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    if rest.contains('#') || authority.matches('@').count() != 1 || rest.chars().any(char::is_whitespace) {
+        return Err(format!("cdr.url cannot be read unambiguously; {URL_FIX}"));
+    }
+    let opts = mysql::Opts::from_url(url).map_err(|_| format!("cdr.url cannot be read; {URL_FIX}"))?;
+    let host = opts.get_ip_or_hostname().to_string();
+    let user = opts.get_user().unwrap_or("").to_string();
+    if host.is_empty() || user.is_empty() {
+        return Err(format!("cdr.url needs a user and a host; {URL_FIX}"));
+    }
+    Ok(CdrConnection {
+        host,
+        port: opts.get_tcp_port(),
+        user,
+        password: opts.get_pass().map(str::to_string),
+        database: opts.get_db_name().unwrap_or("asteriskcdrdb").to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(toml_text: &str) -> RawCdr {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn a_url_and_separate_keys_give_the_same_connection() {
+        let a = cdr_settings(raw(r#"url = "mysql://cq:p%40ss%23w@db.example:3307/cdrdb""#)).unwrap();
+        let b = cdr_settings(raw(
+            "host = \"db.example\"\nport = 3307\nuser = \"cq\"\npassword = \"p@ss#w\"\ndatabase = \"cdrdb\"",
+        ))
+        .unwrap();
+        assert_eq!(a.connection, b.connection);
+        assert_eq!(a.connection.password.as_deref(), Some("p@ss#w"));
+        assert_eq!(format!("{:?}", a.connection), "mysql://cq@db.example:3307/cdrdb");
+        let c = cdr_settings(raw("user = \"cq\"")).unwrap().connection;
+        assert_eq!(
+            (c.host.as_str(), c.port, c.database.as_str()),
+            ("127.0.0.1", 3306, "asteriskcdrdb")
+        );
+    }
+
+    #[test]
+    fn an_unencoded_password_is_refused_without_echoing_it() {
+        for url in [
+            "mysql://cq:p@ss@127.0.0.1/asteriskcdrdb",
+            "mysql://cq:pa#ss@127.0.0.1/asteriskcdrdb",
+            "mysql://cq:pa/ss@127.0.0.1/asteriskcdrdb",
+            "mysql://cq:pass127.0.0.1/asteriskcdrdb",
+            "mysq://cq:pass@127.0.0.1/asteriskcdrdb",
+        ] {
+            let err = cdr_settings(raw(&format!("url = {url:?}"))).unwrap_err();
+            assert!(err.contains("percent-encoded"), "{url}: {err}");
+            for piece in ["pass", "ss", "pa"] {
+                assert!(!err.contains(piece) || err.contains("password"), "{url}: {err}");
+            }
+            assert!(!err.contains("127.0.0.1"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn conflicting_or_missing_keys_are_named() {
+        let err = cdr_settings(raw("url = \"mysql://a:b@h/d\"\nhost = \"h\"")).unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+        let err = cdr_settings(raw("host = \"h\"")).unwrap_err();
+        assert!(err.contains("cdr.user is missing"), "{err}");
+        let err = cdr_settings(raw("user = \"u\"\npassword = \"x\"\npassword_file = \"/x\"")).unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+    }
+}
