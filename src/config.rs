@@ -39,6 +39,7 @@ struct RawConfig {
     timezone: Option<String>,
     state_db: Option<PathBuf>,
     lock_file: Option<PathBuf>,
+    run_timeout_s: Option<u64>,
     cdr: Option<RawCdr>,
     #[serde(default)]
     direction: Vec<RawDirection>,
@@ -274,6 +275,8 @@ pub struct Config {
     pub timezone: Tz,
     pub state_db: PathBuf,
     pub lock_file: PathBuf,
+    /// A command still running after this is ended (exit 1); see `deadline`.
+    pub run_timeout: Duration,
     pub cdr: CdrSettings,
     pub paid: PaidDestinations,
     pub rules: Rules,
@@ -383,6 +386,11 @@ impl Config {
             timezone,
             state_db,
             lock_file,
+            run_timeout: match raw.run_timeout_s {
+                None => Duration::from_secs(240),
+                Some(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
+                Some(s) => return Err(format!("run_timeout_s = {s} is out of range; use 1 to 3600")),
+            },
             cdr,
             paid,
             rules,

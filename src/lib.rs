@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod contact;
 pub mod crashpoint;
+pub mod deadline;
 pub mod dialplan;
 pub mod duration;
 pub mod exit;

@@ -292,3 +292,80 @@ fn smtp_auth_in_clear_text_to_another_host_is_a_config_error() {
     assert_eq!(out.status.code(), Some(78));
     assert!(stderr(&out).contains("clear text"), "{}", stderr(&out));
 }
+
+/// A server that accepts and then sends one byte every 200 ms (for at most
+/// 30 s): each read gets data in time, so only a whole-run deadline helps.
+fn trickling_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                use std::io::Write;
+                // A MySQL packet header announcing a long handshake, or an SMTP greeting that never ends.
+                let _ = stream.write_all(b"\xff\xff\x00\x00");
+                for _ in 0..150 {
+                    if stream.write_all(b"2").is_err() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            });
+        }
+    });
+    port
+}
+
+fn run_with_deadline(site: &Site, now: &str) -> (std::process::Output, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let out = site.at(now, &["run"]);
+    (out, started.elapsed())
+}
+
+#[test]
+fn a_trickling_mysql_server_meets_the_run_deadline_and_nothing_changes() {
+    let port = trickling_server();
+    let site = site_with_user();
+    site.run(T);
+    let good = fs::read_to_string(&site.config).unwrap();
+    let url_line = good.lines().find(|l| l.starts_with("url = ")).unwrap().to_string();
+    let config = good
+        .replace(
+            &url_line,
+            &format!("host = \"127.0.0.1\"\nport = {port}\nuser = \"cq\"\ndatabase = \"x\""),
+        )
+        .replace("state_db =", "run_timeout_s = 3\nstate_db =");
+    site.write_config(&config);
+    let before = site.dump();
+    let include = site.include();
+    let (out, took) = run_with_deadline(&site, "2026-11-26T10:05:00");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("gave up after 3 s"), "{}", stderr(&out));
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert_eq!(site.dump(), before);
+    assert_eq!(site.include(), include);
+    // The lock went with the process.
+    site.write_config(&good);
+    site.run("2026-11-26T10:10:00");
+}
+
+#[test]
+fn a_trickling_smtp_server_meets_the_deadline_after_the_block_is_in_place() {
+    let port = trickling_server();
+    let site = Site::with(|c| {
+        *c = c.replace("state_db =", "run_timeout_s = 3\nstate_db =");
+        c.push_str(&format!(
+            "\n[mail]\n[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"cq@example.com\"\ntimeout_s = 5\n"
+        ));
+    });
+    site.add_user(T, "2055", "100");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
+    let (out, took) = run_with_deadline(&site, T);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("gave up after 3 s"), "{}", stderr(&out));
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    // Mail comes last: the block was committed and written before the server hung.
+    assert!(site.include().contains("exten => 2055,1,Return(DENY)"));
+    assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"), 1);
+}

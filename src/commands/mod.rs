@@ -40,6 +40,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Err(e) => return Err(e.into()),
     };
     become_state_owner(&config.state_db)?;
+    crate::deadline::arm(config.run_timeout);
     let system_now = Utc::now();
     let now = match &cli.now {
         Some(text) => parse_now(text, config.timezone).map_err(|e| UsageError(e.to_string()))?,
