@@ -516,9 +516,13 @@ fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, String> {
             ));
         }
     };
-    let reload_command = raw
-        .reload_command
-        .unwrap_or_else(|| vec!["asterisk".into(), "-rx".into(), "module reload pbx_config.so".into()]);
+    let reload_command = raw.reload_command.unwrap_or_else(|| {
+        vec![
+            crate::reload::ASTERISK.into(),
+            "-rx".into(),
+            "module reload pbx_config.so".into(),
+        ]
+    });
     if reload_command.is_empty() || reload_command[0].is_empty() {
         return Err(
             "dialplan.reload_command is empty; use e.g. [\"asterisk\", \"-rx\", \"module reload pbx_config.so\"]"
@@ -527,7 +531,7 @@ fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, String> {
     }
     let asterisk_cli = raw
         .asterisk_cli
-        .unwrap_or_else(|| vec!["asterisk".into(), "-rx".into()]);
+        .unwrap_or_else(|| vec![crate::reload::ASTERISK.into(), "-rx".into()]);
     if asterisk_cli.first().is_some_and(|a| a.is_empty()) {
         return Err(
             "dialplan.asterisk_cli starts with an empty program name; use [\"asterisk\", \"-rx\"] or [] to skip".into(),
@@ -813,9 +817,9 @@ flavor = "freepbx17"
         assert_eq!(c.rules, Rules::default());
         assert_eq!(
             c.dialplan.reload_command,
-            ["asterisk", "-rx", "module reload pbx_config.so"]
+            ["/usr/sbin/asterisk", "-rx", "module reload pbx_config.so"]
         );
-        assert_eq!(c.dialplan.asterisk_cli, ["asterisk", "-rx"]);
+        assert_eq!(c.dialplan.asterisk_cli, ["/usr/sbin/asterisk", "-rx"]);
         assert_eq!(c.dialplan.untracked, Untracked::Allow);
         assert!(c.dialplan.cap_calls);
     }

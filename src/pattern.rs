@@ -32,8 +32,12 @@ pub struct Pattern {
 pub enum PatternError {
     #[error("pattern is empty; write e.g. _870[5780-2]XXXXXXX or a literal number")]
     Empty,
-    #[error("pattern {0:?} contains {1:?}; patterns may hold digits, letters, * # + [ ] - . !")]
-    BadChar(String, char),
+    #[error("pattern {0:?} contains {1:?}; {2}")]
+    BadChar(String, char, &'static str),
+    #[error(
+        "{0:?} has no leading _, so Asterisk reads it as the literal number {0}, which no dialled number is; write \"_{0}\" for a pattern"
+    )]
+    LiteralWithPatternChars(String),
     #[error("pattern {0:?} has an unclosed '['; close the set with ']'")]
     Unclosed(String),
     #[error("pattern {0:?} has a ']' without '['")]
@@ -47,6 +51,10 @@ pub enum PatternError {
 }
 
 const MAX_LEN: usize = 80;
+
+const LITERAL_ALLOWS: &str = "a literal number may hold digits, letters, * # + and -";
+const PATTERN_ALLOWS: &str = "a pattern may hold digits, letters, * # + - [ ] . and !";
+const SET_ALLOWS: &str = "a [set] may hold digits, letters, * # + and ranges such as 0-2";
 
 fn plain_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '*' | '#' | '+')
@@ -118,12 +126,17 @@ impl fmt::Display for Pattern {
 }
 
 fn parse_literal(text: &str) -> Result<Vec<Element>, PatternError> {
+    // `870XXXXXXXX` without `_` is a literal that nothing dials: almost
+    // surely a forgotten `_`, which would silently make every call free.
+    if text.chars().any(|c| "XZNxzn[].!".contains(c)) {
+        return Err(PatternError::LiteralWithPatternChars(text.to_string()));
+    }
     let mut elements = Vec::new();
     for c in text.chars() {
         match c {
             '-' => {}
             c if plain_char(c) => elements.push(Element::Char(c)),
-            c => return Err(PatternError::BadChar(text.to_string(), c)),
+            c => return Err(PatternError::BadChar(text.to_string(), c, LITERAL_ALLOWS)),
         }
     }
     Ok(elements)
@@ -151,7 +164,7 @@ fn parse_pattern(text: &str, body: &str) -> Result<Vec<Element>, PatternError> {
             }
             ']' => return Err(PatternError::StrayClose(text.to_string())),
             c if plain_char(c) => elements.push(Element::Char(c)),
-            c => return Err(PatternError::BadChar(text.to_string(), c)),
+            c => return Err(PatternError::BadChar(text.to_string(), c, PATTERN_ALLOWS)),
         }
     }
     Ok(elements)
@@ -184,7 +197,7 @@ fn parse_set(text: &str, chars: &mut std::str::Chars<'_>) -> Result<Vec<(char, c
                     members.push(c);
                 }
             }
-            Some(c) => return Err(PatternError::BadChar(text.to_string(), c)),
+            Some(c) => return Err(PatternError::BadChar(text.to_string(), c, SET_ALLOWS)),
         }
     }
     if pending_range {
@@ -274,17 +287,37 @@ mod tests {
             ("_8[1-]", PatternError::BadRange("_8[1-]".into())),
             ("_8.X", PatternError::AfterWildcard("_8.X".into())),
             ("_8!.", PatternError::AfterWildcard("_8!.".into())),
-            ("_8X,1", PatternError::BadChar("_8X,1".into(), ',')),
-            ("_8X;c", PatternError::BadChar("_8X;c".into(), ';')),
-            ("_8X/2055", PatternError::BadChar("_8X/2055".into(), '/')),
-            ("_8${X}", PatternError::BadChar("_8${X}".into(), '$')),
-            ("87 01", PatternError::BadChar("87 01".into(), ' ')),
-            ("870\n1", PatternError::BadChar("870\n1".into(), '\n')),
-            ("_8[1;]", PatternError::BadChar("_8[1;]".into(), ';')),
-            ("870.", PatternError::BadChar("870.".into(), '.')),
+            ("_8X,1", PatternError::BadChar("_8X,1".into(), ',', PATTERN_ALLOWS)),
+            ("_8X;c", PatternError::BadChar("_8X;c".into(), ';', PATTERN_ALLOWS)),
+            (
+                "_8X/2055",
+                PatternError::BadChar("_8X/2055".into(), '/', PATTERN_ALLOWS),
+            ),
+            ("_8${X}", PatternError::BadChar("_8${X}".into(), '$', PATTERN_ALLOWS)),
+            ("87 01", PatternError::BadChar("87 01".into(), ' ', LITERAL_ALLOWS)),
+            ("870\n1", PatternError::BadChar("870\n1".into(), '\n', LITERAL_ALLOWS)),
+            ("_8[1;]", PatternError::BadChar("_8[1;]".into(), ';', SET_ALLOWS)),
+            ("870.", PatternError::LiteralWithPatternChars("870.".into())),
+            (
+                "870XXXXXXXX",
+                PatternError::LiteralWithPatternChars("870XXXXXXXX".into()),
+            ),
+            ("8747[0-9]", PatternError::LiteralWithPatternChars("8747[0-9]".into())),
+            (
+                "8701234567!",
+                PatternError::LiteralWithPatternChars("8701234567!".into()),
+            ),
         ];
         for (text, want) in bad {
-            assert_eq!(Pattern::parse(text), Err(want), "{text:?}");
+            let got = Pattern::parse(text);
+            // The message never lists the refused character among the allowed ones.
+            if let Err(PatternError::BadChar(_, c, allowed)) = &got {
+                assert!(
+                    !allowed.split_whitespace().any(|w| w == c.to_string()),
+                    "{text:?}: {allowed}"
+                );
+            }
+            assert_eq!(got, Err(want), "{text:?}");
         }
         assert!(matches!(
             Pattern::parse(&format!("_{}", "X".repeat(80))),

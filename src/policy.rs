@@ -288,9 +288,17 @@ pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
         });
     }
 
-    // A grant that lowers the level re-arms the thresholds above it, so a
-    // later exhaustion notifies again; otherwise each threshold notifies once.
-    let floor = prior.map_or(0, |p| p.notified_level).min(ledger.level);
+    // Only a larger allowance (a grant, a raised limit) re-arms the thresholds
+    // above the new level, so a later exhaustion notifies again. Usage going
+    // down (a config fix, deleted CDR rows) re-arms nothing: each threshold is
+    // mailed at most once per user and day otherwise.
+    let notified = prior.map_or(0, |p| p.notified_level);
+    let allowance_rose = prior.is_some_and(|p| allowance_s > p.allowance_s());
+    let floor = if allowance_rose {
+        notified.min(ledger.level)
+    } else {
+        notified
+    };
     let notice = (ledger.level > floor).then(|| Notice {
         extension: member.extension.clone(),
         day,
@@ -576,6 +584,30 @@ mod tests {
         let l = ledger_of(&s, "2055", "2026-11-26");
         assert!(l.blocked);
         assert_eq!((l.level, l.notified_level), (100, 100));
+    }
+
+    #[test]
+    fn usage_going_down_re_arms_nothing_but_a_larger_allowance_does() {
+        let rules = Rules::default();
+        let mut s = Snapshot {
+            members: vec![member("2055", 1000, "2026-11-26")],
+            ..Default::default()
+        };
+        let mut notices = Vec::new();
+        // 1000: exhausted. 0: a config mistake dropped every row. 1000 again: fixed.
+        for used in [1000, 0, 600, 1000] {
+            let plan = run(&rules, &mut s, "2026-11-26", &usage(&[("2026-11-26", "2055", used)]));
+            notices.extend(plan.notices.iter().map(|n| (used, n.threshold)));
+        }
+        assert_eq!(notices, vec![(1000, 100)], "each threshold once per day");
+        assert_eq!(ledger_of(&s, "2055", "2026-11-26").notified_level, 100);
+        // A grant raises the allowance: 1000 of 2000 is 50 %, and 100 % re-arms.
+        s.grants.insert((ext("2055"), day("2026-11-26")), 1000);
+        for used in [1000, 1800, 2000] {
+            let plan = run(&rules, &mut s, "2026-11-26", &usage(&[("2026-11-26", "2055", used)]));
+            notices.extend(plan.notices.iter().map(|n| (used, n.threshold)));
+        }
+        assert_eq!(notices, vec![(1000, 100), (1800, 90), (2000, 100)]);
     }
 
     #[test]

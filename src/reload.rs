@@ -17,6 +17,41 @@ struct Finished {
     output: String,
 }
 
+/// The cron file the package installs; its `PATH=` line is the PATH runs get.
+pub const CRON_FILE: &str = "/etc/cron.d/callquota";
+/// cron's own PATH when a crontab sets none.
+pub const CRON_DEFAULT_PATH: &str = "/usr/bin:/bin";
+/// Where FreePBX and source installs put Asterisk.
+pub const ASTERISK: &str = "/usr/sbin/asterisk";
+
+/// The PATH a cron run gets: the `PATH=` line of `cron_file`, else cron's default.
+pub fn cron_path(cron_file: &std::path::Path) -> String {
+    std::fs::read_to_string(cron_file)
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix("PATH=").map(|p| p.trim().to_string()))
+        })
+        .unwrap_or_else(|| CRON_DEFAULT_PATH.to_string())
+}
+
+/// Where `program` is found with `path` (as `execvp` would), if this user may run it.
+pub fn resolve(program: &str, path: &str) -> Option<std::path::PathBuf> {
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file())
+            && std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                // SAFETY: a NUL-terminated path; access(2) has no other preconditions.
+                .is_ok_and(|c| unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0)
+    };
+    if program.contains('/') {
+        let p = std::path::PathBuf::from(program);
+        return runnable(&p).then_some(p);
+    }
+    std::env::split_paths(path)
+        .map(|dir| dir.join(program))
+        .find(|p| runnable(p))
+}
+
 fn run_with_timeout(argv: &[String], timeout: Duration) -> Result<Finished> {
     let shown = argv.join(" ");
     let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
@@ -26,7 +61,15 @@ fn run_with_timeout(argv: &[String], timeout: Duration) -> Result<Finished> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| anyhow!("cannot run `{shown}`: {e}; check the command and PATH"))?;
+        .map_err(|e| {
+            let hint = if program.contains('/') {
+                "check the command".to_string()
+            } else {
+                let path = std::env::var("PATH").unwrap_or_default();
+                format!("`{program}` is not on this PATH ({path}); give its absolute path, e.g. {ASTERISK}")
+            };
+            anyhow!("cannot run `{shown}`: {e}; {hint}")
+        })?;
     // Drain both pipes on threads so a chatty command cannot block on a full pipe.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {

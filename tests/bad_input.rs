@@ -26,7 +26,7 @@ fn running_site() -> Site {
 
 #[test]
 fn config_errors_exit_78_naming_the_key() {
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 8] = [
         ("[cdr]\n", "[cdr]\npasword = \"x\"\n", "unknown field `pasword`"),
         ("\"_8747XXXXXXX\"]", "\"_8747XXXX[XXX\"]", "unclosed '['"),
         ("Asia/Almaty", "Asia/Nowhere", "timezone \"Asia/Nowhere\""),
@@ -34,6 +34,11 @@ fn config_errors_exit_78_naming_the_key() {
         ("flavor = \"freepbx17\"", "flavor = \"asterisk\"", "dialplan.flavor"),
         ("reload_timeout_s = 5", "reload_timeout_s = 0", "reload_timeout_s"),
         ("enabled = true", "enabled = \"maybe\"", "expected a boolean"),
+        (
+            "\"_8747XXXXXXX\"]",
+            "\"8747XXXXXXX\"]",
+            "write \"_8747XXXXXXX\" for a pattern",
+        ),
     ];
     for (from, to, needle) in cases {
         let site = Site::with(|c| *c = c.replacen(from, to, 1));

@@ -170,7 +170,8 @@ fn check_reports_each_part() {
         "the CDR account may write",
         "Asterisk has generation 1",
         "the live pre-dial hook is callquota's",
-        "reload command",
+        "ok    dialplan.reload_command",
+        "runs under cron",
     ] {
         assert!(text.contains(needle), "{needle:?} not in {text}");
     }

@@ -141,14 +141,6 @@ fn a_huge_stamp_in_the_include_does_not_wrap_the_generation() {
     assert!(generation >= 2, "generation {generation}");
 }
 
-fn require_root() {
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test plays root's admin commands; run the suite as root (CI does)"
-    );
-}
-
 /// Files in `dir` (not below) and their owners.
 fn owners(dir: &std::path::Path) -> Vec<(String, u32)> {
     let mut out: Vec<_> = fs::read_dir(dir)
@@ -169,22 +161,9 @@ fn owners(dir: &std::path::Path) -> Vec<(String, u32)> {
 #[test]
 fn root_commands_act_as_the_owner_of_the_state_and_leave_no_root_files() {
     require_root();
-    const NOBODY: u32 = 65534;
     let site = Site::new();
-    let chown = |p: &std::path::Path| std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).unwrap();
+    let config = site.hand_to(NOBODY);
     let state_dir = site.path("var");
-    fs::create_dir(&state_dir).unwrap();
-    for dir in [site.dir.path(), &state_dir, &site.path("asterisk"), &site.path("ast")] {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    for dir in [&state_dir, &site.path("asterisk"), &site.path("ast")] {
-        chown(dir);
-    }
-    let config = fs::read_to_string(&site.config).unwrap().replace(
-        &format!("state_db = \"{}\"", site.path("state.db").display()),
-        &format!("state_db = \"{}\"", state_dir.join("state.db").display()),
-    );
-    site.write_config(&config);
     // The config stays root's, readable by root only: it is read before the switch.
     fs::set_permissions(&site.config, fs::Permissions::from_mode(0o600)).unwrap();
 

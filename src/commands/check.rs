@@ -71,7 +71,7 @@ pub fn check(ctx: &Context) -> Result<()> {
     }
 
     check_include(ctx, &mut r);
-    check_reload_command(ctx, &mut r);
+    check_commands(ctx, &mut r);
     match &config.mail {
         None => r.ok("mail is off (no [mail] section): notices wait in the outbox"),
         Some(settings) => match crate::mailer::Mailer::new(settings).and_then(|m| m.check()) {
@@ -188,27 +188,38 @@ fn check_include(ctx: &Context, r: &mut Report) {
     }
 }
 
-fn check_reload_command(ctx: &Context, r: &mut Report) {
-    let program = &ctx.config.dialplan.reload_command[0];
-    let found = if program.contains('/') {
-        is_executable(Path::new(program))
+/// Each configured command must be runnable the way the cron job runs it:
+/// as this user (a root `check` has become the service user) with cron's PATH.
+fn check_commands(ctx: &Context, r: &mut Report) {
+    let settings = &ctx.config.dialplan;
+    let cron_file = Path::new(crate::reload::CRON_FILE);
+    let path = crate::reload::cron_path(cron_file);
+    let source = if cron_file.exists() {
+        format!("the PATH of {}", cron_file.display())
     } else {
-        std::env::var_os("PATH")
-            .map(|paths| std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(program))))
-            .unwrap_or(false)
+        "cron's default PATH".to_string()
     };
-    if found {
-        r.ok(format!(
-            "reload command `{}` found",
-            ctx.config.dialplan.reload_command.join(" ")
-        ));
-    } else {
-        r.fail(format!(
-            "reload command program {program:?} not found; set dialplan.reload_command"
-        ));
+    for (key, argv) in [
+        ("reload_command", &settings.reload_command),
+        ("asterisk_cli", &settings.asterisk_cli),
+    ] {
+        let Some(program) = argv.first() else { continue };
+        match crate::reload::resolve(program, &path) {
+            Some(found) => r.ok(format!(
+                "dialplan.{key} `{program}` runs under cron ({})",
+                found.display()
+            )),
+            None => {
+                let elsewhere = std::env::var("PATH")
+                    .ok()
+                    .and_then(|p| crate::reload::resolve(program, &p))
+                    .map_or(String::new(), |p| format!(" (it is at {})", p.display()));
+                r.fail(format!(
+                    "dialplan.{key} `{program}` cannot be run by cron ({source} is {path}){elsewhere}: every cron \
+                     run would fail; give the absolute path, e.g. {}",
+                    crate::reload::ASTERISK
+                ));
+            }
+        }
     }
-}
-
-fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

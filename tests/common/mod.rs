@@ -322,6 +322,42 @@ reload_timeout_s = 5
             .collect()
     }
 
+    /// Hands the site to `uid` the way the package sets up the service user:
+    /// the state moves to `var/` owned by `uid`, the include and fake-Asterisk
+    /// directories become theirs, the rest stays root's but readable.
+    /// Returns the new config text (also written).
+    pub fn hand_to(&self, uid: u32) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let state_dir = self.path("var");
+        std::fs::create_dir_all(&state_dir).expect("mkdir var");
+        for dir in [self.dir.path(), &state_dir, &self.path("asterisk"), &self.path("ast")] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        for dir in [&state_dir, &self.path("asterisk"), &self.path("ast")] {
+            std::os::unix::fs::chown(dir, Some(uid), Some(uid)).expect("chown");
+        }
+        let config = std::fs::read_to_string(&self.config).expect("config").replace(
+            &format!("state_db = \"{}\"", self.path("state.db").display()),
+            &format!("state_db = \"{}\"", state_dir.join("state.db").display()),
+        );
+        self.write_config(&config);
+        config
+    }
+
+    /// Runs the binary as `user` in cron's environment: `env -i`, the given PATH.
+    pub fn as_user(&self, user: &str, path: &str, args: &[&str]) -> Output {
+        std::process::Command::new("runuser")
+            .args(["-u", user, "--", "env", "-i", &format!("PATH={path}")])
+            .arg(env!("CARGO_BIN_EXE_callquota"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--allow-future")
+            .args(args)
+            .current_dir("/")
+            .output()
+            .expect("runuser")
+    }
+
     pub fn loaded(&self) -> String {
         std::fs::read_to_string(self.path("ast/loaded.conf")).unwrap_or_default()
     }
@@ -333,6 +369,17 @@ impl Drop for Site {
             let _ = conn.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.db));
         }
     }
+}
+
+pub const NOBODY: u32 = 65534;
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test plays root or another user; run the suite as root (CI does)"
+    );
 }
 
 pub fn stderr(out: &Output) -> String {

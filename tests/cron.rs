@@ -1,0 +1,113 @@
+//! callquota as cron runs it: `env -i`, cron's PATH, the service user.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::*;
+
+const T: &str = "2026-11-26T10:00:00";
+const CRON_PATH: &str = "/usr/bin:/bin";
+
+/// A site whose Asterisk is an `asterisk` in its own `sbin/`, like
+/// /usr/sbin/asterisk on FreePBX: on a root shell's PATH, not on cron's.
+fn site_with_sbin_asterisk(program: &str) -> Site {
+    let site = Site::new();
+    let sbin = site.path("sbin");
+    fs::create_dir(&sbin).unwrap();
+    let wrapper = sbin.join("asterisk");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} {} {} \"$@\"\n",
+            fixture("fake-asterisk").display(),
+            site.path("ast").display(),
+            site.include_path().display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let program = if program == "absolute" {
+        wrapper.display().to_string()
+    } else {
+        "asterisk".into()
+    };
+    let mut config = fs::read_to_string(&site.config).unwrap();
+    let start = config.find("reload_command =").unwrap();
+    let end = config[start..].find("reload_timeout_s").unwrap() + start;
+    config.replace_range(
+        start..end,
+        &format!(
+            "reload_command = [\"{program}\", \"-rx\", \"module reload pbx_config.so\"]\nasterisk_cli = [\"{program}\", \"-rx\"]\n"
+        ),
+    );
+    site.write_config(&config);
+    site.hand_to(NOBODY);
+    site.add_user(T, "2055", "30m");
+    site
+}
+
+#[test]
+fn a_bare_asterisk_works_from_a_root_shell_but_not_under_cron_and_check_says_so() {
+    require_root();
+    let site = site_with_sbin_asterisk("bare");
+    let root_path = format!("{}:{CRON_PATH}", site.path("sbin").display());
+    // What the admin sees at a root shell: the run works...
+    let out = site.as_user("root", &root_path, &["--now", T, "run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // ...but check judges it the way cron will run it, and fails.
+    let out = site.as_user("root", &root_path, &["--now", T, "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL  dialplan.reload_command `asterisk` cannot be run by cron"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("it is at {}/asterisk", site.path("sbin").display())),
+        "{text}"
+    );
+    assert!(text.contains("/usr/sbin/asterisk"), "{text}");
+    // And the cron run itself fails with a line that names the fix.
+    let out = site.as_user(
+        "nobody",
+        CRON_PATH,
+        &["--now", "2026-11-26T10:05:00", "grant", "2055", "1m"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("give its absolute path, e.g. /usr/sbin/asterisk"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn with_absolute_commands_run_and_check_pass_under_cron_as_the_service_user() {
+    require_root();
+    let site = site_with_sbin_asterisk("absolute");
+    for args in [&["run"][..], &["check"]] {
+        let out = site.as_user("nobody", CRON_PATH, &[&["--now", T][..], args].concat());
+        assert!(out.status.success(), "{args:?}: {}{}", stdout(&out), stderr(&out));
+    }
+    let out = site.as_user("nobody", CRON_PATH, &["--now", T, "check"]);
+    assert!(stdout(&out).contains("ok    dialplan.asterisk_cli"), "{}", stdout(&out));
+    assert!(site.include().contains("exten => 2055,1,Return(1800000)"));
+}
+
+#[test]
+fn the_cron_file_gives_runs_the_sbin_directories() {
+    let cron = fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/cron.d/callquota"))
+        .unwrap();
+    let path = cron.lines().find_map(|l| l.strip_prefix("PATH=")).expect("PATH line");
+    assert!(path.split(':').any(|d| d == "/usr/sbin"), "{path}");
+    let found = callquota::reload::cron_path(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/cron.d/callquota"),
+    );
+    assert_eq!(found, path);
+    assert_eq!(
+        callquota::reload::cron_path(std::path::Path::new("/nonexistent")),
+        "/usr/bin:/bin"
+    );
+}
