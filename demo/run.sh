@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A realistic day on a throw-away PBX: creates the CDR database
-# `callquota_demo` in the local MariaDB (root over TCP, empty password;
-# .ci/mariadb-up installs and starts it if needed),
+# `callquota_demo` in the local MariaDB (the account .ci/mariadb-up finds or
+# makes, without changing any existing one; it also installs and starts MariaDB),
 # inserts a simulated day of calls, runs `callquota run` at several moments
 # with --now, and shows status, the generated include file, the queued
 # notices and the audit log. No Asterisk is needed: a stand-in
@@ -14,9 +14,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 out=$root/demo-out
 db=callquota_demo
-mysql=(mariadb -h127.0.0.1 -P3306 -uroot)
-
-"${mysql[@]}" -e 'SELECT 1' >/dev/null 2>&1 || .ci/mariadb-up
+eval "$(.ci/mariadb-up)"
+mysql=(.ci/sql)
 cargo build --quiet
 bin=$root/target/debug/callquota
 
@@ -30,7 +29,7 @@ timezone = "Asia/Almaty"
 state_db = "$out/state.db"
 
 [cdr]
-url = "mysql://root@127.0.0.1:3306/$db"
+url = "$CALLQUOTA_TEST_MYSQL_URL/$db"
 
 [[direction]]
 name = "mobile"

@@ -9,6 +9,18 @@ fail() { echo "test-deb: FAIL: $*" >&2; exit 1; }
 step() { printf '== test-deb: %s\n' "$*"; }
 [ "$(id -u)" -eq 0 ] || fail "must run as root (it installs the package)"
 
+# It installs, upgrades and purges callquota: never on a machine where an
+# installation it did not make lives (a real PBX's config and history).
+marker=/var/lib/callquota/.installed-by-test-deb
+if dpkg-query -W -f='${Status}' callquota 2>/dev/null | grep -qE 'installed|config-files|unpacked' ||
+  [ -e /etc/callquota ] || [ -e /var/lib/callquota ]; then
+  if [ ! -e "$marker" ] && [ "${CI:-}" != true ]; then
+    fail "callquota is installed here and this test did not install it; the test would purge its config and history. Run it on a throw-away machine (CI=true declares one)"
+  fi
+fi
+# `--guard-only`: stop after that decision (the test below checks the guard).
+[ "${1:-}" != --guard-only ] || exit 0
+
 step "build"
 packaging/build-deb.sh >/dev/null
 deb=$(ls -t target/debian/callquota_*_amd64.deb | head -n1)
@@ -50,6 +62,7 @@ fi
 step "install"
 dpkg --purge callquota >/dev/null 2>&1 || true
 dpkg -i "$deb" >/dev/null
+touch "$marker"
 /usr/bin/callquota --version | grep -q '^callquota ' || fail "--version"
 getent passwd callquota >/dev/null || fail "system user not created"
 [ "$(stat -c '%a %U %G' /var/lib/callquota)" = "750 callquota callquota" ] || fail "/var/lib/callquota mode/owner"
@@ -77,7 +90,8 @@ step "configured like a FreePBX host, attacked by a member of the include direct
 # group (like /etc/asterisk), the fake Asterisk, and an unprivileged attacker
 # in that group. Cron's environment throughout: env -i, PATH=/usr/bin:/bin.
 mysql_url=${CALLQUOTA_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}
-db=cq_pkgtest_$$
+sql() { CALLQUOTA_TEST_MYSQL_URL=$mysql_url .ci/sql "$@"; }
+db=cq_pkgtest_$$ # a name the dedicated test account may create
 work=$(mktemp -d /var/tmp/callquota-pkgtest.XXXXXX)
 chmod 755 "$work"
 made_group="" made_user=""
@@ -87,20 +101,20 @@ getent passwd cqattacker >/dev/null || {
 }
 usermod -aG cqpkgast callquota
 cleanup_site() {
-  mariadb -h127.0.0.1 -P3306 -uroot -e "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+  sql -e "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
   rm -rf "$work"
   gpasswd -d callquota cqpkgast >/dev/null 2>&1 || true
   [ -z "$made_user" ] || userdel cqattacker 2>/dev/null || true
   [ -z "$made_group" ] || groupdel cqpkgast 2>/dev/null || true
 }
 trap cleanup_site EXIT
-mariadb -h127.0.0.1 -P3306 -uroot -e "CREATE DATABASE $db"
-mariadb -h127.0.0.1 -P3306 -uroot "$db" <tests/fixtures/cdr-schema.sql
+sql -e "CREATE DATABASE $db"
+sql "$db" <tests/fixtures/cdr-schema.sql
 install -d -o root -g cqpkgast -m 0775 "$work/asterisk"
 install -d -o callquota -g callquota -m 0755 "$work/ast"
 fake=$PWD/tests/fixtures/fake-asterisk
 cat >/etc/callquota/config.toml <<CONF
-timezone = "Asia/Almaty"
+timezone = "UTC"
 [cdr]
 url = "$mysql_url/$db"
 [[direction]]
@@ -140,6 +154,21 @@ grep -q 'symbolic link' <<<"$out" || fail "run did not name the link: $out"
 head -c 15 /var/lib/callquota/state.db | grep -q 'SQLite format 3' || fail "state overwritten through the include link"
 rm -f "$work/asterisk/callquota.conf"
 as_cron /usr/bin/callquota run || fail "run after the link was removed"
+
+step "remove leaves an inert include and reloads Asterisk"
+sql "$db" -e "INSERT INTO cdr (calldate, cnum, src, channel, dst, dstchannel, disposition, billsec, duration, lastapp) VALUES (UTC_TIMESTAMP(), '2055', '2055', 'PJSIP/2055-1', '87011234567', 'PJSIP/kcell-1', 'ANSWERED', 4000, 4005, 'Dial')"
+as_cron /usr/bin/callquota run || fail "run with 2055 over the limit"
+grep -q 'exten => 2055,1,Return(DENY)' "$work/asterisk/callquota.conf" || fail "2055 not blocked before removal"
+dpkg --remove callquota >/dev/null
+include=$work/asterisk/callquota.conf
+[ -f "$include" ] || fail "removal deleted the include file (a #include of it would break Asterisk)"
+for word in DENY 'L(' macro-dialout-trunk-predial-hook 2055; do
+  grep -qF "$word" "$include" && fail "the include still holds $word after removal"
+done
+grep -q '^\[callquota-check\]' "$include" || fail "the inert include lacks callquota-check"
+cmp -s "$include" "$work/ast/loaded.conf" || fail "Asterisk was not reloaded with the inert include"
+dpkg -i "$deb" >/dev/null </dev/null
+
 # Back to the unconfigured package config for the steps below.
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./etc/callquota/config.toml >/etc/callquota/config.toml
 
@@ -165,5 +194,15 @@ dpkg --purge callquota >/dev/null
 [ ! -e /etc/cron.d/callquota ] || fail "purge left the cron file"
 dpkg-statoverride --list /etc/callquota/config.toml >/dev/null 2>&1 && fail "statoverride left behind"
 getent passwd callquota >/dev/null || fail "purge removed the system user (Debian keeps it)"
+
+step "the test refuses an installation it did not make"
+dpkg -i "$deb" >/dev/null </dev/null
+rm -f "$marker"
+out=$(CI=false packaging/test-deb.sh --guard-only 2>&1) && fail "the guard let the test touch a foreign installation"
+grep -q 'did not install it' <<<"$out" || fail "guard message: $out"
+CI=true packaging/test-deb.sh --guard-only || fail "CI=true did not pass the guard"
+touch "$marker"
+dpkg --purge callquota >/dev/null
+CI=false packaging/test-deb.sh --guard-only || fail "the guard refused a clean machine"
 
 echo "test-deb: 1 passed, 0 failed"

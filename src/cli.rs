@@ -67,6 +67,13 @@ pub enum Command {
     /// Show, flush or test the notification outbox.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Write an inert include file (it limits nothing and defines no pre-dial
+    /// hook) and reload: what removing the package does. The next `run` arms it again.
+    Disarm {
+        /// Exit 0 silently while the config is missing or has no [cdr] section.
+        #[arg(long)]
+        if_configured: bool,
+    },
     /// Bring a state that got ahead of the real clock (a wrong clock, a
     /// mistaken --now) back to today: later days' ledgers, grants and pending
     /// notices are removed (logged), today is reopened; then run.

@@ -35,6 +35,29 @@ pub fn generation_in(text: &str) -> Option<u64> {
     })
 }
 
+/// The file `disarm` (package removal) leaves: it limits nothing and defines
+/// no pre-dial hook (FreePBX's stub takes over), but keeps `callquota-check`
+/// and `callquota-predial`, answering "allow", so a site hook or outbound
+/// context that calls them goes on working; a `#include` of it never fails.
+pub fn render_inert(generation: u64) -> String {
+    format!(
+        "{HEADER}\n\
+         ; callquota is disarmed (uninstalled): this file limits nothing.\n\
+         ; Generation {generation}.\n\
+         \n\
+         [{STAMP_CONTEXT}]\n\
+         exten => stamp,1,Return({generation})\n\
+         \n\
+         [callquota-check]\n\
+         exten => s,1,Set(CALLQUOTA_RESULT=ALLOW)\n \
+         same => n,Set(CALLQUOTA_LIMIT_MS=)\n \
+         same => n,Return()\n\
+         \n\
+         [callquota-predial]\n\
+         exten => s,1,Return()\n"
+    )
+}
+
 pub fn render(
     settings: &DialplanSettings,
     paid: &PaidDestinations,
@@ -200,6 +223,24 @@ mod tests {
             Some(7)
         );
         assert_eq!(generation_in("There is no existence of 'stamp@callquota-stamp'"), None);
+    }
+
+    #[test]
+    fn the_inert_file_limits_nothing_and_defines_no_hook() {
+        let text = render_inert(9);
+        assert!(text.starts_with(HEADER));
+        assert_eq!(generation_in(&text), Some(9));
+        for absent in [
+            "DENY",
+            "L(",
+            "Hangup",
+            "macro-dialout-trunk-predial-hook",
+            "callquota-users",
+        ] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
+        assert!(text.contains("[callquota-check]\nexten => s,1,Set(CALLQUOTA_RESULT=ALLOW)\n same => n,Set(CALLQUOTA_LIMIT_MS=)\n same => n,Return()\n"));
+        assert!(text.contains("[callquota-predial]\nexten => s,1,Return()\n"));
     }
 
     #[test]

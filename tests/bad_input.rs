@@ -57,11 +57,14 @@ fn a_missing_config_says_how_to_fix_it() {
 
 #[test]
 fn the_password_never_appears_in_errors() {
-    let site = Site::with(|c| *c = c.replace("mysql://root@", "mysql://root:Sup3rS3cret@"));
+    let site = Site::with(|c| *c = common::with_cdr_userinfo(c, &format!("{}:Sup3rS3cret", common::url_user())));
     let out = site.at(T, &["run"]);
     let err = one_line_error(&out, 1, "cannot connect to the CDR database");
     assert!(!err.contains("Sup3rS3cret"), "{err}");
-    assert!(err.contains("mysql://root@127.0.0.1"), "{err}");
+    assert!(
+        err.contains(&format!("mysql://{}@127.0.0.1", common::url_user())),
+        "{err}"
+    );
 }
 
 #[test]
@@ -178,7 +181,10 @@ fn unreachable_mysql_changes_nothing() {
     one_line_error(
         &site.at(T, &["run"]),
         1,
-        "cannot connect to the CDR database mysql://root@127.0.0.1:1/",
+        &format!(
+            "cannot connect to the CDR database mysql://{}@127.0.0.1:1/",
+            common::url_user()
+        ),
     );
     assert_eq!(site.dump(), dump);
     assert_eq!(site.include(), include);

@@ -293,3 +293,57 @@ fn the_man_page_and_readme_document_every_command_and_flag() {
     }
     assert!(missing.is_empty(), "undocumented: {missing:?}");
 }
+
+#[test]
+fn the_packaged_config_is_the_example_all_commented() {
+    // What `cargo deb` ships as /etc/callquota/config.toml; packaging/build-deb.sh regenerates it.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join("config.example.toml")).unwrap();
+    let packaged = std::fs::read_to_string(root.join("packaging/config.toml")).unwrap();
+    let mut want = String::from(
+        "# callquota configuration: not configured yet.\n\
+         # Uncomment and edit the settings below (at least [cdr], [[direction]] and\n\
+         # [dialplan]), then run: callquota check\n\
+         # The full example is in /usr/share/doc/callquota/examples/config.example.toml.\n#\n",
+    );
+    for line in example.lines() {
+        want.push_str(&if line.is_empty() {
+            "#".to_string()
+        } else {
+            format!("# {line}")
+        });
+        want.push('\n');
+    }
+    assert!(
+        packaged == want,
+        "packaging/config.toml is stale: run packaging/build-deb.sh (or its first step) and commit it"
+    );
+    assert!(
+        packaged.lines().all(|l| l.starts_with('#')),
+        "the packaged config must configure nothing"
+    );
+}
+
+#[test]
+fn the_readme_config_table_is_one_table_naming_every_section() {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let table: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| key | default | meaning |"))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    for section in [
+        "`[cdr]",
+        "`[limits]",
+        "`[carryover]",
+        "`[dialplan]",
+        "`[mail]",
+        "`[smtp]",
+        "`run_timeout_s`",
+    ] {
+        assert!(
+            table.iter().any(|l| l.contains(section)),
+            "{section} missing from the config table (or the table is split)"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Call, LANDLINE, MOBILE, MOBILE2, Site, stderr};
+use common::{Call, LANDLINE, MOBILE, MOBILE2, Site, stderr, stdout};
 
 #[test]
 fn usage_counts_only_answered_paid_calls_of_the_user() {
@@ -392,4 +392,64 @@ fn a_site_that_allows_longer_gaps_catches_up_unattended() {
     );
     let out = site.at("2026-12-02T09:00:00", &["run"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn disarm_leaves_a_file_that_limits_nothing_and_the_next_run_arms_it_again() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "100");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 300)]);
+    site.run("2026-11-26T09:30:00");
+    assert!(site.include().contains("Return(DENY)"));
+    let out = site.ok("2026-11-26T09:31:00", &["disarm"]);
+    assert!(out.contains("disarmed: it limits nothing"), "{out}");
+    let text = site.include();
+    for absent in ["DENY", "L(", "macro-dialout-trunk-predial-hook", "2055"] {
+        assert!(!text.contains(absent), "{absent} in {text}");
+    }
+    assert_eq!(site.loaded(), text, "Asterisk reloaded the inert file");
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'include_disarmed'"),
+        1
+    );
+    // A plain #include is flagged: a missing file would stop the whole dialplan.
+    std::fs::write(
+        site.path("asterisk/extensions_custom.conf"),
+        "#include callquota.conf\n",
+    )
+    .unwrap();
+    let out = site.at("2026-11-26T09:32:00", &["check"]);
+    assert!(
+        stdout(&out).contains("write #tryinclude callquota.conf instead"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::write(
+        site.path("asterisk/extensions_custom.conf"),
+        "#tryinclude callquota.conf\n",
+    )
+    .unwrap();
+    let out = site.at("2026-11-26T09:32:00", &["check"]);
+    assert!(
+        !stdout(&out).contains("#tryinclude callquota.conf instead"),
+        "{}",
+        stdout(&out)
+    );
+    // Disarmed while Asterisk is down: the file is still written, and said so.
+    std::fs::write(site.path("ast/down"), "").unwrap();
+    let out = site.ok("2026-11-26T09:33:00", &["disarm"]);
+    assert!(out.contains("the reload did not happen"), "{out}");
+    std::fs::remove_file(site.path("ast/down")).unwrap();
+    site.run("2026-11-26T09:35:00");
+    assert!(site.include().contains("exten => 2055,1,Return(DENY)"));
+    assert_eq!(site.loaded(), site.include());
+}
+
+#[test]
+fn disarm_on_a_fresh_install_is_silent_with_if_configured() {
+    let site = Site::new();
+    std::fs::remove_file(&site.config).unwrap();
+    let out = site.at("2026-11-26T09:30:00", &["disarm", "--if-configured"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).is_empty() && stderr(&out).is_empty());
 }

@@ -142,21 +142,30 @@ fn check_include(ctx: &Context, r: &mut Report) {
             None
         }
     };
+    let custom = path.parent().unwrap_or(Path::new("/")).join("extensions_custom.conf");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let wiring = std::fs::read_to_string(&custom).ok().and_then(|text| {
+        text.lines()
+            .map(str::trim_start)
+            .find(|l| l.starts_with('#') && l.contains("include") && l.contains(&name))
+            .map(str::to_string)
+    });
+    if wiring.as_deref().is_some_and(|l| l.starts_with("#include")) {
+        r.warn(format!(
+            "{} wires {name} with #include: should the file ever be missing, Asterisk loads no dialplan at all at \
+             its next start; write #tryinclude {name} instead",
+            custom.display()
+        ));
+    }
     if settings.asterisk_cli.is_empty() {
-        let custom = path.parent().unwrap_or(Path::new("/")).join("extensions_custom.conf");
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let wired = std::fs::read_to_string(&custom).is_ok_and(|text| {
-            text.lines()
-                .any(|l| l.trim_start().starts_with('#') && l.contains("include") && l.contains(&name))
-        });
-        if wired {
+        if wiring.is_some() {
             r.ok(format!("{} includes {name}", custom.display()));
         } else {
             r.warn(format!(
-                "cannot confirm the include file is wired in (asterisk_cli = []); add `#include {}` to extensions_custom.conf",
+                "cannot confirm the include file is wired in (asterisk_cli = []); add `#tryinclude {}` to extensions_custom.conf",
                 path.display()
             ));
         }
@@ -181,7 +190,7 @@ fn check_include(ctx: &Context, r: &mut Report) {
             on_disk.map_or("none".into(), |g| g.to_string())
         )),
         Ok(None) => r.fail(format!(
-            "Asterisk has no callquota dialplan loaded; add `#include {}` to extensions_custom.conf and reload",
+            "Asterisk has no callquota dialplan loaded; add `#tryinclude {}` to extensions_custom.conf and reload",
             path.display()
         )),
         Err(e) => r.fail(format!("{e:#}")),

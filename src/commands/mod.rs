@@ -36,7 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     // Read as root if need be (the config is root:callquota 0640), then act as the service user.
     let config = match Config::load(&cli.config) {
         Ok(config) => config,
-        Err(e) if e.unconfigured && matches!(&cli.command, Command::Run(args) if args.if_configured) => return Ok(()),
+        Err(e) if e.unconfigured && if_configured(&cli.command) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     become_state_owner(&config.state_db)?;
@@ -68,6 +68,16 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Migrate { .. } => migrate(&ctx.config.state_db),
         Command::Mail(command) => mail::mail(&ctx, command),
         Command::Rewind => run::rewind(&ctx),
+        Command::Disarm { .. } => run::disarm(&ctx),
+    }
+}
+
+/// `--if-configured`: a fresh install's cron job and package scripts stay quiet.
+fn if_configured(command: &Command) -> bool {
+    match command {
+        Command::Run(args) => args.if_configured,
+        Command::Disarm { if_configured } => *if_configured,
+        _ => false,
     }
 }
 
@@ -76,7 +86,7 @@ fn changes_state(command: &Command) -> bool {
     use crate::cli::{MailCommand, UserCommand};
     match command {
         Command::Run(args) => !args.dry_run,
-        Command::Grant(_) | Command::Rewind | Command::Mail(MailCommand::Flush) => true,
+        Command::Grant(_) | Command::Rewind | Command::Disarm { .. } | Command::Mail(MailCommand::Flush) => true,
         Command::User(user) => !matches!(user, UserCommand::List { .. }),
         Command::Status(_)
         | Command::Log(_)

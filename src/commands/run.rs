@@ -143,6 +143,48 @@ fn dry_run(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+/// `disarm`: replace the include with one that limits nothing and reload.
+/// Package removal runs it, so uninstalling never leaves users blocked and a
+/// `#include` of the file never breaks the dialplan. A reload failure (Asterisk
+/// not running) is reported but not an error: the file takes effect at its start.
+pub fn disarm(ctx: &Context) -> Result<()> {
+    let settings = &ctx.config.dialplan;
+    let _lock = lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE)?;
+    let state = State::open(&ctx.config.state_db)?;
+    let on_disk = include_file::read(&settings.include_file)?
+        .as_deref()
+        .and_then(generation_in);
+    let generation = on_disk
+        .unwrap_or(0)
+        .max(meta_number(&state, INCLUDE_GENERATION)?.unwrap_or(0))
+        .saturating_add(1);
+    include_file::write_atomically(&settings.include_file, &crate::dialplan::render_inert(generation))?;
+    let path = settings.include_file.display();
+    state.record_meta_event(
+        INCLUDE_GENERATION,
+        &generation.to_string(),
+        "include_disarmed",
+        &format!("{path} generation {generation}: limits nothing"),
+        ctx.now,
+    )?;
+    match reload_and_confirm(settings, generation) {
+        Ok(summary) => {
+            state.record_meta_event(
+                CONFIRMED_GENERATION,
+                &generation.to_string(),
+                "reload_ok",
+                &summary,
+                ctx.now,
+            )?;
+            println!("{path} disarmed: it limits nothing; {summary}");
+        }
+        Err(e) => println!(
+            "{path} disarmed: it limits nothing; the reload did not happen ({e:#}): Asterisk picks the file up at its next reload or start"
+        ),
+    }
+    Ok(())
+}
+
 /// `rewind`: undo the days a wrong clock ran ahead, then run on the real one.
 pub fn rewind(ctx: &Context) -> Result<()> {
     let _lock = lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE)?;

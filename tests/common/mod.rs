@@ -18,6 +18,31 @@ pub fn mysql_root_url() -> String {
     std::env::var("CALLQUOTA_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
+/// `mysql://USERINFO@host:port` of the test server, with other credentials.
+pub fn url_with_userinfo(userinfo: &str) -> String {
+    let url = mysql_root_url();
+    let host = url
+        .rsplit_once('@')
+        .map_or(url.trim_start_matches("mysql://"), |(_, h)| h);
+    format!("mysql://{userinfo}@{host}")
+}
+
+/// The user name the tests connect as (root in CI, or a dedicated account).
+pub fn url_user() -> String {
+    let url = mysql_root_url();
+    let userinfo = url
+        .trim_start_matches("mysql://")
+        .rsplit_once('@')
+        .map_or("", |(u, _)| u)
+        .to_string();
+    userinfo.split(':').next().unwrap_or("").to_string()
+}
+
+/// The site's config text with other CDR credentials.
+pub fn with_cdr_userinfo(config: &str, userinfo: &str) -> String {
+    config.replace(&mysql_root_url(), &url_with_userinfo(userinfo))
+}
+
 fn admin() -> mysql::Conn {
     let url = mysql_root_url();
     let opts = mysql::OptsBuilder::from_opts(mysql::Opts::from_url(&url).expect("CALLQUOTA_TEST_MYSQL_URL"))
