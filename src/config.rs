@@ -73,6 +73,8 @@ struct RawMail {
 struct RawTemplate {
     subject: Option<String>,
     body: Option<String>,
+    subject_past: Option<String>,
+    body_past: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +243,9 @@ pub enum MailTransport {
 pub struct NoticeTemplate {
     pub subject: Template,
     pub body: Template,
+    /// For a notice delivered after its day ended (e.g. queued as the day closed).
+    pub subject_past: Template,
+    pub body_past: Template,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +273,31 @@ You have used {used} of your {allowance} of paid call time for {day}.\n\
 Calls to paid destinations from extension {extension} are blocked until tomorrow;\n\
 all other calls keep working. Ask your administrator if you need more time today.\n\n\
 -- callquota\n";
+pub const DEFAULT_PAST_SUBJECT: &str = "Paid calls: {percent}% of the allowance for {day} was used ({extension})";
+pub const DEFAULT_PAST_BODY: &str = "Hello {name},\n\n\
+On {day} you used {used} of your {allowance} of paid call time ({percent}%).\n\
+That day is over; today's allowance applies now.\n\n\
+-- callquota\n";
+pub const DEFAULT_PAST_EXHAUSTED_SUBJECT: &str = "Paid calls: the allowance for {day} was used up ({extension})";
+pub const DEFAULT_PAST_EXHAUSTED_BODY: &str = "Hello {name},\n\n\
+On {day} you used {used} of your {allowance} of paid call time, and paid calls from\n\
+extension {extension} were blocked for the rest of that day.\n\
+That day is over; today's allowance applies now.\n\n\
+-- callquota\n";
+
+/// The built-in texts for a threshold: (subject, body, past subject, past body).
+pub fn default_texts(threshold: u8) -> [&'static str; 4] {
+    if threshold >= 100 {
+        [
+            DEFAULT_EXHAUSTED_SUBJECT,
+            DEFAULT_EXHAUSTED_BODY,
+            DEFAULT_PAST_EXHAUSTED_SUBJECT,
+            DEFAULT_PAST_EXHAUSTED_BODY,
+        ]
+    } else {
+        [DEFAULT_SUBJECT, DEFAULT_BODY, DEFAULT_PAST_SUBJECT, DEFAULT_PAST_BODY]
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -683,18 +713,25 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
     }
     let mut templates = std::collections::BTreeMap::new();
     for &t in thresholds {
-        let (subject, body) = if t == 100 {
-            (DEFAULT_EXHAUSTED_SUBJECT, DEFAULT_EXHAUSTED_BODY)
-        } else {
-            (DEFAULT_SUBJECT, DEFAULT_BODY)
-        };
+        let [subject, body, subject_past, body_past] = default_texts(t);
         let configured = raw.templates.get(&t.to_string());
         let subject = configured.and_then(|c| c.subject.as_deref()).unwrap_or(subject);
         let body = configured.and_then(|c| c.body.as_deref()).unwrap_or(body);
-        if subject.chars().any(|c| c == '\r' || c == '\n') {
-            return Err(format!(
-                "mail.templates.{t}.subject holds a line break; a subject is one line"
-            ));
+        // A site's own text serves past days too unless it gives a past-tense one.
+        let own = configured.is_some_and(|c| c.subject.is_some() || c.body.is_some());
+        let subject_past =
+            configured
+                .and_then(|c| c.subject_past.as_deref())
+                .unwrap_or(if own { subject } else { subject_past });
+        let body_past = configured
+            .and_then(|c| c.body_past.as_deref())
+            .unwrap_or(if own { body } else { body_past });
+        for (key, text) in [("subject", subject), ("subject_past", subject_past)] {
+            if text.chars().any(|c| c == '\r' || c == '\n') {
+                return Err(format!(
+                    "mail.templates.{t}.{key} holds a line break; a subject is one line"
+                ));
+            }
         }
         let parse = |key: &str, text: &str| Template::parse(text).map_err(|e| format!("mail.templates.{t}.{key}: {e}"));
         templates.insert(
@@ -702,6 +739,8 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
             NoticeTemplate {
                 subject: parse("subject", subject)?,
                 body: parse("body", body)?,
+                subject_past: parse("subject_past", subject_past)?,
+                body_past: parse("body_past", body_past)?,
             },
         );
     }

@@ -2,6 +2,12 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 fn main() {
+    // `callquota log --json | head -1`: end quietly when the reader goes away,
+    // like any Unix filter, instead of panicking on a closed stdout.
+    // SAFETY: called first, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match callquota::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),

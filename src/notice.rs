@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{DEFAULT_BODY, DEFAULT_EXHAUSTED_BODY, DEFAULT_EXHAUSTED_SUBJECT, DEFAULT_SUBJECT, NoticeTemplate};
+use crate::config::{NoticeTemplate, default_texts};
 use crate::duration::format as human;
 use crate::template::Template;
 
@@ -16,6 +16,8 @@ pub struct Figures<'a> {
     pub threshold: u8,
     pub used_s: u64,
     pub allowance_s: u64,
+    /// The day is over when the notice goes out: past tense, no "until tomorrow".
+    pub day_over: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,15 +42,20 @@ pub fn compose(templates: &BTreeMap<u8, NoticeTemplate>, figures: &Figures<'_>) 
     .collect();
     let fill = |t: &Template| t.fill(&values);
     match templates.get(&figures.threshold) {
+        Some(t) if figures.day_over => Text {
+            subject: fill(&t.subject_past),
+            body: fill(&t.body_past),
+        },
         Some(t) => Text {
             subject: fill(&t.subject),
             body: fill(&t.body),
         },
         None => {
-            let (subject, body) = if figures.threshold >= 100 {
-                (DEFAULT_EXHAUSTED_SUBJECT, DEFAULT_EXHAUSTED_BODY)
+            let [subject, body, subject_past, body_past] = default_texts(figures.threshold);
+            let (subject, body) = if figures.day_over {
+                (subject_past, body_past)
             } else {
-                (DEFAULT_SUBJECT, DEFAULT_BODY)
+                (subject, body)
             };
             let parse = |s: &str| Template::parse(s).map(|t| fill(&t)).unwrap_or_else(|_| s.to_string());
             Text {
@@ -71,6 +78,7 @@ mod tests {
             threshold,
             used_s: 1650,
             allowance_s: 1800,
+            day_over: false,
         }
     }
 
@@ -89,6 +97,28 @@ mod tests {
     }
 
     #[test]
+    fn a_notice_for_a_day_that_is_over_speaks_of_it_in_the_past() {
+        for threshold in [50, 90, 100] {
+            let t = compose(
+                &BTreeMap::new(),
+                &Figures {
+                    day_over: true,
+                    ..figures(threshold)
+                },
+            );
+            for text in [&t.subject, &t.body] {
+                assert!(
+                    !text.contains("today's allowance is") && !text.contains("until tomorrow"),
+                    "{text}"
+                );
+            }
+            assert!(t.subject.contains("for 2026-11-26 was"), "{}", t.subject);
+            assert!(t.body.contains("On 2026-11-26 you used 27m 30s"), "{}", t.body);
+            assert!(t.body.contains("That day is over"), "{}", t.body);
+        }
+    }
+
+    #[test]
     fn uses_the_configured_template_for_its_threshold() {
         let mut templates = BTreeMap::new();
         templates.insert(
@@ -96,11 +126,22 @@ mod tests {
             NoticeTemplate {
                 subject: Template::parse("Лимит {percent}% — {name}").unwrap(),
                 body: Template::parse("Осталось {remaining}.").unwrap(),
+                subject_past: Template::parse("{day}: лимит {percent}%").unwrap(),
+                body_past: Template::parse("День {day} закончился.").unwrap(),
             },
         );
         let t = compose(&templates, &figures(90));
         assert_eq!(t.subject, "Лимит 90% — Vasya");
         assert_eq!(t.body, "Осталось 2m 30s.");
+        let t = compose(
+            &templates,
+            &Figures {
+                day_over: true,
+                ..figures(90)
+            },
+        );
+        assert_eq!(t.subject, "2026-11-26: лимит 90%");
+        assert_eq!(t.body, "День 2026-11-26 закончился.");
     }
 }
 

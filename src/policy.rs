@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::calendar::{next_day, previous_day, weekday_index};
 use crate::extension::Extension;
@@ -137,6 +137,15 @@ pub enum PolicyError {
         open_day: NaiveDate,
         days: i64,
     },
+}
+
+/// Figures older than this are stale: cron runs every 5 minutes, so three
+/// missed runs in a row mean runs are failing.
+pub const STALE_AFTER_MINUTES: i64 = 15;
+
+/// Whether the last successful run is too long ago for its figures to be trusted.
+pub fn is_stale(last_run_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    last_run_at.is_none_or(|at| now - at > chrono::Duration::minutes(STALE_AFTER_MINUTES))
 }
 
 /// How many days past the last run's day a run may move on its own, unless
@@ -786,6 +795,15 @@ mod tests {
         assert_eq!(ledger_of(&s, "2055", "2026-11-24").used_s, 300);
         assert_eq!(ledger_of(&s, "2055", "2026-11-25").carried_in_s, 700);
         assert_eq!(ledger_of(&s, "2055", "2026-11-26").carried_in_s, 1700);
+    }
+
+    #[test]
+    fn figures_go_stale_after_fifteen_minutes_without_a_successful_run() {
+        let now: DateTime<Utc> = "2026-11-26T10:00:00Z".parse().unwrap();
+        assert!(is_stale(None, now));
+        assert!(!is_stale(Some(now - chrono::Duration::minutes(15)), now));
+        assert!(is_stale(Some(now - chrono::Duration::minutes(16)), now));
+        assert!(!is_stale(Some(now + chrono::Duration::minutes(5)), now));
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct State {
     path: PathBuf,
 }
 
+/// `meta` key: RFC 3339 time of the last successful run.
+pub const LAST_RUN_AT: &str = "last_run_at";
+
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -334,6 +337,25 @@ impl State {
             .conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
+    }
+
+    /// When the last run that updated the state and the dialplan finished.
+    pub fn last_run_at(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .meta(LAST_RUN_AT)?
+            .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+            .map(|t| t.to_utc()))
+    }
+
+    /// Records a successful run (bookkeeping, not an audited change).
+    pub fn set_last_run_at(&self, at: DateTime<Utc>) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [LAST_RUN_AT, &timestamp(at)],
+            )
+            .with_context(|| format!("cannot write state_db {}", self.path.display()))?;
+        Ok(())
     }
 
     pub fn open_day(&self) -> Result<Option<NaiveDate>> {

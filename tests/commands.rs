@@ -347,3 +347,94 @@ fn the_readme_config_table_is_one_table_naming_every_section() {
         );
     }
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "10m");
+    site.run(T);
+    // Far more than a pipe buffer (64 KiB) of output.
+    site.state()
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+             INSERT INTO audit (at, extension, day, event, detail)
+             SELECT '2026-11-26T04:00:00Z', '2055', '2026-11-26', 'grant', 'padding ' || i FROM n;",
+        )
+        .unwrap();
+    for command in ["log --json", "log", "user list --json", "status --json"] {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "set -o pipefail; {} --config {} --allow-future --now {T} {command} | head -1 >/dev/null; echo \"status ${{PIPESTATUS[0]}}\" >&2",
+                env!("CARGO_BIN_EXE_callquota"),
+                site.config.display()
+            ))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{command}: {err}"
+        );
+        assert!(!err.contains("status 101"), "{command}: {err}");
+    }
+}
+
+#[test]
+fn stale_figures_are_flagged_by_status_and_fail_check() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "30m");
+    let out = site.ok("2026-11-26T08:00:00", &["status"]);
+    assert!(
+        out.lines().next().unwrap().contains("STALE: no successful run yet"),
+        "{out}"
+    );
+    site.run("2026-11-26T10:00:00");
+    let row = site.user_status("2026-11-26T10:10:00", "2055");
+    assert_eq!(row["stale"], false);
+    assert_eq!(row["last_run_at"], "2026-11-26T05:00:00+00:00");
+    let out = site.ok("2026-11-26T10:10:00", &["status"]);
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .contains("last successful run 2026-11-26 10:00 (10m 00s ago)"),
+        "{out}"
+    );
+    // A wrong password from now on: every run fails, the figures age.
+    let good = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&common::with_cdr_userinfo(&good, "nobody_here:wrong"));
+    for now in [
+        "2026-11-26T10:05:00",
+        "2026-11-26T10:10:00",
+        "2026-11-26T10:15:00",
+        "2026-11-26T10:20:00",
+    ] {
+        assert_eq!(site.at(now, &["run"]).status.code(), Some(1));
+    }
+    let row = site.user_status("2026-11-26T10:20:00", "2055");
+    assert_eq!(row["stale"], true);
+    let out = site.ok("2026-11-26T10:20:00", &["status"]);
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .contains("STALE: the last successful run was at 2026-11-26 10:00"),
+        "{out}"
+    );
+    site.write_config(&good);
+    let out = site.at("2026-11-26T10:20:00", &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("FAIL  the last successful run was at 2026-11-26 10:00 (20 minutes ago)"),
+        "{}",
+        stdout(&out)
+    );
+    site.run("2026-11-26T10:25:00");
+    let out = site.at("2026-11-26T10:25:00", &["check"]);
+    assert!(
+        stdout(&out).contains("ok    the last successful run was 0 minutes ago"),
+        "{}",
+        stdout(&out)
+    );
+}

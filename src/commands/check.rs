@@ -70,6 +70,7 @@ pub fn check(ctx: &Context) -> Result<()> {
         Err(e) => r.fail(format!("{e:#}")),
     }
 
+    check_freshness(ctx, &mut r);
     check_include(ctx, &mut r);
     check_commands(ctx, &mut r);
     match &config.mail {
@@ -100,6 +101,25 @@ fn check_file_modes(ctx: &Context, r: &mut Report) {
         if mode(path).is_some_and(|m| m & 0o002 != 0) {
             r.warn(format!("{} is writable by every user; chmod o-w it", path.display()));
         }
+    }
+}
+
+/// Runs must keep succeeding: stale figures mean enforcement is stuck.
+fn check_freshness(ctx: &Context, r: &mut Report) {
+    let last = State::open(&ctx.config.state_db).and_then(|s| s.last_run_at());
+    match last {
+        Ok(None) => r.warn("no run has succeeded yet: run `sudo -u callquota callquota run` once"),
+        Ok(Some(at)) if crate::policy::is_stale(Some(at), ctx.now) => r.fail(format!(
+            "the last successful run was at {} ({} minutes ago): cron runs are failing; run `sudo -u callquota \
+             callquota run --verbose` to see why",
+            at.with_timezone(&ctx.config.timezone).format("%Y-%m-%d %H:%M"),
+            (ctx.now - at).num_minutes()
+        )),
+        Ok(Some(at)) => r.ok(format!(
+            "the last successful run was {} minutes ago",
+            (ctx.now - at).num_minutes().max(0)
+        )),
+        Err(_) => {} // the state line above already failed
     }
 }
 

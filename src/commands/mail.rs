@@ -59,6 +59,7 @@ pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
                         threshold: entry.threshold,
                         used_s: entry.used_s,
                         allowance_s: entry.allowance_s,
+                        day_over: entry.day < ctx.today().format("%Y-%m-%d").to_string(),
                     },
                 );
                 let extra_cc: Vec<&str> = [u.cc.as_str()].into_iter().filter(|c| !c.is_empty()).collect();

@@ -50,6 +50,10 @@ struct StatusRow {
     carried_in_s: u64,
     granted_s: u64,
     closed: bool,
+    /// When the last successful run finished (RFC 3339), if ever.
+    last_run_at: Option<String>,
+    /// No successful run for more than 15 minutes: the figures may be out of date.
+    stale: bool,
 }
 
 pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
@@ -61,6 +65,8 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         state.ledgers_on(day)?
     };
     let users = state.users()?;
+    let last_run_at = state.last_run_at()?;
+    let stale = policy::is_stale(last_run_at, ctx.now);
     let rows: Vec<StatusRow> = ledgers
         .iter()
         .map(|l: &Ledger| StatusRow {
@@ -80,12 +86,15 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
             carried_in_s: l.carried_in_s,
             granted_s: l.granted_s,
             closed: l.closed,
+            last_run_at: last_run_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
+            stale,
         })
         .collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
+    println!("{}", freshness_line(ctx, day, last_run_at));
     println!(
         "{:<8} {:<24} {:<10} {:>12} {:>12} {:>12} {:>5}  STATE",
         "EXT", "NAME", "DAY", "ALLOWANCE", "USED", "REMAINING", "LEVEL"
@@ -107,6 +116,26 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         println!("(no tracked users on {day})");
     }
     Ok(())
+}
+
+/// The status header: the day, and how fresh the figures are.
+fn freshness_line(ctx: &Context, day: NaiveDate, last_run_at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    let zone = ctx.config.timezone;
+    let Some(at) = last_run_at else {
+        return format!(
+            "{day} ({zone}); STALE: no successful run yet: run `sudo -u callquota callquota run`, then `callquota check`"
+        );
+    };
+    let ago = human((ctx.now - at).num_seconds().max(0) as u64);
+    let when = at.with_timezone(&zone).format("%Y-%m-%d %H:%M");
+    if policy::is_stale(Some(at), ctx.now) {
+        format!(
+            "{day} ({zone}); STALE: the last successful run was at {when}, {ago} ago; runs are failing \
+             (see cron mail, or `callquota check`)"
+        )
+    } else {
+        format!("{day} ({zone}); last successful run {when} ({ago} ago)")
+    }
 }
 
 pub fn log(ctx: &Context, args: &LogArgs) -> Result<()> {

@@ -116,6 +116,8 @@ fn run_locked(ctx: &Context, force: bool) -> Result<String> {
     let dialplan = sync_dialplan(ctx, &state, &plan.today);
     let mail = super::mail::deliver(ctx, &mut state);
     let dialplan = dialplan?;
+    // The figures and the dialplan are current: `status` and `check` go by this.
+    state.set_last_run_at(ctx.now)?;
     let mail = mail?;
     Ok(format!(
         "{today}: {} users, {} blocked, {} ledger changes, {} notices queued; {dialplan}; {mail}",

@@ -305,7 +305,8 @@ reload_timeout_s = 5
         self.state().query_row(sql, [], |r| r.get(0)).expect("count")
     }
 
-    /// Every table of the state as text, for before/after comparisons.
+    /// Every table of the state as text, for before/after comparisons (the
+    /// time of the last successful run is bookkeeping, not state, and left out).
     pub fn dump(&self) -> String {
         let conn = self.state();
         let mut out = String::new();
@@ -317,8 +318,13 @@ reload_timeout_s = 5
             ("audit", "id"),
             ("meta", "key"),
         ] {
+            let filter = if table == "meta" {
+                " WHERE key <> 'last_run_at'"
+            } else {
+                ""
+            };
             let mut stmt = conn
-                .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+                .prepare(&format!("SELECT * FROM {table}{filter} ORDER BY {order}"))
                 .expect("prepare");
             let n = stmt.column_count();
             let rows = stmt
