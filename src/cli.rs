@@ -184,6 +184,9 @@ pub struct LogArgs {
     pub ext: Option<Extension>,
     #[arg(long)]
     pub json: bool,
+    /// Times in UTC instead of the configured time zone (JSON is always RFC 3339).
+    #[arg(long)]
+    pub utc: bool,
 }
 
 #[derive(Debug, Args)]

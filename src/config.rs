@@ -15,6 +15,7 @@ pub use cdr::{CallerColumn, CdrConnection, CdrSettings};
 use cdr::{RawCdr, cdr_settings};
 
 use crate::calendar::CdrClock;
+use crate::duration::Seconds;
 use crate::paid::{Direction, PaidDestinations, valid_direction_name};
 use crate::pattern::Pattern;
 use crate::policy::Rules;
@@ -39,7 +40,7 @@ struct RawConfig {
     timezone: Option<String>,
     state_db: Option<PathBuf>,
     lock_file: Option<PathBuf>,
-    run_timeout_s: Option<u64>,
+    run_timeout_s: Option<Seconds>,
     cdr: Option<RawCdr>,
     #[serde(default)]
     direction: Vec<RawDirection>,
@@ -91,7 +92,7 @@ struct RawSmtp {
     #[serde(default)]
     cc: Vec<String>,
     #[serde(default = "default_smtp_timeout")]
-    timeout_s: u64,
+    timeout_s: Seconds,
     ca_file: Option<PathBuf>,
 }
 
@@ -101,8 +102,8 @@ fn default_transport() -> String {
 fn default_security() -> String {
     "starttls".into()
 }
-fn default_smtp_timeout() -> u64 {
-    10
+fn default_smtp_timeout() -> Seconds {
+    Seconds(10)
 }
 fn default_max_attempts() -> u32 {
     20
@@ -131,7 +132,7 @@ struct RawLimits {
 struct RawCarryover {
     #[serde(default = "yes")]
     enabled: bool,
-    max_seconds: Option<i64>,
+    max_seconds: Option<Seconds>,
 }
 
 impl Default for RawCarryover {
@@ -158,7 +159,7 @@ struct RawDialplan {
     #[serde(default = "yes")]
     define_hook: bool,
     #[serde(default = "default_reload_timeout")]
-    reload_timeout_s: u64,
+    reload_timeout_s: Seconds,
 }
 
 fn yes() -> bool {
@@ -167,8 +168,8 @@ fn yes() -> bool {
 fn default_untracked() -> String {
     "allow".into()
 }
-fn default_reload_timeout() -> u64 {
-    30
+fn default_reload_timeout() -> Seconds {
+    Seconds(30)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,15 +385,8 @@ impl Config {
             thresholds: thresholds(raw.limits.thresholds)?,
             workdays: workdays(raw.limits.workdays)?,
             carry_enabled: raw.carryover.enabled,
-            carry_cap_s: match raw.carryover.max_seconds {
-                None => None,
-                Some(s) if (0..=crate::duration::MAX_SECONDS as i64).contains(&s) => Some(s as u64),
-                Some(s) => {
-                    return Err(format!(
-                        "carryover.max_seconds = {s} is out of range; use 0 to 31622400 seconds"
-                    ));
-                }
-            },
+            // `Seconds` already refused negative and over-a-year values.
+            carry_cap_s: raw.carryover.max_seconds.map(|Seconds(s)| s),
             max_jump_days: match raw.limits.max_jump_days {
                 None => crate::policy::MAX_UNFORCED_JUMP_DAYS,
                 Some(d) if (1..=crate::policy::MAX_CATCH_UP_DAYS).contains(&d) => d,
@@ -418,8 +412,8 @@ impl Config {
             lock_file,
             run_timeout: match raw.run_timeout_s {
                 None => Duration::from_secs(240),
-                Some(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
-                Some(s) => return Err(format!("run_timeout_s = {s} is out of range; use 1 to 3600")),
+                Some(Seconds(s)) if (1..=3600).contains(&s) => Duration::from_secs(s),
+                Some(Seconds(s)) => return Err(format!("run_timeout_s = {s} is out of range; use 1 to 3600")),
             },
             cdr,
             paid,
@@ -587,10 +581,10 @@ fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, String> {
             return Err(format!("dialplan.untracked {other:?} is not \"allow\" or \"deny\""));
         }
     };
-    if !(1..=600).contains(&raw.reload_timeout_s) {
+    let Seconds(reload_timeout_s) = raw.reload_timeout_s;
+    if !(1..=600).contains(&reload_timeout_s) {
         return Err(format!(
-            "dialplan.reload_timeout_s = {} is out of range; use 1 to 600",
-            raw.reload_timeout_s
+            "dialplan.reload_timeout_s = {reload_timeout_s} is out of range; use 1 to 600"
         ));
     }
     Ok(DialplanSettings {
@@ -602,7 +596,7 @@ fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, String> {
         cap_calls: raw.cap_calls,
         untracked,
         define_hook: raw.define_hook,
-        reload_timeout: Duration::from_secs(raw.reload_timeout_s),
+        reload_timeout: Duration::from_secs(reload_timeout_s),
     })
 }
 
@@ -669,11 +663,9 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
                      security = \"starttls\" or \"tls\", or a relay on 127.0.0.1 without a password"
                 ));
             }
-            if !(1..=300).contains(&smtp.timeout_s) {
-                return Err(format!(
-                    "smtp.timeout_s = {} is out of range; use 1 to 300",
-                    smtp.timeout_s
-                ));
+            let Seconds(timeout_s) = smtp.timeout_s;
+            if !(1..=300).contains(&timeout_s) {
+                return Err(format!("smtp.timeout_s = {timeout_s} is out of range; use 1 to 300"));
             }
             MailTransport::Smtp(SmtpSettings {
                 host,
@@ -681,7 +673,7 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
                 security,
                 credentials,
                 password_file: smtp.password_file.clone(),
-                timeout: Duration::from_secs(smtp.timeout_s),
+                timeout: Duration::from_secs(timeout_s),
                 ca_file: smtp.ca_file.clone(),
             })
         }
@@ -793,13 +785,22 @@ fn without_values(message: &str) -> String {
     out
 }
 
-/// One line: where the problem is and what toml says about it.
+/// One line: where the problem is (line and key) and what toml says about it.
 fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
     let message = without_values(&error.message().replace('\n', " "));
     match error.span() {
         Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {}; fix or remove it", message.trim_end_matches('.'))
+            let start = span.start.min(text.len());
+            let line = text[..start].matches('\n').count() + 1;
+            // The key on that line, when the error is about its value.
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)));
+            let at = key.map_or(format!("line {line}"), |k| format!("line {line} ({k})"));
+            format!("{at}: {}; fix or remove it", message.trim_end_matches('.'))
         }
         None => format!("{}; fix it", message.trim_end_matches('.')),
     }
@@ -882,6 +883,21 @@ flavor = "freepbx17"
             "url = 84736251",
         ));
         assert!(!e.contains("84736251"), "{e}");
+    }
+
+    #[test]
+    fn config_durations_read_like_the_command_line_and_errors_name_the_key() {
+        let c = parse(&format!("{GOOD}[carryover]\nmax_seconds = \"2h\"\n")).unwrap();
+        assert_eq!(c.rules.carry_cap_s, Some(7200));
+        let c = parse(&format!("{GOOD}[carryover]\nmax_seconds = 5400\n")).unwrap();
+        assert_eq!(c.rules.carry_cap_s, Some(5400));
+        let c = parse(&GOOD.replace("flavor", "reload_timeout_s = \"1m\"\nflavor")).unwrap();
+        assert_eq!(c.dialplan.reload_timeout, Duration::from_secs(60));
+        for bad in ["\"2x\"", "-5", "\"400d\"", "\"9999h\""] {
+            let e = error_of(&format!("{GOOD}[carryover]\nmax_seconds = {bad}\n"));
+            assert!(e.contains("(max_seconds)"), "{bad}: {e}");
+            assert!(!e.contains(bad.trim_matches('"')), "{bad}: {e}");
+        }
     }
 
     #[test]

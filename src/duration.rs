@@ -13,6 +13,44 @@ pub enum DurationError {
     TooLong(String),
 }
 
+/// A duration in the config: whole seconds (`1800`) or what the command line
+/// accepts (`"30m"`, `"2h"`). Its errors never repeat the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub u64);
+
+impl<'de> serde::Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("seconds (1800) or a duration such as \"30m\" or \"1h30m\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Seconds, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom("a duration cannot be negative; write seconds or e.g. \"30m\""))
+                    .and_then(|s| self.visit_u64(s))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Seconds, E> {
+                check_max(v, "")
+                    .map(Seconds)
+                    .map_err(|_| E::custom("a duration must be at most one year"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Seconds, E> {
+                parse(v).map(Seconds).map_err(|e| {
+                    E::custom(match e {
+                        DurationError::TooLong(_) => "a duration must be at most one year",
+                        DurationError::Invalid(_) => {
+                            "not a duration; write seconds (1800) or units h/m/s in that order (\"30m\", \"1h30m\")"
+                        }
+                    })
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// Parses `1800`, `30m`, `1h30m`, `2h`, `1h5m30s`. Units appear at most once,
 /// largest first.
 pub fn parse(text: &str) -> Result<u64, DurationError> {

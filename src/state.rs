@@ -12,6 +12,7 @@ use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
+use crate::duration::format as human;
 use crate::extension::Extension;
 use crate::policy::{Event, Ledger, Member, Plan, Snapshot};
 
@@ -236,7 +237,11 @@ impl State {
             changes.push(format!("cc {:?} -> {:?}", old.cc, new.cc));
         }
         if old.daily_limit_s != new.daily_limit_s {
-            changes.push(format!("daily limit {}s -> {}s", old.daily_limit_s, new.daily_limit_s));
+            changes.push(format!(
+                "daily limit {} -> {}",
+                human(old.daily_limit_s),
+                human(new.daily_limit_s)
+            ));
         }
         if old.active != new.active {
             changes.push(if new.active {
@@ -317,7 +322,8 @@ impl State {
             Some(day),
             "grant",
             &format!(
-                "+{seconds}s for {}{}",
+                "+{} for {}{}",
+                human(seconds),
                 day_text(day),
                 if reason.is_empty() {
                     String::new()
@@ -766,7 +772,7 @@ fn append_audit(
 
 /// The audit log's event name and human-readable detail.
 fn describe(event: &Event) -> (&'static str, String) {
-    let of = |used: u64, allowance: u64| format!("used {used}s of {allowance}s");
+    let of = |used: u64, allowance: u64| format!("used {} of {}", human(used), human(allowance));
     match *event {
         Event::LevelCrossed {
             threshold,
@@ -797,7 +803,12 @@ fn describe(event: &Event) -> (&'static str, String) {
             unused_s,
         } => (
             "day_closed",
-            format!("allowance {allowance_s}s, used {used_s}s, unused {unused_s}s"),
+            format!(
+                "allowance {}, used {}, unused {}",
+                human(allowance_s),
+                human(used_s),
+                human(unused_s)
+            ),
         ),
     }
 }

@@ -108,7 +108,7 @@ fn log_records_user_changes_and_filters_by_extension() {
         log[1]["detail"]
             .as_str()
             .unwrap()
-            .contains("daily limit 3600s -> 7200s")
+            .contains("daily limit 1h 00m 00s -> 2h 00m 00s")
     );
     let all = site.ok(T, &["log"]);
     assert!(all.contains("user_removed"), "{all}");
@@ -437,4 +437,30 @@ fn stale_figures_are_flagged_by_status_and_fail_check() {
         "{}",
         stdout(&out)
     );
+}
+
+#[test]
+fn log_shows_local_times_and_durations_read_one_way() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "30m");
+    let out = site.ok(
+        "2026-11-26T10:00:00",
+        &["grant", "2055", "1h30m", "--reason", "customer"],
+    );
+    assert!(out.contains("granted 1h 30m 00s to 2055"), "{out}");
+    let log = site.ok("2026-11-26T10:00:00", &["log"]);
+    // Asia/Almaty is UTC+5: 10:00 local, stored as 05:00Z.
+    assert!(log.contains("2026-11-26 10:00:00+05:00  2055"), "{log}");
+    assert!(log.contains("+1h 30m 00s for 2026-11-26: customer"), "{log}");
+    let utc = site.ok("2026-11-26T10:00:00", &["log", "--utc"]);
+    assert!(utc.contains("2026-11-26T05:00:00Z  2055"), "{utc}");
+    let json: serde_json::Value = serde_json::from_str(&site.ok("2026-11-26T10:00:00", &["log", "--json"])).unwrap();
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["at"].as_str().unwrap().ends_with('Z'))
+    );
+    let status = site.ok("2026-11-26T10:00:00", &["status"]);
+    assert!(status.contains("2h 00m 00s"), "{status}");
 }

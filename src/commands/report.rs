@@ -145,10 +145,16 @@ pub fn log(ctx: &Context, args: &LogArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
     }
+    let zone = ctx.config.timezone;
     for e in &entries {
+        // Stored as RFC 3339 UTC; shown in the site's zone, with its offset (DST is unambiguous).
+        let at = match chrono::DateTime::parse_from_rfc3339(&e.at) {
+            Ok(t) if !args.utc => t.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S%:z").to_string(),
+            _ => e.at.clone(),
+        };
         println!(
             "{}  {:<8} {:<10} {:<18} {}",
-            e.at,
+            at,
             e.extension.as_deref().unwrap_or("-"),
             e.day.as_deref().unwrap_or("-"),
             e.event,

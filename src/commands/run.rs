@@ -8,6 +8,7 @@ use crate::cdr::Cdr;
 use crate::cli::{GrantArgs, RunArgs};
 use crate::config::Flavor;
 use crate::dialplan::{generation_in, render};
+use crate::duration::format as human;
 use crate::exit::UsageError;
 use crate::include_file;
 use crate::lock;
@@ -55,12 +56,17 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
         lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE).and_then(|_lock| run_locked(ctx, false));
     match applied {
         Ok(_) => {
-            println!("granted {}s to {} for {today}; applied", args.seconds, user.extension);
+            println!(
+                "granted {} to {} for {today}; applied",
+                human(args.seconds),
+                user.extension
+            );
             Ok(())
         }
         Err(e) => Err(e.context(format!(
-            "granted {}s to {} for {today} (recorded; it applies at the next run), but the run failed",
-            args.seconds, user.extension
+            "granted {} to {} for {today} (recorded; it applies at the next run), but the run failed",
+            human(args.seconds),
+            user.extension
         ))),
     }
 }
@@ -209,11 +215,11 @@ pub fn rewind(ctx: &Context) -> Result<()> {
 fn print_plan(plan: &Plan) {
     for l in &plan.ledgers {
         println!(
-            "ledger {} {}: allowance {}s, used {}s, level {}%, {}{}",
+            "ledger {} {}: allowance {}, used {}, level {}%, {}{}",
             l.extension,
             l.day,
-            l.allowance_s(),
-            l.used_s,
+            human(l.allowance_s()),
+            human(l.used_s),
             l.level,
             if l.blocked { "blocked" } else { "allowed" },
             if l.closed { ", closed" } else { "" }

@@ -16,7 +16,7 @@ const MAX_DAILY_LIMIT_S: u64 = 86_400;
 
 fn check_limit(seconds: u64) -> Result<u64> {
     if seconds > MAX_DAILY_LIMIT_S {
-        return Err(UsageError(format!("--daily-limit {seconds}s is more than a day (86400s)")).into());
+        return Err(UsageError(format!("--daily-limit {} is more than a day (24h)", human(seconds))).into());
     }
     Ok(seconds)
 }

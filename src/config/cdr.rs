@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::duration::Seconds;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCdr {
@@ -30,7 +32,7 @@ pub(super) struct RawCdr {
     #[serde(default)]
     trunk_channels: Vec<String>,
     #[serde(default = "default_cdr_timeout")]
-    timeout_s: u64,
+    timeout_s: Seconds,
 }
 
 fn default_table() -> String {
@@ -39,8 +41,8 @@ fn default_table() -> String {
 fn default_caller_column() -> String {
     "cnum".into()
 }
-fn default_cdr_timeout() -> u64 {
-    10
+fn default_cdr_timeout() -> Seconds {
+    Seconds(10)
 }
 
 /// Which CDR column identifies the calling extension.
@@ -184,11 +186,9 @@ pub(super) fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
             "cdr.trunk_channels entry {bad:?} is empty or holds control characters"
         ));
     }
-    if !(1..=600).contains(&raw.timeout_s) {
-        return Err(format!(
-            "cdr.timeout_s = {} is out of range; use 1 to 600",
-            raw.timeout_s
-        ));
+    let Seconds(timeout_s) = raw.timeout_s;
+    if !(1..=600).contains(&timeout_s) {
+        return Err(format!("cdr.timeout_s = {timeout_s} is out of range; use 1 to 600"));
     }
     Ok(CdrSettings {
         connection,
@@ -197,7 +197,7 @@ pub(super) fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
         caller_column,
         utc: raw.utc,
         trunk_channels: raw.trunk_channels,
-        timeout: Duration::from_secs(raw.timeout_s),
+        timeout: Duration::from_secs(timeout_s),
     })
 }
 
