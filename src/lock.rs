@@ -39,6 +39,12 @@ fn open(path: &Path) -> Result<File> {
                     "lock_file {} is a symbolic link; callquota never follows one there: remove it",
                     path.display()
                 )
+            } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+                anyhow!(
+                    "cannot open lock_file {}: permission denied; run callquota as the user that owns the state, \
+                     e.g. sudo -u callquota callquota ...",
+                    path.display()
+                )
             } else {
                 anyhow!("cannot open lock_file {}: {e}", path.display())
             }

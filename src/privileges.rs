@@ -83,6 +83,13 @@ pub fn become_state_owner(state_db: &Path) -> Result<Option<Switched>> {
     Ok(Some(Switched { user, uid }))
 }
 
+/// This process's user name (for messages), or its uid.
+pub fn current_user_name() -> String {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    account(uid).map_or_else(|| uid.to_string(), |(name, _)| name)
+}
+
 /// The name and primary group of `uid`, from the passwd database.
 fn account(uid: u32) -> Option<(String, u32)> {
     let mut buf = vec![0 as libc::c_char; 16 * 1024];

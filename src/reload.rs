@@ -119,8 +119,13 @@ pub fn reload_and_confirm(settings: &DialplanSettings, generation: u64) -> Resul
     let reload = run_with_timeout(&settings.reload_command, settings.reload_timeout)?;
     let lowered = reload.output.to_ascii_lowercase();
     if !reload.success || lowered.contains("fail") || lowered.contains("unable to connect") {
+        let hint = if lowered.contains("unable to connect") {
+            format!("; {}", cli_hint())
+        } else {
+            String::new()
+        };
         bail!(
-            "dialplan reload `{shown}` failed ({}): {}",
+            "dialplan reload `{shown}` failed ({}): {}{hint}",
             reload.status,
             summary(&reload.output)
         );
@@ -147,13 +152,24 @@ fn asterisk_cli(settings: &DialplanSettings, command: &str) -> Result<String> {
     let answer = run_with_timeout(&argv, settings.reload_timeout)?;
     if !answer.success {
         bail!(
-            "`{}` failed ({}): {}; is Asterisk running?",
+            "`{}` failed ({}): {}; {}",
             argv.join(" "),
             answer.status,
-            summary(&answer.output)
+            summary(&answer.output),
+            cli_hint()
         );
     }
     Ok(answer.output)
+}
+
+/// What to check when the Asterisk CLI cannot be reached: it runs, and this
+/// user may use its control socket (root or the asterisk group).
+fn cli_hint() -> String {
+    let user = crate::privileges::current_user_name();
+    format!(
+        "is Asterisk running, and may {user} use its control socket (/var/run/asterisk/asterisk.ctl)? It \
+         needs the asterisk group: adduser {user} asterisk"
+    )
 }
 
 /// The generation Asterisk has loaded, through `asterisk_cli`.

@@ -158,8 +158,17 @@ impl State {
         }
         let flags =
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NOFOLLOW | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(path, flags)
-            .with_context(|| format!("cannot open state_db {}", path.display()))?;
+        // SQLite says only "unable to open database file"; the file system says why.
+        if let Err(e) = std::fs::File::open(path) {
+            return Err(access_error("open", path, &e));
+        }
+        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            anyhow!(
+                "cannot open state_db {}: {e}; if this user may not write there, run as the service user: sudo -u \
+                 callquota callquota ...",
+                path.display()
+            )
+        })?;
         let context = || format!("cannot prepare state_db {}", path.display());
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .with_context(context)?;

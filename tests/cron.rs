@@ -111,3 +111,41 @@ fn the_cron_file_gives_runs_the_sbin_directories() {
         "/usr/bin:/bin"
     );
 }
+
+#[test]
+fn a_user_who_may_not_touch_the_state_is_told_how_to_run_it() {
+    require_root();
+    let site = Site::new();
+    site.add_user(T, "2055", "30m");
+    site.run(T);
+    // The site stays root's; "nobody" may read the config and enter the directory.
+    fs::set_permissions(site.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&site.config, fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [
+        &["status"][..],
+        &["run"],
+        &["grant", "2055", "1m"],
+        &["user", "list"],
+        &["log"],
+        &["mail", "flush"],
+    ] {
+        let out = site.as_user("nobody", CRON_PATH, &[&["--now", T][..], args].concat());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("permission denied") && err.contains("sudo -u callquota callquota"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("cannot create"), "{args:?}: {err}");
+    }
+    // check names what this user could not do, each with its fix.
+    let out = site.as_user("nobody", CRON_PATH, &["--now", T, "check"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  nobody cannot write") && text.contains("adduser nobody asterisk"),
+        "{text}"
+    );
+    assert!(text.contains("FAIL  state: cannot open state_db"), "{text}");
+}

@@ -140,6 +140,24 @@ fn secret_files(config: &crate::config::Config) -> Vec<(&'static str, std::path:
 fn check_include(ctx: &Context, r: &mut Report) {
     let settings = &ctx.config.dialplan;
     let path = &settings.include_file;
+    // Replacing the file means creating a temp file beside it and renaming it.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let writable = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        // SAFETY: a NUL-terminated path; access(2) has no other preconditions.
+        .is_ok_and(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0);
+    let user = crate::privileges::current_user_name();
+    if writable {
+        r.ok(format!("{user} can replace files in {}", dir.display()));
+    } else {
+        r.fail(format!(
+            "{user} cannot write {}, so the include file cannot be replaced; make the directory writable for a \
+             group {user} is in (on FreePBX: adduser {user} asterisk, /etc/asterisk is 0775 asterisk:asterisk)",
+            dir.display()
+        ));
+    }
     let on_disk = match include_file::read(path) {
         Ok(Some(text)) if !include_file::is_ours(&text) => {
             r.fail(format!(
