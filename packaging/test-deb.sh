@@ -25,6 +25,13 @@ step "build"
 packaging/build-deb.sh >/dev/null
 deb=$(ls -t target/debian/callquota_*_amd64.deb | head -n1)
 
+step "plain cargo deb builds the same package"
+direct=$(mktemp -d)
+cargo deb --no-build --output "$direct/" >/dev/null || fail "cargo deb on its own failed"
+diff <(dpkg-deb -c "$deb" | awk '{print $1, $6}') <(dpkg-deb -c "$direct"/*.deb | awk '{print $1, $6}') ||
+  fail "cargo deb and build-deb.sh build different packages"
+rm -rf "$direct"
+
 step "contents and control data"
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/bin/callquota ./etc/callquota/config.toml ./etc/cron.d/callquota \
