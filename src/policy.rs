@@ -419,7 +419,8 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
             evaluated.insert(member.extension.clone());
             current.insert(key, outcome.ledger);
         }
-        // Rows of users who were removed or disabled are closed as they stand.
+        // Rows of users who were removed or disabled during the day close with
+        // the day's final CDR usage too (calls that ended after the last run count).
         if close {
             let orphans: Vec<Ledger> = current
                 .values()
@@ -428,6 +429,9 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
                 .collect();
             for mut ledger in orphans {
                 ledger.closed = true;
+                ledger.used_s = used_today.get(&ledger.extension).copied().unwrap_or(0);
+                ledger.level = level(&rules.thresholds, ledger.used_s, ledger.allowance_s());
+                ledger.blocked = ledger.used_s >= ledger.allowance_s();
                 plan.records.push(Record {
                     extension: ledger.extension.clone(),
                     day,

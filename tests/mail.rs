@@ -417,3 +417,29 @@ fn an_unusable_stored_address_gives_up_its_own_notice_only() {
     assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"), 0);
     site.run("2026-11-26T10:05:00");
 }
+
+#[test]
+fn a_grant_while_mail_is_down_says_applied_and_warns_about_mail() {
+    let sink = SmtpSink::down();
+    let site = site_with(&sink, "");
+    site.add_user(T, "2055", "100");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 120)]);
+    assert_eq!(site.at(T, &["run"]).status.code(), Some(1), "the notice cannot go out");
+    assert!(site.include().contains("exten => 2055,1,Return(DENY)"));
+    // Ten minutes on, the notice is due again and the server is still down.
+    let out = site.at("2026-11-26T10:10:00", &["grant", "2055", "10m"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("granted 10m 00s to 2055 for 2026-11-26; applied"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("not applied") && !stderr(&out).contains("run failed"));
+    assert!(
+        stderr(&out).contains("warning: mail delivery failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(site.include().contains("exten => 2055,1,Return(580000)"));
+    assert_eq!(site.count("SELECT COUNT(*) FROM grants"), 1, "granted once");
+}

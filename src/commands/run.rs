@@ -1,7 +1,6 @@
 //! `run` and `grant`: lock → state → CDR → plan → store → include file → reload.
 
 use anyhow::{Context as _, Result, anyhow};
-use chrono::Duration;
 
 use super::Context;
 use crate::cdr::Cdr;
@@ -28,11 +27,11 @@ pub fn run_command(ctx: &Context, args: &RunArgs) -> Result<()> {
         return dry_run(ctx);
     }
     let _lock = lock::try_acquire(&ctx.config.lock_file)?;
-    let report = run_locked(ctx, args.force)?;
+    let ran = run_locked(ctx, args.force)?;
     if args.verbose {
-        println!("{report}");
+        println!("{}", ran.summary);
     }
-    Ok(())
+    ran.mail.map(drop)
 }
 
 pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
@@ -55,12 +54,16 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
     let applied =
         lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE).and_then(|_lock| run_locked(ctx, false));
     match applied {
-        Ok(_) => {
+        Ok(ran) => {
             println!(
                 "granted {} to {} for {today}; applied",
                 human(args.seconds),
                 user.extension
             );
+            // The grant is in the ledger and the dialplan: a mail problem does not undo it.
+            if let Err(e) = ran.mail {
+                eprintln!("callquota: warning: {e:#}");
+            }
             Ok(())
         }
         Err(e) => Err(e.context(format!(
@@ -80,9 +83,10 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
 fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Usage, EarlySnapshot)> {
     let config = &ctx.config;
     let clock = config.cdr_clock();
-    let today_start = clock.window(ctx.today()).0;
-    // Calls that started up to now (inclusive); nothing later can be in the CDR.
-    let until = clock.calldate(ctx.now) + Duration::seconds(1);
+    // The whole of today's calldate window, never "up to now": in the hour a
+    // DST fall-back repeats, local now goes back and a bound at now would drop
+    // calls already counted. Rows from the future cannot be in the CDR anyway.
+    let (today_start, until) = clock.window(ctx.today());
     let rule = UsageRule {
         caller_column: config.cdr.caller_column,
         paid: &config.paid,
@@ -109,7 +113,14 @@ fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Usage, EarlySnaps
     })
 }
 
-fn run_locked(ctx: &Context, force: bool) -> Result<String> {
+/// What a run did: an error here means the state or the dialplan is not
+/// current; mail is reported on its own, as it never undoes either.
+struct Ran {
+    summary: String,
+    mail: Result<String>,
+}
+
+fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
     // A failed CDR read returns here: no state change, include file untouched.
     let (mut state, usage, early) = open_and_read(ctx, force)?;
     crate::crashpoint::reached("after-cdr-read");
@@ -124,14 +135,15 @@ fn run_locked(ctx: &Context, force: bool) -> Result<String> {
     let dialplan = dialplan?;
     // The figures and the dialplan are current: `status` and `check` go by this.
     state.set_last_run_at(ctx.now)?;
-    let mail = mail?;
-    Ok(format!(
-        "{today}: {} users, {} blocked, {} ledger changes, {} notices queued; {dialplan}; {mail}",
+    let summary = format!(
+        "{today}: {} users, {} blocked, {} ledger changes, {} notices queued; {dialplan}; {}",
         plan.today.len(),
         plan.today.iter().filter(|l| l.blocked).count(),
         plan.ledgers.len(),
-        plan.notices.len()
-    ))
+        plan.notices.len(),
+        mail.as_deref().unwrap_or("mail failed")
+    );
+    Ok(Ran { summary, mail })
 }
 
 fn dry_run(ctx: &Context) -> Result<()> {
@@ -205,8 +217,10 @@ pub fn rewind(ctx: &Context) -> Result<()> {
         Some(summary) => {
             drop(state);
             println!("{summary}");
-            run_locked(ctx, false).context("rewound, but the run that follows failed; run `callquota run`")?;
+            let ran =
+                run_locked(ctx, false).context("rewound, but the run that follows failed; run `callquota run`")?;
             println!("ran for {}", ctx.today());
+            ran.mail.map(drop)?;
         }
     }
     Ok(())

@@ -1,0 +1,67 @@
+//! Exact accounting: every paid second charged once, on the right day, to
+//! the right person (the accounting issue's reproductions).
+
+mod common;
+
+use common::*;
+
+#[test]
+fn a_dst_fall_back_never_takes_usage_back() {
+    let site = Site::with(|c| *c = c.replace("Asia/Almaty", "Europe/Berlin"));
+    site.add_user("2026-10-25T00:30:00+02:00", "2055", "10m");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-10-25 02:30:00", 700)]);
+    site.run("2026-10-25T02:45:00+02:00");
+    let blocked = |now: &str| site.user_status(now, "2055")["blocked"].as_bool().unwrap();
+    assert!(blocked("2026-10-25T02:45:00+02:00"));
+    // The clock repeats 02:00-03:00: local "now" is earlier than the call's start.
+    site.run("2026-10-25T02:05:00+01:00");
+    assert!(blocked("2026-10-25T02:05:00+01:00"));
+    assert_eq!(site.user_status("2026-10-25T02:05:00+01:00", "2055")["used_s"], 700);
+    site.run("2026-10-25T02:35:00+01:00");
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event IN ('level_lowered', 'unblocked')"),
+        0
+    );
+    assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE threshold = 100"), 1);
+    assert!(site.include().contains("exten => 2055,1,Return(DENY)"));
+}
+
+#[test]
+fn a_user_disabled_mid_day_is_closed_with_the_final_cdr_usage() {
+    let site = Site::new();
+    site.add_user("2026-11-25T08:00:00", "2055", "30m");
+    site.run("2026-11-25T09:00:00");
+    // A 1,500 s call that ends after the last run; then the user is disabled.
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-25 09:10:00", 1500)]);
+    site.ok("2026-11-25T10:00:00", &["user", "set", "2055", "--disable"]);
+    site.run("2026-11-26T09:00:00");
+    let used: i64 = site
+        .state()
+        .query_row(
+            "SELECT used_s FROM ledger WHERE extension = '2055' AND day = '2026-11-25'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(used, 1500, "the 25th closes with its final CDR usage");
+    // Re-enabled the next day: the carry reflects the call (1,800 - 1,500).
+    site.ok("2026-11-26T09:05:00", &["user", "set", "2055", "--enable"]);
+    site.run("2026-11-26T09:10:00");
+    assert_eq!(site.user_status("2026-11-26T09:10:00", "2055")["carried_in_s"], 300);
+}
+
+#[test]
+fn calls_made_while_disabled_count_for_the_day_once_re_enabled() {
+    // The rule (README, Rules): a day's usage is every paid call of that
+    // extension that day; disabling lifts the limit, it does not erase calls.
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "30m");
+    site.ok("2026-11-26T08:01:00", &["user", "set", "2055", "--disable"]);
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 1200)]);
+    site.run("2026-11-26T09:30:00");
+    site.ok("2026-11-26T10:00:00", &["user", "set", "2055", "--enable"]);
+    site.run("2026-11-26T10:05:00");
+    let row = site.user_status("2026-11-26T10:05:00", "2055");
+    assert_eq!(row["used_s"], 1200);
+    assert_eq!(row["remaining_s"], 600);
+}
