@@ -9,7 +9,7 @@ use mysql::{Conn, OptsBuilder, Row, Value};
 use crate::calendar::CdrClock;
 use crate::config::CdrSettings;
 use crate::policy::Usage;
-use crate::usage::{CdrRow, UsageRule};
+use crate::usage::{CdrRow, Tally, UsageRule};
 
 pub struct Cdr {
     conn: Conn,
@@ -73,13 +73,13 @@ impl Cdr {
             None => String::new(),
         };
         let sql = format!(
-            "SELECT calldate, `{caller}`, dst, dstchannel, disposition, billsec FROM {table} \
+            "SELECT calldate, `{caller}`, dst, dstchannel, disposition, billsec, uniqueid FROM {table} \
              WHERE calldate >= ? AND calldate < ? AND disposition = 'ANSWERED' AND billsec > 0{prefilter}",
             caller = self.caller_column,
             table = self.table
         );
         let params = mysql::Params::Positional(params);
-        let mut usage = Usage::new();
+        let mut tally = Tally::default();
         let result = self
             .conn
             .exec_iter(sql, params)
@@ -87,19 +87,15 @@ impl Cdr {
         for row in result {
             let row = row.map_err(|e| anyhow!("reading CDR rows from {} failed: {}", self.where_, one_line(&e)))?;
             let Some(row) = decode(row) else { continue };
-            if let Some((extension, seconds)) = rule.charge(&row) {
-                let per_day = usage.entry(clock.day_of(row.calldate)).or_default();
-                let total = per_day.entry(extension).or_insert(0);
-                *total = total.saturating_add(seconds);
-            }
+            tally.add(rule, &row, clock.day_of(row.calldate));
         }
-        Ok(usage)
+        Ok(tally.finish())
     }
 
     /// Checks the table has the columns we read (a `LIMIT 0` query).
     pub fn check_columns(&mut self) -> Result<()> {
         let sql = format!(
-            "SELECT calldate, `{}`, dst, dstchannel, disposition, billsec FROM {} LIMIT 0",
+            "SELECT calldate, `{}`, dst, dstchannel, disposition, billsec, uniqueid FROM {} LIMIT 0",
             self.caller_column, self.table
         );
         self.conn.query_drop(sql).map_err(|e| {
@@ -188,5 +184,6 @@ fn decode(mut row: Row) -> Option<CdrRow> {
         dstchannel: text(row.take(3)),
         disposition: text(row.take(4)),
         billsec,
+        uniqueid: text(row.take(6)),
     })
 }

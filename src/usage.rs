@@ -1,11 +1,14 @@
 //! Which CDR rows cost a tracked extension money, and how much: a pure
 //! function of one row, so the rule is unit-tested without a database.
 
-use chrono::NaiveDateTime;
+use std::collections::HashMap;
+
+use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::config::CallerColumn;
 use crate::extension::Extension;
 use crate::paid::PaidDestinations;
+use crate::policy::Usage;
 
 /// The columns of one CDR row that the rule needs. Text is lossily decoded:
 /// a non-UTF-8 `dst` simply matches no pattern.
@@ -18,6 +21,8 @@ pub struct CdrRow {
     pub dstchannel: String,
     pub disposition: String,
     pub billsec: i64,
+    /// The calling channel's id: with `dstchannel`, it names one leg.
+    pub uniqueid: String,
 }
 
 /// The longest single row we believe: a day. Larger values are corrupt rows,
@@ -37,6 +42,16 @@ impl UsageRule<'_> {
         if row.disposition != "ANSWERED" || row.billsec <= 0 {
             return None;
         }
+        // A leg to a Local/ channel (follow-me, ring groups, FreePBX's own
+        // dialplan hops) never reached a carrier; the leg that did has its own
+        // row. (An empty dstchannel still counts: better charged than lost.)
+        if row
+            .dstchannel
+            .get(..6)
+            .is_some_and(|t| t.eq_ignore_ascii_case("local/"))
+        {
+            return None;
+        }
         if !self.trunk_channels.is_empty()
             && !self
                 .trunk_channels
@@ -48,6 +63,44 @@ impl UsageRule<'_> {
         self.paid.classify(&row.dst)?;
         let extension = caller_extension(self.caller_column, &row.caller)?;
         Some((extension, (row.billsec as u64).min(MAX_BILLSEC)))
+    }
+}
+
+/// Sums charged rows per day and extension. The same leg written twice (the
+/// same `uniqueid` and `dstchannel`, e.g. two CDR back ends writing into one
+/// table) counts once; different legs of one call (a transfer's segments to
+/// the same carrier channel) add up, as the carrier bills them all.
+#[derive(Debug, Default)]
+pub struct Tally {
+    legs: HashMap<(String, String), (NaiveDate, Extension, u64)>,
+    unnamed: Vec<(NaiveDate, Extension, u64)>,
+}
+
+impl Tally {
+    pub fn add(&mut self, rule: &UsageRule<'_>, row: &CdrRow, day: NaiveDate) {
+        let Some((extension, seconds)) = rule.charge(row) else {
+            return;
+        };
+        if row.uniqueid.is_empty() {
+            self.unnamed.push((day, extension, seconds));
+            return;
+        }
+        let leg = self
+            .legs
+            .entry((row.uniqueid.clone(), row.dstchannel.clone()))
+            .or_insert((day, extension.clone(), 0));
+        if seconds > leg.2 {
+            *leg = (day, extension, seconds);
+        }
+    }
+
+    pub fn finish(self) -> Usage {
+        let mut usage = Usage::new();
+        for (day, extension, seconds) in self.legs.into_values().chain(self.unnamed) {
+            let total = usage.entry(day).or_default().entry(extension).or_insert(0);
+            *total = total.saturating_add(seconds);
+        }
+        usage
     }
 }
 
@@ -88,6 +141,7 @@ mod tests {
             dstchannel: "PJSIP/kcell-0000001".into(),
             disposition: disposition.into(),
             billsec,
+            uniqueid: "1764140000.17".into(),
         }
     }
 
@@ -135,6 +189,40 @@ mod tests {
         assert!(rule.charge(&r).is_some());
         r.dstchannel = "Local/87011234567@from-internal-00000001;1".into();
         assert!(rule.charge(&r).is_none());
+    }
+
+    #[test]
+    fn legs_to_local_channels_are_not_charged_and_a_leg_counts_once() {
+        let paid = paid();
+        let rule = UsageRule {
+            caller_column: CallerColumn::Cnum,
+            paid: &paid,
+            trunk_channels: &[],
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        let ext = |s: &str| Extension::parse(s).unwrap();
+        // FreePBX follow-me: PJSIP/2055 -> Local/...;1, then Local/...;2 -> the trunk.
+        let mut to_local = row("2055", "87011234567", "ANSWERED", 600);
+        to_local.dstchannel = "Local/87011234567@from-internal-0000000a;1".into();
+        assert_eq!(rule.charge(&to_local), None);
+        let mut from_local = row("2055", "87011234567", "ANSWERED", 600);
+        from_local.uniqueid = "1764140000.18".into();
+        let mut tally = Tally::default();
+        for r in [&to_local, &from_local] {
+            tally.add(&rule, r, day);
+        }
+        assert_eq!(tally.finish()[&day][&ext("2055")], 600, "one call, one charge");
+
+        // The same leg written twice counts once; two legs (a transfer) add up.
+        let leg = row("2055", "87011234567", "ANSWERED", 300);
+        let mut second_segment = leg.clone();
+        second_segment.uniqueid = "1764140000.31".into();
+        second_segment.billsec = 200;
+        let mut tally = Tally::default();
+        for r in [&leg, &leg, &second_segment] {
+            tally.add(&rule, r, day);
+        }
+        assert_eq!(tally.finish()[&day][&ext("2055")], 500);
     }
 
     #[test]

@@ -65,3 +65,29 @@ fn calls_made_while_disabled_count_for_the_day_once_re_enabled() {
     assert_eq!(row["used_s"], 1200);
     assert_eq!(row["remaining_s"], 600);
 }
+
+#[test]
+fn a_call_through_a_local_channel_is_charged_once() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "30m");
+    // One 600 s call, as FreePBX writes it when it passes a Local channel.
+    let mut to_local = Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600);
+    to_local.dstchannel = "Local/87011234567@from-internal-0000000a;1".into();
+    let mut from_local = Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600);
+    from_local.channel = "Local/87011234567@from-internal-0000000a;2".into();
+    site.insert(&[to_local, from_local]);
+    site.run("2026-11-26T09:30:00");
+    assert_eq!(site.user_status("2026-11-26T09:30:00", "2055")["used_s"], 600);
+}
+
+#[test]
+fn the_same_leg_written_twice_is_charged_once() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "30m");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 300)]);
+    // A second CDR back end writing the same rows into the same table.
+    site.sql("UPDATE cdr SET uniqueid = '1764140000.17'");
+    site.sql("INSERT INTO cdr SELECT * FROM cdr");
+    site.run("2026-11-26T09:30:00");
+    assert_eq!(site.user_status("2026-11-26T09:30:00", "2055")["used_s"], 300);
+}
