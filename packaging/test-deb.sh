@@ -26,11 +26,14 @@ packaging/build-deb.sh >/dev/null
 deb=$(ls -t target/debian/callquota_*_amd64.deb | head -n1)
 
 step "plain cargo deb builds the same package"
-direct=$(mktemp -d)
+# cargo deb empties target/debian/ as it starts: keep build-deb.sh's package aside.
+saved=$(mktemp -d) direct=$(mktemp -d)
+cp "$deb" "$saved/"
 cargo deb --no-build --output "$direct/" >/dev/null || fail "cargo deb on its own failed"
-diff <(dpkg-deb -c "$deb" | awk '{print $1, $6}') <(dpkg-deb -c "$direct"/*.deb | awk '{print $1, $6}') ||
+diff <(dpkg-deb -c "$saved"/*.deb | awk '{print $1, $6}') <(dpkg-deb -c "$direct"/*.deb | awk '{print $1, $6}') ||
   fail "cargo deb and build-deb.sh build different packages"
-rm -rf "$direct"
+mkdir -p "$(dirname "$deb")" && cp "$saved"/*.deb "$deb"
+rm -rf "$saved" "$direct"
 
 step "contents and control data"
 contents=$(dpkg-deb -c "$deb")

@@ -56,7 +56,13 @@ pub struct Ledger {
     pub base_s: u64,
     pub carried_in_s: u64,
     pub granted_s: u64,
+    /// Everything charged to this day: its own calls plus `late_in_s`.
     pub used_s: u64,
+    /// Calls of an earlier, already closed day whose CDR rows appeared only
+    /// after it closed (a call across midnight, CDR batch mode), charged here.
+    pub late_in_s: u64,
+    /// Of this (closed) day's own calls, the seconds charged to a later day.
+    pub late_out_s: u64,
     /// Highest threshold percent reached; 0 if none.
     pub level: u8,
     /// Highest threshold a notice was queued for (lowered when a grant lowers the level).
@@ -102,6 +108,11 @@ pub enum Event {
         allowance_s: u64,
         used_s: u64,
         unused_s: u64,
+    },
+    /// Calls of `from_day`, already closed, whose rows appeared late.
+    LateUsage {
+        from_day: NaiveDate,
+        seconds: u64,
     },
 }
 
@@ -229,7 +240,10 @@ pub struct DayInput<'a> {
     /// This day's ledger as stored by an earlier run, if any.
     pub prior: Option<&'a Ledger>,
     pub granted_s: u64,
+    /// This day's own paid seconds, from the CDR.
     pub used_s: u64,
+    /// Seconds of earlier days' late rows charged to this day (in total).
+    pub late_in_s: u64,
     /// The day is over: this is its final evaluation.
     pub close: bool,
 }
@@ -241,9 +255,11 @@ pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
         previous,
         prior,
         granted_s,
-        used_s,
+        used_s: own_s,
+        late_in_s,
         close,
     } = input;
+    let used_s = own_s.saturating_add(late_in_s);
     let carried_in_s = match previous {
         Some(prev) if day > member.since && prev.day == previous_day(day) => carry_in(rules, Some(prev)),
         _ => 0,
@@ -255,6 +271,8 @@ pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
         carried_in_s,
         granted_s,
         used_s,
+        late_in_s,
+        late_out_s: prior.map_or(0, |p| p.late_out_s),
         level: 0,
         notified_level: 0,
         blocked: false,
@@ -386,6 +404,7 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
         ..Plan::default()
     };
     let no_usage = HashMap::new();
+    let late = charge_late_rows(&mut current, &snapshot.members, days[0], usage, &mut plan);
 
     for &day in &days {
         let close = day < today;
@@ -407,6 +426,11 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
                     prior,
                     granted_s: snapshot.grants.get(&key).copied().unwrap_or(0),
                     used_s: used_today.get(&member.extension).copied().unwrap_or(0),
+                    late_in_s: prior.map_or(0, |p| p.late_in_s).saturating_add(if day == days[0] {
+                        late.get(&member.extension).copied().unwrap_or(0)
+                    } else {
+                        0
+                    }),
                     close,
                 },
             );
@@ -429,7 +453,11 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
                 .collect();
             for mut ledger in orphans {
                 ledger.closed = true;
-                ledger.used_s = used_today.get(&ledger.extension).copied().unwrap_or(0);
+                ledger.used_s = used_today
+                    .get(&ledger.extension)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_add(ledger.late_in_s);
                 ledger.level = level(&rules.thresholds, ledger.used_s, ledger.allowance_s());
                 ledger.blocked = ledger.used_s >= ledger.allowance_s();
                 plan.records.push(Record {
@@ -455,6 +483,61 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
         }
     }
     Ok(plan)
+}
+
+/// How long after its end a closed day may still get CDR rows: a paid call
+/// of a tracked user lasts at most the day's allowance (`L()` caps it), plus
+/// ringing and CDR batch delays. Without caps, a day.
+pub fn settle_period(closed: &[&Ledger], cap_calls: bool) -> chrono::Duration {
+    let day = chrono::Duration::hours(24);
+    if !cap_calls {
+        return day;
+    }
+    let longest = closed.iter().map(|l| l.allowance_s()).max().unwrap_or(0);
+    (chrono::Duration::seconds(i64::try_from(longest).unwrap_or(i64::MAX / 2)) + chrono::Duration::minutes(15)).min(day)
+}
+
+/// Late rows: when `usage` holds the day before `first` (a day closed by an
+/// earlier run, still settling), the seconds it now shows beyond what it
+/// closed with are charged to `first`, once: the closed day's `late_out_s`
+/// remembers them. Returns the seconds to add per extension.
+fn charge_late_rows(
+    current: &mut BTreeMap<(Extension, NaiveDate), Ledger>,
+    members: &[Member],
+    first: NaiveDate,
+    usage: &Usage,
+    plan: &mut Plan,
+) -> HashMap<Extension, u64> {
+    let settling = previous_day(first);
+    let mut late = HashMap::new();
+    let Some(seen) = usage.get(&settling).filter(|_| settling < first) else {
+        return late;
+    };
+    for ledger in current.values_mut().filter(|l| l.day == settling && l.closed) {
+        // Only a user tracked on `first` can be charged there.
+        if !members
+            .iter()
+            .any(|m| m.extension == ledger.extension && m.since <= first)
+        {
+            continue;
+        }
+        let own_at_close = ledger.used_s.saturating_sub(ledger.late_in_s);
+        let now = seen.get(&ledger.extension).copied().unwrap_or(0);
+        let extra = now.saturating_sub(own_at_close).saturating_sub(ledger.late_out_s);
+        if extra > 0 {
+            ledger.late_out_s += extra;
+            late.insert(ledger.extension.clone(), extra);
+            plan.records.push(Record {
+                extension: ledger.extension.clone(),
+                day: first,
+                event: Event::LateUsage {
+                    from_day: settling,
+                    seconds: extra,
+                },
+            });
+        }
+    }
+    late
 }
 
 /// What the dialplan does with a paid call from a tracked user.
@@ -565,6 +648,8 @@ mod tests {
             carried_in_s: 100,
             granted_s: 50,
             used_s: used,
+            late_in_s: 0,
+            late_out_s: 0,
             level: 0,
             notified_level: 0,
             blocked: false,
@@ -802,6 +887,31 @@ mod tests {
     }
 
     #[test]
+    fn a_closed_day_settles_after_its_longest_possible_call() {
+        let mut a = Ledger {
+            extension: ext("1"),
+            day: day("2026-11-25"),
+            base_s: 1800,
+            carried_in_s: 600,
+            granted_s: 0,
+            used_s: 0,
+            late_in_s: 0,
+            late_out_s: 0,
+            level: 0,
+            notified_level: 0,
+            blocked: false,
+            closed: true,
+        };
+        let mut b = a.clone();
+        b.base_s = 600;
+        assert_eq!(settle_period(&[&a, &b], true), chrono::Duration::seconds(2400 + 900));
+        assert_eq!(settle_period(&[&a], false), chrono::Duration::hours(24));
+        assert_eq!(settle_period(&[], true), chrono::Duration::minutes(15));
+        a.carried_in_s = 10 * 86_400;
+        assert_eq!(settle_period(&[&a], true), chrono::Duration::hours(24));
+    }
+
+    #[test]
     fn figures_go_stale_after_fifteen_minutes_without_a_successful_run() {
         let now: DateTime<Utc> = "2026-11-26T10:00:00Z".parse().unwrap();
         assert!(is_stale(None, now));
@@ -920,6 +1030,8 @@ mod tests {
             carried_in_s: 0,
             granted_s: 0,
             used_s: 599,
+            late_in_s: 0,
+            late_out_s: 0,
             level: 90,
             notified_level: 90,
             blocked: false,

@@ -610,6 +610,12 @@ pub struct EarlySnapshot {
     data_version: i64,
 }
 
+impl EarlySnapshot {
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
 fn data_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
 }
@@ -664,6 +670,8 @@ fn ledger_from_row(r: &Row<'_>) -> rusqlite::Result<Ledger> {
         carried_in_s: seconds(r, "carried_in_s")?,
         granted_s: seconds(r, "granted_s")?,
         used_s: seconds(r, "used_s")?,
+        late_in_s: seconds(r, "late_in_s")?,
+        late_out_s: seconds(r, "late_out_s")?,
         level: r.get::<_, i64>("level")?.clamp(0, 100) as u8,
         notified_level: r.get::<_, i64>("notified_level")?.clamp(0, 100) as u8,
         blocked: r.get("blocked")?,
@@ -713,12 +721,13 @@ fn snapshot(conn: &Connection) -> Result<Snapshot> {
 fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
     let at = timestamp(now);
     let mut upsert = conn.prepare_cached(
-        "INSERT INTO ledger (extension, day, base_s, carried_in_s, granted_s, allowance_s, used_s, level, notified_level, blocked, closed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+        "INSERT INTO ledger (extension, day, base_s, carried_in_s, granted_s, allowance_s, used_s, level, notified_level, blocked, closed, late_in_s, late_out_s)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (extension, day) DO UPDATE SET
            base_s = excluded.base_s, carried_in_s = excluded.carried_in_s, granted_s = excluded.granted_s,
            allowance_s = excluded.allowance_s, used_s = excluded.used_s, level = excluded.level,
-           notified_level = excluded.notified_level, blocked = excluded.blocked, closed = excluded.closed",
+           notified_level = excluded.notified_level, blocked = excluded.blocked, closed = excluded.closed,
+           late_in_s = excluded.late_in_s, late_out_s = excluded.late_out_s",
     )?;
     for l in &plan.ledgers {
         upsert.execute(params![
@@ -732,7 +741,9 @@ fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
             l.level,
             l.notified_level,
             l.blocked,
-            l.closed
+            l.closed,
+            to_sql_seconds(l.late_in_s),
+            to_sql_seconds(l.late_out_s)
         ])?;
     }
     for record in &plan.records {
@@ -817,6 +828,14 @@ fn describe(event: &Event) -> (&'static str, String) {
                 human(allowance_s),
                 human(used_s),
                 human(unused_s)
+            ),
+        ),
+        Event::LateUsage { from_day, seconds } => (
+            "late_usage",
+            format!(
+                "{} of calls on {} whose CDR rows appeared after that day closed, charged here",
+                human(seconds),
+                day_text(from_day)
             ),
         ),
     }

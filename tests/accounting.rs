@@ -91,3 +91,53 @@ fn the_same_leg_written_twice_is_charged_once() {
     site.run("2026-11-26T09:30:00");
     assert_eq!(site.user_status("2026-11-26T09:30:00", "2055")["used_s"], 300);
 }
+
+#[test]
+fn a_call_in_progress_at_midnight_is_charged_once_to_the_open_day() {
+    let site = Site::new();
+    site.add_user("2026-11-25T08:00:00", "2055", "30m");
+    site.run("2026-11-25T23:55:00");
+    site.run("2026-11-26T00:00:00");
+    // The 23:58 -> 00:23 call's row is written when it ends.
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-25 23:58:00", 1500)]);
+    site.run("2026-11-26T00:25:00");
+    let row = site.user_status("2026-11-26T00:25:00", "2055");
+    assert_eq!(row["used_s"], 1500, "charged to the open day");
+    assert_eq!(row["carried_in_s"], 1800, "the 25th closed unused at midnight");
+    let dump = site.dump();
+    site.run("2026-11-26T00:30:00");
+    site.run("2026-11-26T10:00:00");
+    assert_eq!(site.dump(), dump, "charged exactly once; reruns change nothing");
+    assert_eq!(site.count("SELECT COUNT(*) FROM audit WHERE event = 'late_usage'"), 1);
+    let late: (i64, i64) = site
+        .state()
+        .query_row(
+            "SELECT (SELECT late_out_s FROM ledger WHERE day = '2026-11-25'), \
+                    (SELECT late_in_s FROM ledger WHERE day = '2026-11-26')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(late, (1500, 1500));
+    // And the carry into the 27th reflects it: 3600 - 1500.
+    site.run("2026-11-27T09:00:00");
+    assert_eq!(site.user_status("2026-11-27T09:00:00", "2055")["carried_in_s"], 2100);
+}
+
+#[test]
+fn rows_written_late_in_batches_are_charged_once_too() {
+    let site = Site::new();
+    site.add_user("2026-11-25T08:00:00", "2055", "30m");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-25 22:00:00", 600)]);
+    site.run("2026-11-25T23:59:00");
+    site.run("2026-11-26T00:01:00");
+    // Two more rows of the 25th arrive in later batches (CDR batch mode).
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-25 23:50:00", 120)]);
+    site.run("2026-11-26T00:06:00");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-25 23:55:00", 60)]);
+    site.run("2026-11-26T00:11:00");
+    site.run("2026-11-26T00:16:00");
+    let row = site.user_status("2026-11-26T00:16:00", "2055");
+    assert_eq!(row["used_s"], 180);
+    assert_eq!(row["carried_in_s"], 1200);
+}

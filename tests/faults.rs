@@ -374,16 +374,18 @@ fn runs_just_before_and_after_midnight_split_the_days() {
 }
 
 #[test]
-fn a_late_cdr_row_for_a_closed_day_is_ignored() {
+fn a_cdr_row_arriving_after_its_day_settled_is_ignored() {
     let site = Site::new();
     site.add_user("2026-11-26T08:00:00", "2055", "1000");
     site.run("2026-11-26T12:00:00");
     site.run("2026-11-27T00:05:00");
+    site.run("2026-11-27T01:00:00");
     let dump = site.dump();
-    // A call of the 26th that only now shows up in the CDR.
+    // The 26th settled 1,000 s + 15 min after midnight (no capped call can
+    // end later); a row of it that shows up only now changes nothing.
     site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 23:58:00", 500)]);
-    site.run("2026-11-27T00:10:00");
-    assert_eq!(site.dump(), dump, "a closed day changed");
+    site.run("2026-11-27T02:00:00");
+    assert_eq!(site.dump(), dump, "a settled day changed");
 }
 
 #[test]

@@ -31,7 +31,9 @@ pub fn projected(ctx: &Context, state: &State) -> Result<Plan> {
     }
     let mut usage = Usage::new();
     for l in &snapshot.ledgers {
-        usage.entry(l.day).or_default().insert(l.extension.clone(), l.used_s);
+        // `used_s` includes late rows charged to the day, which plan_run adds itself.
+        let own = l.used_s.saturating_sub(l.late_in_s);
+        usage.entry(l.day).or_default().insert(l.extension.clone(), own);
     }
     Ok(policy::plan_run(&ctx.config.rules, ctx.today(), &snapshot, &usage)?)
 }

@@ -103,13 +103,28 @@ fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Usage, EarlySnaps
         let open_day = state.open_day()?;
         policy::check_clock_jump(open_day, ctx.today(), config.rules.max_jump_days, force)?;
         let days = policy::days_to_evaluate(open_day, state.first_since()?, ctx.today())?;
-        let early = state.early_snapshot();
+        let early = state.early_snapshot()?;
         let (mut cdr, mut usage) = reading_today.join().map_err(panicked)??;
-        let first_start = clock.window(days[0]).0;
-        if first_start < today_start {
-            usage.extend(cdr.usage(&clock, &rule, first_start, today_start)?);
+        // Earlier days to read: those to close, and the day before them while
+        // it may still get late rows (their increase is charged to the open day).
+        let mut from = clock.window(days[0]).0;
+        let settling = crate::calendar::previous_day(days[0]);
+        let closed: Vec<&policy::Ledger> = early
+            .snapshot()
+            .ledgers
+            .iter()
+            .filter(|l| l.day == settling && l.closed)
+            .collect();
+        if !closed.is_empty() {
+            let (start, end) = clock.window(settling);
+            if clock.calldate(ctx.now) < end + policy::settle_period(&closed, config.dialplan.cap_calls) {
+                from = start;
+            }
         }
-        Ok((state, usage, early?))
+        if from < today_start {
+            usage.extend(cdr.usage(&clock, &rule, from, today_start)?);
+        }
+        Ok((state, usage, early))
     })
 }
 
