@@ -26,6 +26,7 @@ pub mod pattern;
 pub mod policy;
 pub mod privileges;
 pub mod reload;
+pub mod smtp;
 pub mod state;
 pub mod template;
 pub mod usage;

@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{FileTransport, SmtpTransport, Transport};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
+use lettre::{FileTransport, Transport};
 
 use crate::config::{MailSettings, MailTransport, Security, SmtpSettings};
+use crate::smtp::{Relay, Tls};
 
 /// Why a message was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +30,7 @@ pub enum SendError {
 }
 
 enum Transport_ {
-    Smtp(Box<SmtpTransport>, String),
+    Smtp(Box<Relay>, String),
     Dir(FileTransport, String),
 }
 
@@ -59,7 +60,7 @@ fn mailbox(name: Option<&str>, address: &str) -> Result<Mailbox, SendError> {
     Ok(Mailbox::new(name.map(str::to_string), address))
 }
 
-fn smtp_transport(s: &SmtpSettings) -> Result<SmtpTransport> {
+fn smtp_relay(s: &SmtpSettings) -> Result<Relay> {
     let tls_parameters = || -> Result<TlsParameters> {
         let mut builder = TlsParameters::builder(s.host.clone());
         if let Some(file) = &s.ca_file {
@@ -74,17 +75,20 @@ fn smtp_transport(s: &SmtpSettings) -> Result<SmtpTransport> {
     };
     let tls = match s.security {
         Security::None => Tls::None,
-        Security::StartTls => Tls::Required(tls_parameters()?),
+        Security::StartTls => Tls::StartTls(tls_parameters()?),
         Security::Tls => Tls::Wrapper(tls_parameters()?),
     };
-    let mut builder = SmtpTransport::builder_dangerous(s.host.clone())
-        .port(s.port)
-        .tls(tls)
-        .timeout(Some(s.timeout));
-    if let Some((user, password)) = &s.credentials {
-        builder = builder.credentials(Credentials::new(user.clone(), password.0.clone()));
-    }
-    Ok(builder.build())
+    Ok(Relay {
+        host: s.host.clone(),
+        port: s.port,
+        tls,
+        credentials: s
+            .credentials
+            .as_ref()
+            .map(|(user, password)| Credentials::new(user.clone(), password.0.clone())),
+        timeout: s.timeout,
+        name: format!("SMTP server {}:{}", s.host, s.port),
+    })
 }
 
 fn one_line(text: impl std::fmt::Display) -> String {
@@ -94,10 +98,11 @@ fn one_line(text: impl std::fmt::Display) -> String {
 impl Mailer {
     pub fn new(settings: &MailSettings) -> Result<Mailer> {
         let transport = match &settings.transport {
-            MailTransport::Smtp(s) => Transport_::Smtp(
-                Box::new(smtp_transport(s)?),
-                format!("SMTP server {}:{}", s.host, s.port),
-            ),
+            MailTransport::Smtp(s) => {
+                let relay = smtp_relay(s)?;
+                let name = relay.name.clone();
+                Transport_::Smtp(Box::new(relay), name)
+            }
             MailTransport::Dir(dir) => Transport_::Dir(FileTransport::new(dir), format!("mail.dir {}", dir.display())),
         };
         let from = mailbox(Some("callquota"), &settings.from).map_err(|e| anyhow!("smtp.from: {e}"))?;
@@ -124,9 +129,10 @@ impl Mailer {
         {
             return Err(SendError::Invalid("a header value holds a line break".into()));
         }
+        let to = mailbox(m.to_name, m.to)?;
         let mut builder = Message::builder()
             .from(self.from.clone())
-            .to(mailbox(m.to_name, m.to)?)
+            .to(to.clone())
             .subject(m.subject)
             .date(SystemTime::from(m.date))
             .message_id(None)
@@ -141,17 +147,7 @@ impl Mailer {
             .body(m.body.to_string())
             .map_err(|e| SendError::Invalid(format!("cannot build the message: {e}")))?;
         match &self.transport {
-            Transport_::Smtp(smtp, where_) => smtp.send(&message).map(|_| ()).map_err(|e| {
-                let text = format!("{where_}: {}", one_line(&e));
-                if e.is_client() {
-                    // lettre could not put this message on the wire (e.g. an address the server cannot take).
-                    SendError::Invalid(text)
-                } else if e.is_permanent() {
-                    SendError::Rejected(text)
-                } else {
-                    SendError::Unavailable(text)
-                }
-            }),
+            Transport_::Smtp(relay, _) => relay.send(&message, &to.email),
             Transport_::Dir(dir, where_) => dir
                 .send(&message)
                 .map(|_| ())
@@ -162,11 +158,10 @@ impl Mailer {
     /// Connects (SMTP) or checks the directory (dir) without sending.
     pub fn check(&self) -> Result<String> {
         match &self.transport {
-            Transport_::Smtp(smtp, where_) => match smtp.test_connection() {
-                Ok(true) => Ok(format!("{where_} answers")),
-                Ok(false) => Err(anyhow!("{where_} did not answer")),
-                Err(e) => Err(anyhow!("{where_}: {}", one_line(e))),
-            },
+            Transport_::Smtp(relay, where_) => relay
+                .test()
+                .map(|()| format!("{where_} answers"))
+                .map_err(|e| anyhow!("{e}")),
             Transport_::Dir(_, where_) => {
                 let dir = where_.trim_start_matches("mail.dir ");
                 let probe = std::path::Path::new(dir).join(".callquota-probe");

@@ -443,3 +443,62 @@ fn a_grant_while_mail_is_down_says_applied_and_warns_about_mail() {
     assert!(site.include().contains("exten => 2055,1,Return(580000)"));
     assert_eq!(site.count("SELECT COUNT(*) FROM grants"), 1, "granted once");
 }
+
+#[test]
+fn a_refused_sender_keeps_every_notice_pending_until_the_relay_is_fixed() {
+    let sink = SmtpSink::start();
+    let site = site_with(&sink, "");
+    for ext in ["2055", "2066"] {
+        site.add_user(T, ext, "100");
+    }
+    site.insert(&[
+        Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 120),
+        Call::answered("2066", MOBILE, "2026-11-26 09:00:00", 120),
+    ]);
+    std::fs::write(sink.dir.path().join("refuse-sender"), "").unwrap();
+    let out = site.at(T, &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("the sender was refused"), "{}", stderr(&out));
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"),
+        2,
+        "nothing given up"
+    );
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM outbox WHERE attempts > 0"),
+        1,
+        "the loop stopped at the first"
+    );
+    // The relay is fixed: both notices arrive, once.
+    std::fs::remove_file(sink.dir.path().join("refuse-sender")).unwrap();
+    site.ok("2026-11-26T10:10:00", &["mail", "flush"]);
+    assert_eq!(sink.messages().len(), 2);
+    assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'"), 2);
+}
+
+#[test]
+fn a_refused_copy_address_does_not_stop_the_notice() {
+    let sink = SmtpSink::start();
+    let site = site_with(&sink, "");
+    site.ok(
+        T,
+        &[
+            "user",
+            "add",
+            "2055",
+            "--name",
+            "A",
+            "--email",
+            "a@example.com",
+            "--cc",
+            "reject-boss@example.com",
+            "--daily-limit",
+            "100",
+        ],
+    );
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 120)]);
+    site.run(T);
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'"), 1);
+}
