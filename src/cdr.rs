@@ -64,7 +64,7 @@ impl Cdr {
         // Only rows whose number could be paid travel to us: a superset of the
         // patterns' literal prefixes (dashes removed, as Asterisk ignores them;
         // the collation may fold case). The exact match is `rule.charge`.
-        let prefilter = match rule.paid.prefixes() {
+        let prefilter = match rule.dst_prefixes() {
             Some(prefixes) => {
                 let tests = vec!["REPLACE(dst, '-', '') LIKE ?"; prefixes.len()].join(" OR ");
                 params.extend(prefixes.into_iter().map(|p| Value::from(format!("{p}%"))));
@@ -90,6 +90,24 @@ impl Cdr {
             tally.add(rule, &row, clock.day_of(row.calldate));
         }
         Ok(tally.finish())
+    }
+
+    /// `(dst, lastdata)` of answered `Dial` rows that started in
+    /// `[from, until)`, at most `limit` (for `check`'s comparison with the hook).
+    pub fn dialled(&mut self, from: NaiveDateTime, until: NaiveDateTime, limit: u32) -> Result<Vec<(String, String)>> {
+        let sql = format!(
+            "SELECT dst, lastdata FROM {} WHERE calldate >= ? AND calldate < ? AND disposition = 'ANSWERED' \
+             AND lastapp = 'Dial' LIMIT {limit}",
+            self.table
+        );
+        let rows: Vec<Row> = self
+            .conn
+            .exec(sql, (format_datetime(from), format_datetime(until)))
+            .map_err(|e| anyhow!("CDR query on {} failed: {}", self.where_, one_line(&e)))?;
+        Ok(rows
+            .into_iter()
+            .map(|mut r| (text(r.take(0)), text(r.take(1))))
+            .collect())
     }
 
     /// Checks the table has the columns we read (a `LIMIT 0` query).

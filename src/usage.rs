@@ -34,6 +34,9 @@ pub struct UsageRule<'a> {
     pub paid: &'a PaidDestinations,
     /// Prefixes of `dstchannel` that count; empty = every channel counts.
     pub trunk_channels: &'a [String],
+    /// Digits the outbound routes strip before the trunk (FreePBX's route
+    /// "prefix", e.g. `9`): the CDR keeps them in `dst`, the hook never sees them.
+    pub route_prefixes: &'a [String],
 }
 
 impl UsageRule<'_> {
@@ -60,10 +63,71 @@ impl UsageRule<'_> {
         {
             return None;
         }
-        self.paid.classify(&row.dst)?;
+        if !self.is_paid(&row.dst) {
+            return None;
+        }
         let extension = caller_extension(self.caller_column, &row.caller)?;
         Some((extension, (row.billsec as u64).min(MAX_BILLSEC)))
     }
+}
+
+impl UsageRule<'_> {
+    /// Whether a CDR `dst` is paid: as dialled, or without a route prefix, so
+    /// the CDR agrees with the hook, which sees the number the route sends.
+    pub fn is_paid(&self, dst: &str) -> bool {
+        self.paid.classify(dst).is_some()
+            || self.route_prefixes.iter().any(|prefix| {
+                let digits: String = dst.chars().filter(|&c| c != '-').collect();
+                digits
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| self.paid.classify(rest).is_some())
+            })
+    }
+
+    /// The literal prefixes a paid `dst` starts with, route prefixes included
+    /// (for the server-side prefilter); `None` when any number may be paid.
+    pub fn dst_prefixes(&self) -> Option<Vec<String>> {
+        let plain = self.paid.prefixes()?;
+        let mut all = plain.clone();
+        for route in self.route_prefixes {
+            all.extend(plain.iter().map(|p| format!("{route}{p}")));
+        }
+        Some(all)
+    }
+}
+
+/// The number a `Dial` row sent to its trunk, from `lastdata`:
+/// `PJSIP/87011234567@kcell,300,T`, `SIP/kcell/87011234567`,
+/// `DAHDI/g0/87011234567`, `PJSIP/kcell/sip:87011234567@host`. This is what
+/// the pre-dial hook saw as `DIAL_NUMBER`. `None` for a Local/ leg or text
+/// that names no number.
+pub fn trunk_number(lastdata: &str) -> Option<String> {
+    let target = lastdata.split(['&', ',']).next()?.trim();
+    let (tech, rest) = target.split_once('/')?;
+    if tech.eq_ignore_ascii_case("local") {
+        return None;
+    }
+    let rest = if rest.contains('@') && !rest.contains('/') {
+        rest.split('@').next()?
+    } else {
+        rest.rsplit('/').next()?
+    };
+    let rest = rest
+        .strip_prefix("sip:")
+        .or_else(|| rest.strip_prefix("tel:"))
+        .unwrap_or(rest);
+    let number = rest.split('@').next()?;
+    (!number.is_empty() && number.chars().all(|c| c.is_ascii_digit() || "+*#-".contains(c))).then(|| number.to_string())
+}
+
+/// How the CDR side and the pre-dial hook judged one call, when they differ:
+/// `(dst, trunk number, CDR says paid)`. The hook matches the patterns
+/// against the number the route sent to the trunk.
+pub fn disagreement(rule: &UsageRule<'_>, dst: &str, lastdata: &str) -> Option<(String, String, bool)> {
+    let sent = trunk_number(lastdata)?;
+    let by_cdr = rule.is_paid(dst);
+    let by_hook = rule.paid.classify(&sent).is_some();
+    (by_cdr != by_hook).then(|| (dst.to_string(), sent, by_cdr))
 }
 
 /// Sums charged rows per day and extension. The same leg written twice (the
@@ -152,6 +216,7 @@ mod tests {
             caller_column: CallerColumn::Cnum,
             paid: &paid,
             trunk_channels: &[],
+            route_prefixes: &[],
         };
         let ext = |s: &str| Extension::parse(s).unwrap();
         assert_eq!(
@@ -184,6 +249,7 @@ mod tests {
             caller_column: CallerColumn::Cnum,
             paid: &paid,
             trunk_channels: &prefixes,
+            route_prefixes: &[],
         };
         let mut r = row("2055", "87011234567", "ANSWERED", 60);
         assert!(rule.charge(&r).is_some());
@@ -198,6 +264,7 @@ mod tests {
             caller_column: CallerColumn::Cnum,
             paid: &paid,
             trunk_channels: &[],
+            route_prefixes: &[],
         };
         let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
         let ext = |s: &str| Extension::parse(s).unwrap();
@@ -223,6 +290,64 @@ mod tests {
             tally.add(&rule, r, day);
         }
         assert_eq!(tally.finish()[&day][&ext("2055")], 500);
+    }
+
+    #[test]
+    fn a_route_prefix_is_removed_before_matching_the_cdr_number() {
+        let paid = paid();
+        let nine = vec!["9".to_string()];
+        let rule = UsageRule {
+            caller_column: CallerColumn::Cnum,
+            paid: &paid,
+            trunk_channels: &[],
+            route_prefixes: &nine,
+        };
+        assert!(rule.is_paid("987011234567"));
+        assert!(rule.is_paid("9870-1123-4567"));
+        assert!(rule.is_paid("87011234567"), "a route without the prefix");
+        assert!(!rule.is_paid("93001"));
+        assert_eq!(rule.dst_prefixes(), Some(vec!["870".to_string(), "9870".to_string()]));
+        assert_eq!(
+            rule.charge(&row("2055", "987011234567", "ANSWERED", 60)).map(|c| c.1),
+            Some(60)
+        );
+    }
+
+    #[test]
+    fn reads_the_number_a_trunk_was_dialled() {
+        for (lastdata, want) in [
+            ("PJSIP/87011234567@kcell,300,Tt", Some("87011234567")),
+            ("SIP/kcell/87011234567,300", Some("87011234567")),
+            ("DAHDI/g0/87011234567", Some("87011234567")),
+            ("PJSIP/kcell/sip:87011234567@10.0.0.1,60", Some("87011234567")),
+            ("PJSIP/87011234567@kcell&PJSIP/87011234567@beeline", Some("87011234567")),
+            ("Local/87011234567@from-internal,,", None),
+            ("PJSIP/2066,20,Ttr", Some("2066")),
+            ("", None),
+            ("Playback(x)", None),
+        ] {
+            assert_eq!(trunk_number(lastdata).as_deref(), want, "{lastdata}");
+        }
+    }
+
+    #[test]
+    fn a_route_that_strips_a_prefix_makes_the_cdr_and_the_hook_disagree_until_configured() {
+        let paid = paid();
+        let mut rule = UsageRule {
+            caller_column: CallerColumn::Cnum,
+            paid: &paid,
+            trunk_channels: &[],
+            route_prefixes: &[],
+        };
+        let lastdata = "PJSIP/87011234567@kcell,300,T";
+        assert_eq!(
+            disagreement(&rule, "987011234567", lastdata),
+            Some(("987011234567".into(), "87011234567".into(), false))
+        );
+        assert_eq!(disagreement(&rule, "87011234567", lastdata), None);
+        let nine = vec!["9".to_string()];
+        rule.route_prefixes = &nine;
+        assert_eq!(disagreement(&rule, "987011234567", lastdata), None);
     }
 
     #[test]

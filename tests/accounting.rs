@@ -141,3 +141,40 @@ fn rows_written_late_in_batches_are_charged_once_too() {
     assert_eq!(row["used_s"], 180);
     assert_eq!(row["carried_in_s"], 1200);
 }
+
+#[test]
+fn a_route_prefix_makes_check_warn_until_the_cdr_side_strips_it_too() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "30m");
+    // A FreePBX route `9|870XXXXXXXX`: dialled 987011234567, sent to the trunk as 87011234567.
+    let mut call = Call::answered("2055", &format!("9{MOBILE}"), "2026-11-26 09:00:00", 600);
+    call.lastdata = format!("PJSIP/{MOBILE}@kcell,300,T");
+    site.insert(&[call]);
+    site.run("2026-11-26T09:30:00");
+    assert_eq!(
+        site.user_status("2026-11-26T09:30:00", "2055")["used_s"],
+        0,
+        "the hook blocks, the CDR never counts"
+    );
+    let out = site.at("2026-11-26T09:30:00", &["check"]);
+    assert!(
+        stdout(&out).contains("warn  1 of the last two days' 1 calls were judged differently")
+            && stdout(&out).contains("route_prefixes = [\"9\"]"),
+        "{}",
+        stdout(&out)
+    );
+    let config = std::fs::read_to_string(&site.config).unwrap().replacen(
+        "timeout_s = 5",
+        "timeout_s = 5\nroute_prefixes = [\"9\"]",
+        1,
+    );
+    site.write_config(&config);
+    site.run("2026-11-26T09:35:00");
+    assert_eq!(site.user_status("2026-11-26T09:35:00", "2055")["used_s"], 600);
+    let out = site.at("2026-11-26T09:35:00", &["check"]);
+    assert!(
+        stdout(&out).contains("ok    the CDR and the pre-dial hook judge the last two days' 1 calls alike"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -59,6 +59,7 @@ pub fn check(ctx: &Context) -> Result<()> {
                 )),
                 Err(e) => r.fail(format!("{e:#}")),
             }
+            check_numbers_agree(ctx, &mut cdr, &mut r);
             match cdr.write_privileges() {
                 Ok(grants) if grants.is_empty() => r.ok("the CDR account can only read"),
                 Ok(_) => r.warn(
@@ -102,6 +103,49 @@ fn check_file_modes(ctx: &Context, r: &mut Report) {
             r.warn(format!("{} is writable by every user; chmod o-w it", path.display()));
         }
     }
+}
+
+/// The hook matches the number a route sends to the trunk, the CDR keeps
+/// the number as dialled: over the last two days' calls, both must judge
+/// paid/unpaid alike, or blocks and counted usage disagree.
+fn check_numbers_agree(ctx: &Context, cdr: &mut Cdr, r: &mut Report) {
+    let clock = ctx.config.cdr_clock();
+    let today = ctx.today();
+    let from = clock.window(crate::calendar::previous_day(today)).0;
+    let until = clock.window(today).1;
+    let rule = crate::usage::UsageRule {
+        caller_column: ctx.config.cdr.caller_column,
+        paid: &ctx.config.paid,
+        trunk_channels: &ctx.config.cdr.trunk_channels,
+        route_prefixes: &ctx.config.cdr.route_prefixes,
+    };
+    let rows = match cdr.dialled(from, until, 20_000) {
+        Ok(rows) => rows,
+        Err(e) => return r.warn(format!("cannot compare the CDR with the dialplan: {e:#}")),
+    };
+    let differ: Vec<_> = rows
+        .iter()
+        .filter_map(|(dst, lastdata)| crate::usage::disagreement(&rule, dst, lastdata))
+        .collect();
+    let Some((dst, sent, by_cdr)) = differ.first() else {
+        return r.ok(format!(
+            "the CDR and the pre-dial hook judge the last two days' {} calls alike",
+            rows.len()
+        ));
+    };
+    // A route that strips digits leaves them in front of the dialled number.
+    let hint = match dst.strip_suffix(sent.as_str()).filter(|p| !p.is_empty()) {
+        Some(prefix) if !by_cdr => format!("set [cdr] route_prefixes = [\"{prefix}\"] (the digits your routes strip)"),
+        _ => "write [[direction]] patterns that match the number as dialled and as sent to the trunk".to_string(),
+    };
+    r.warn(format!(
+        "{} of the last two days' {} calls were judged differently by the CDR and the pre-dial hook, e.g. dialled \
+         {dst} ({} by the CDR) was sent to the trunk as {sent} ({} by the hook): {hint}",
+        differ.len(),
+        rows.len(),
+        if *by_cdr { "paid" } else { "not paid" },
+        if *by_cdr { "not paid" } else { "paid" },
+    ));
 }
 
 /// Runs must keep succeeding: stale figures mean enforcement is stuck.

@@ -91,6 +91,7 @@ fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Usage, EarlySnaps
         caller_column: config.cdr.caller_column,
         paid: &config.paid,
         trunk_channels: &config.cdr.trunk_channels,
+        route_prefixes: &config.cdr.route_prefixes,
     };
     let panicked = |_| anyhow!("internal: the CDR reader thread panicked");
     std::thread::scope(|scope| {

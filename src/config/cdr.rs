@@ -31,6 +31,8 @@ pub(super) struct RawCdr {
     utc: bool,
     #[serde(default)]
     trunk_channels: Vec<String>,
+    #[serde(default)]
+    route_prefixes: Vec<String>,
     #[serde(default = "default_cdr_timeout")]
     timeout_s: Seconds,
 }
@@ -98,6 +100,8 @@ pub struct CdrSettings {
     pub caller_column: CallerColumn,
     pub utc: bool,
     pub trunk_channels: Vec<String>,
+    /// Digits outbound routes strip (FreePBX route "prefix"), removed from `dst`.
+    pub route_prefixes: Vec<String>,
     pub timeout: Duration,
 }
 
@@ -186,6 +190,15 @@ pub(super) fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
             "cdr.trunk_channels entry {bad:?} is empty or holds control characters"
         ));
     }
+    if let Some(bad) = raw
+        .route_prefixes
+        .iter()
+        .find(|p| p.is_empty() || p.len() > 10 || !p.chars().all(|c| c.is_ascii_digit() || "*#+".contains(c)))
+    {
+        return Err(format!(
+            "cdr.route_prefixes entry {bad:?} is not a dial prefix; use digits (and * # +), e.g. [\"9\"]"
+        ));
+    }
     let Seconds(timeout_s) = raw.timeout_s;
     if !(1..=600).contains(&timeout_s) {
         return Err(format!("cdr.timeout_s = {timeout_s} is out of range; use 1 to 600"));
@@ -197,6 +210,7 @@ pub(super) fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
         caller_column,
         utc: raw.utc,
         trunk_channels: raw.trunk_channels,
+        route_prefixes: raw.route_prefixes,
         timeout: Duration::from_secs(timeout_s),
     })
 }

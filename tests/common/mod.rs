@@ -69,6 +69,8 @@ pub struct Call {
     pub dstchannel: String,
     pub disposition: String,
     pub billsec: i64,
+    /// The Dial argument, as FreePBX's trunk macro writes it.
+    pub lastdata: String,
 }
 
 impl Call {
@@ -83,6 +85,7 @@ impl Call {
             dstchannel: "PJSIP/kcell-00000012".into(),
             disposition: "ANSWERED".into(),
             billsec,
+            lastdata: format!("PJSIP/{dst}@kcell,300,T"),
         }
     }
 
@@ -266,9 +269,9 @@ reload_timeout_s = 5
         conn.query_drop(format!("USE `{}`", self.db)).expect("use");
         for c in calls {
             conn.exec_drop(
-                "INSERT INTO cdr (calldate, cnum, src, channel, dst, dstchannel, disposition, billsec, duration, lastapp)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Dial')",
-                (&c.calldate, &c.cnum, &c.src, &c.channel, &c.dst, &c.dstchannel, &c.disposition, c.billsec, c.billsec.saturating_add(5).min(i64::from(i32::MAX))),
+                "INSERT INTO cdr (calldate, cnum, src, channel, dst, dstchannel, disposition, billsec, duration, lastapp, lastdata)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'Dial', ?)",
+                (&c.calldate, &c.cnum, &c.src, &c.channel, &c.dst, &c.dstchannel, &c.disposition, c.billsec, c.billsec.saturating_add(5).min(i64::from(i32::MAX)), &c.lastdata),
             )
             .expect("insert cdr row");
         }
