@@ -45,22 +45,23 @@ impl UsageRule<'_> {
         if row.disposition != "ANSWERED" || row.billsec <= 0 {
             return None;
         }
-        // A leg to a Local/ channel (follow-me, ring groups, FreePBX's own
-        // dialplan hops) never reached a carrier; the leg that did has its own
-        // row. (An empty dstchannel still counts: better charged than lost.)
-        if row
-            .dstchannel
-            .get(..6)
-            .is_some_and(|t| t.eq_ignore_ascii_case("local/"))
+        if self.trunk_channels.is_empty() {
+            // A leg to a Local/ channel (follow-me, ring groups, FreePBX's own
+            // dialplan hops) never reached a carrier; the leg that did has its
+            // own row. (An empty dstchannel still counts: better charged than lost.)
+            if row
+                .dstchannel
+                .get(..6)
+                .is_some_and(|t| t.eq_ignore_ascii_case("local/"))
+            {
+                return None;
+            }
+        } else if !self
+            .trunk_channels
+            .iter()
+            .any(|p| row.dstchannel.starts_with(p.as_str()))
         {
-            return None;
-        }
-        if !self.trunk_channels.is_empty()
-            && !self
-                .trunk_channels
-                .iter()
-                .any(|p| row.dstchannel.starts_with(p.as_str()))
-        {
+            // Only the listed trunks count (a site whose trunk is a Local channel lists it).
             return None;
         }
         if !self.is_paid(&row.dst) {
@@ -255,6 +256,13 @@ mod tests {
         assert!(rule.charge(&r).is_some());
         r.dstchannel = "Local/87011234567@from-internal-00000001;1".into();
         assert!(rule.charge(&r).is_none());
+        // A site whose trunk is a Local channel lists it.
+        let local = vec!["Local/".to_string()];
+        let rule = UsageRule {
+            trunk_channels: &local,
+            ..rule
+        };
+        assert!(rule.charge(&r).is_some());
     }
 
     #[test]
