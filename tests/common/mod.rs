@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod asterisk;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -236,6 +238,20 @@ reload_timeout_s = 5
         assert!(
             out.status.success(),
             "callquota {args:?} at {now} failed ({:?}): {}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs callquota on the real clock (tests against a real Asterisk, whose
+    /// CDR rows carry the real time).
+    pub fn ok_now(&self, args: &[&str]) -> String {
+        let out = self.strict_cmd().args(args).output().expect("run callquota");
+        assert!(
+            out.status.success(),
+            "callquota {args:?} failed ({:?}): {}{}",
             out.status.code(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)

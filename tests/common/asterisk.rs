@@ -1,0 +1,482 @@
+//! A real, private Asterisk for a test: its own directories, control socket
+//! and CDR (into the test's own MariaDB `cdr` table through
+//! `cdr_adaptive_odbc` and unixODBC, as on FreePBX), with a dialplan that
+//! reproduces FreePBX's outbound path: `from-internal` → `outbound-allroutes`
+//! → `outrt-1` → the trunk dial macro → the pre-dial hook → `Dial` of the
+//! trunk with `${DIAL_TRUNK_OPTIONS}`, and FreePBX's stub hook after the
+//! `#tryinclude`d callquota file.
+//!
+//! Phones and the carrier are Local channels: a call is placed over AMI (the
+//! instance's own port) by originating `Local/EXT-NUMBER-TALK@phones`, whose `;2` half sets the
+//! caller ID and enters `from-internal`; the "trunk" is
+//! `Local/NUMBER@carrier`, which answers and talks TALK seconds. Their helper
+//! legs write no CDR rows, so one call writes the rows a SIP phone would.
+//!
+//! The binaries come from `tests/asterisk/build.sh` (cached per tarball).
+//! Without the Asterisk sources the tests print one loud line and return,
+//! except under `CI=true`, where that fails them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Site, mysql_root_url};
+
+/// FreePBX 17 (Asterisk 22, the hook entered with Gosub) or 16 (Asterisk 20, Macro).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    FreePbx17,
+    FreePbx16,
+}
+
+impl Flavor {
+    pub fn version(self) -> &'static str {
+        match self {
+            Flavor::FreePbx17 => "22.10.1",
+            Flavor::FreePbx16 => "20.20.1",
+        }
+    }
+
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Flavor::FreePbx17 => "freepbx17",
+            Flavor::FreePbx16 => "freepbx16",
+        }
+    }
+}
+
+/// The install prefix of a built Asterisk, building it on first use; `None`
+/// (after one loud line) where the sources are absent outside CI.
+pub fn asterisk_prefix(version: &str) -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/asterisk/build.sh");
+    let out = Command::new(&script)
+        .arg(version)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run tests/asterisk/build.sh");
+    if out.status.code() == Some(3) {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !ci,
+            "the Asterisk sources (../shared/asterisk/) are missing: the real-Asterisk tests cannot run in CI"
+        );
+        eprintln!(
+            "!!! SKIPPED: real-Asterisk test: no Asterisk sources in ../shared/asterisk/ (see tests/asterisk/build.sh)"
+        );
+        return None;
+    }
+    assert!(out.status.success(), "tests/asterisk/build.sh {version} failed");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let prefix = line
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{version} ")))
+        .unwrap_or_else(|| panic!("build.sh printed no prefix for {version}: {line}"));
+    Some(PathBuf::from(prefix.trim()))
+}
+
+fn odbc_driver() -> PathBuf {
+    [
+        "/usr/lib/x86_64-linux-gnu/odbc/libmaodbc.so",
+        "/usr/lib/aarch64-linux-gnu/odbc/libmaodbc.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("the MariaDB ODBC driver (odbc-mariadb) is missing; tests/asterisk/build.sh installs it")
+}
+
+pub struct Pbx {
+    pub flavor: Flavor,
+    prefix: PathBuf,
+    conf: PathBuf,
+    child: Option<Child>,
+    db: String,
+    log: PathBuf,
+    ami_port: u16,
+}
+
+/// The FreePBX outbound path around the pre-dial hook, per flavor.
+fn dialplan(flavor: Flavor) -> String {
+    let trunk_macro = match flavor {
+        Flavor::FreePbx17 => {
+            "\
+[macro-dialout-trunk]
+exten => s,1,Set(DIAL_TRUNK=${ARG1})
+ same => n,Set(DIAL_NUMBER=${ARG2})
+ same => n,Set(OUTNUM=${ARG2})
+ same => n,Set(DIAL_TRUNK_OPTIONS=T)
+ same => n(gocall),Gosub(macro-dialout-trunk-predial-hook,s,1())
+ same => n,GotoIf($[\"${PREDIAL_HOOK_RET}\" = \"BYPASS\"]?bypass)
+ same => n,Dial(Local/${OUTNUM}@carrier,300,${DIAL_TRUNK_OPTIONS})
+ same => n(bypass),Return()
+
+[outrt-1]
+exten => _X.,1,Set(_ROUTEID=1)
+ same => n,Set(_ROUTENAME=all)
+ same => n,Gosub(macro-dialout-trunk,s,1(1,${EXTEN},,off))
+ same => n,Hangup()
+
+[func-apply-sipheaders]
+exten => s,1,Return()
+
+; FreePBX 17's stub, after extensions_custom.conf: a hook loaded before it wins.
+[macro-dialout-trunk-predial-hook]
+exten => s,1,Return()
+"
+        }
+        Flavor::FreePbx16 => {
+            "\
+[macro-dialout-trunk]
+exten => s,1,Set(DIAL_TRUNK=${ARG1})
+ same => n,Set(DIAL_NUMBER=${ARG2})
+ same => n,Set(OUTNUM=${ARG2})
+ same => n,Set(DIAL_TRUNK_OPTIONS=T)
+ same => n(gocall),Macro(dialout-trunk-predial-hook,)
+ same => n,GotoIf($[\"${PREDIAL_HOOK_RET}\" = \"BYPASS\"]?bypass,1)
+ same => n,Dial(Local/${OUTNUM}@carrier,300,${DIAL_TRUNK_OPTIONS}b(func-apply-sipheaders^s^1,(1)))
+exten => bypass,1,MacroExit()
+
+[outrt-1]
+exten => _X.,1,Set(_ROUTEID=1)
+ same => n,Set(_ROUTENAME=all)
+ same => n,Macro(dialout-trunk,1,${EXTEN},,off)
+ same => n,Hangup()
+
+[func-apply-sipheaders]
+exten => s,1,Return()
+
+; FreePBX 16's stub, after extensions_custom.conf: a hook loaded before it wins.
+[macro-dialout-trunk-predial-hook]
+exten => s,1,MacroExit()
+"
+        }
+    };
+    format!(
+        "\
+[general]
+static=yes
+writeprotect=no
+
+#include extensions_custom.conf
+
+; A phone: Local/EXT-NUMBER-TALK@phones. Its ;2 half is the caller (its CDR
+; row is the one FreePBX writes for a SIP phone).
+[phones]
+exten => _X.,1,Set(CALLERID(num)=${{CUT(EXTEN,-,1)}})
+ same => n,Set(__TALK=${{CUT(EXTEN,-,3)}})
+ same => n,Goto(from-internal,${{CUT(EXTEN,-,2)}},1)
+
+; The originating half holds the line until the call ends; it writes no row.
+[hold]
+exten => s,1,Set(CDR_PROP(disable)=1)
+ same => n,Wait(3600)
+ same => n,Hangup()
+
+; FreePBX's macro-user-callerid: AMPUSER and the CDR's cnum are the extension.
+[from-internal]
+exten => _X.,1,Set(AMPUSER=${{CALLERID(num)}})
+ same => n,Set(CDR(cnum)=${{CALLERID(num)}})
+ same => n,Goto(outbound-allroutes,${{EXTEN}},1)
+
+[outbound-allroutes]
+include => outrt-1
+
+; The carrier: answers, talks TALK seconds, hangs up; writes no row of its own.
+[carrier]
+exten => _X.,1,Set(CDR_PROP(disable)=1)
+ same => n,Answer()
+ same => n,Wait(${{TALK}})
+ same => n,Hangup()
+
+{trunk_macro}"
+    )
+}
+
+impl Pbx {
+    /// Starts a private Asterisk for `site` (whose `asterisk/` directory is
+    /// its config directory) and points the site's config at it. `None` when
+    /// the tests must skip (no sources, not CI).
+    pub fn start(site: &Site, flavor: Flavor) -> Option<Pbx> {
+        let prefix = asterisk_prefix(flavor.version())?;
+        let root = site.path("pbx");
+        for sub in ["lib", "spool", "run", "log", "agi", "odbc"] {
+            std::fs::create_dir_all(root.join(sub)).expect("mkdir pbx");
+        }
+        let etc = site.path("asterisk");
+        let conf = etc.join("asterisk.conf");
+        let write = |name: &str, text: String| std::fs::write(etc.join(name), text).expect("write pbx config");
+        write(
+            "asterisk.conf",
+            format!(
+                "[directories]\nastetcdir => {etc}\nastmoddir => {prefix}/lib/asterisk/modules\nastvarlibdir => {root}/lib\n\
+                 astdbdir => {root}/lib\nastkeydir => {root}/lib\nastdatadir => {prefix}/var/lib/asterisk\n\
+                 astagidir => {root}/agi\nastspooldir => {root}/spool\nastrundir => {root}/run\nastlogdir => {root}/log\n\
+                 astsbindir => {prefix}/sbin\n\n[options]\ncache_record_files = no\n",
+                etc = etc.display(),
+                prefix = prefix.display(),
+                root = root.display()
+            ),
+        );
+        let ami_port = super::free_port();
+        write(
+            "manager.conf",
+            format!(
+                "[general]\nenabled = yes\nport = {ami_port}\nbindaddr = 127.0.0.1\n\n[callquota-test]\nsecret = test\n\
+                 read = all\nwrite = all\n"
+            ),
+        );
+        write(
+            "modules.conf",
+            "[modules]\nautoload = yes\nnoload => res_musiconhold.so\n".into(),
+        );
+        write(
+            "logger.conf",
+            "[general]\n[logfiles]\nmessages.log => notice,warning,error\n".into(),
+        );
+        write(
+            "cdr.conf",
+            "[general]\nenable = yes\nunanswered = yes\nbatch = no\n".into(),
+        );
+        write(
+            "cdr_adaptive_odbc.conf",
+            "[callquota]\nconnection = cdrdb\ntable = cdr\nalias start => calldate\n".into(),
+        );
+        let opts = mysql::Opts::from_url(&mysql_root_url()).expect("CALLQUOTA_TEST_MYSQL_URL");
+        write(
+            "res_odbc.conf",
+            format!(
+                "[cdrdb]\nenabled => yes\ndsn => callquota-test\nusername => {}\npassword => {}\npre-connect => yes\n",
+                opts.get_user().unwrap_or("root"),
+                opts.get_pass().unwrap_or("")
+            ),
+        );
+        std::fs::write(
+            root.join("odbc/odbc.ini"),
+            format!(
+                "[callquota-test]\nDriver = {}\nServer = 127.0.0.1\nPort = {}\nDatabase = {}\n",
+                odbc_driver().display(),
+                opts.get_tcp_port(),
+                site.db
+            ),
+        )
+        .expect("write odbc.ini");
+        std::fs::write(root.join("odbc/odbcinst.ini"), "").expect("write odbcinst.ini");
+        write("extensions_custom.conf", "#tryinclude callquota.conf\n".into());
+        write("extensions.conf", dialplan(flavor));
+
+        let child = Command::new(prefix.join("sbin/asterisk"))
+            .args(["-C"])
+            .arg(&conf)
+            .args(["-f", "-n", "-q"])
+            .env("TZ", "UTC")
+            .env("ODBCSYSINI", root.join("odbc"))
+            .env("ODBCINI", root.join("odbc/odbc.ini"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start asterisk");
+        let pbx = Pbx {
+            flavor,
+            prefix,
+            conf,
+            child: Some(child),
+            db: site.db.clone(),
+            log: root.join("log/messages.log"),
+            ami_port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !pbx
+            .try_cli("core waitfullybooted")
+            .is_some_and(|o| o.contains("fully booted"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "Asterisk did not boot; see {}",
+                root.join("log/messages.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        site.write_config(&pbx.site_config(site));
+        Some(pbx)
+    }
+
+    /// The site's config, with this Asterisk as its reload and CLI command.
+    fn site_config(&self, site: &Site) -> String {
+        let asterisk = self.prefix.join("sbin/asterisk");
+        let cli = format!(
+            "\"{}\", \"-C\", \"{}\", \"-rx\"",
+            asterisk.display(),
+            self.conf.display()
+        );
+        let text = std::fs::read_to_string(&site.config).expect("config");
+        let start = text.find("reload_command =").expect("reload_command");
+        let end = text[start..].find("reload_timeout_s").expect("reload_timeout_s") + start;
+        let mut text = text.clone();
+        text.replace_range(
+            start..end,
+            &format!("reload_command = [{cli}, \"module reload pbx_config.so\"]\nasterisk_cli = [{cli}]\n"),
+        );
+        text.replace("timezone = \"Asia/Almaty\"", "timezone = \"UTC\"")
+            .replace(
+                "flavor = \"freepbx17\"",
+                &format!("flavor = \"{}\"", self.flavor.config_name()),
+            )
+            .replacen("timeout_s = 5", "timeout_s = 5\ntrunk_channels = [\"Local/\"]", 1)
+    }
+
+    fn try_cli(&self, command: &str) -> Option<String> {
+        let out = Command::new(self.prefix.join("sbin/asterisk"))
+            .arg("-C")
+            .arg(&self.conf)
+            .args(["-rx", command])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn cli(&self, command: &str) -> String {
+        self.try_cli(command)
+            .unwrap_or_else(|| panic!("asterisk -rx {command:?} failed"))
+    }
+
+    /// Rows in this test's CDR table.
+    pub fn cdr_rows(&self) -> Vec<CdrRow> {
+        use mysql::prelude::Queryable;
+        let mut conn = mysql::Conn::new(
+            mysql::OptsBuilder::from_opts(mysql::Opts::from_url(&mysql_root_url()).expect("url"))
+                .prefer_socket(false)
+                .db_name(Some(&self.db)),
+        )
+        .expect("connect");
+        conn.query_map(
+            "SELECT cnum, dst, channel, dstchannel, disposition, billsec, lastdata FROM cdr ORDER BY calldate, sequence",
+            |(cnum, dst, channel, dstchannel, disposition, billsec, lastdata)| CdrRow {
+                cnum,
+                dst,
+                channel,
+                dstchannel,
+                disposition,
+                billsec,
+                lastdata,
+            },
+        )
+        .expect("read cdr")
+    }
+
+    /// Extension `ext` dials `number`; the carrier talks `talk_s` seconds.
+    /// Returns once the call has ended and its CDR row is written.
+    pub fn call(&self, ext: &str, number: &str, talk_s: u32) -> CdrRow {
+        let before = self.cdr_rows().len();
+        let originate = self.ami(&[
+            ("Action", "Originate"),
+            ("Channel", &format!("Local/{ext}-{number}-{talk_s}@phones")),
+            ("Context", "hold"),
+            ("Exten", "s"),
+            ("Priority", "1"),
+            ("Async", "true"),
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(u64::from(talk_s) + 30);
+        loop {
+            let rows = self.cdr_rows();
+            if rows.len() > before && self.active_calls() == 0 {
+                return rows.into_iter().nth(before).expect("row");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the call {ext} -> {number} wrote no CDR row\n--- originate said: {originate}\n{}",
+                self.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Logs in to this instance's AMI, sends one action, returns its response.
+    pub fn ami(&self, action: &[(&str, &str)]) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let stream = std::net::TcpStream::connect(("127.0.0.1", self.ami_port)).expect("connect to AMI");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut writer = stream;
+        let mut banner = String::new();
+        reader.read_line(&mut banner).expect("AMI banner");
+        let mut response = |fields: &[(&str, &str)]| -> String {
+            let mut text: String = fields.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+            text.push_str("\r\n");
+            writer.write_all(text.as_bytes()).expect("AMI write");
+            let mut answer = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break answer;
+                }
+                answer.push_str(&line);
+            }
+        };
+        let login = response(&[("Action", "Login"), ("Username", "callquota-test"), ("Secret", "test")]);
+        assert!(login.contains("Success"), "AMI login: {login}");
+        let answer = response(action);
+        let _ = response(&[("Action", "Logoff")]);
+        answer
+    }
+
+    /// What Asterisk says about itself, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!(
+            "--- messages.log (tail)\n{}\n--- odbc show\n{}\n--- cdr show status\n{}\n--- channels\n{}",
+            tail.join("\n"),
+            self.try_cli("odbc show").unwrap_or_default(),
+            self.try_cli("cdr show status").unwrap_or_default(),
+            self.try_cli("core show channels").unwrap_or_default()
+        )
+    }
+
+    fn active_calls(&self) -> usize {
+        self.try_cli("core show channels count")
+            .and_then(|o| {
+                o.lines()
+                    .find(|l| l.contains("active channel"))
+                    .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrRow {
+    pub cnum: String,
+    pub dst: String,
+    pub channel: String,
+    pub dstchannel: String,
+    pub disposition: String,
+    pub billsec: i64,
+    pub lastdata: String,
+}
+
+impl Drop for Pbx {
+    fn drop(&mut self) {
+        let _ = self.try_cli("core stop now");
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
