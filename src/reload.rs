@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 
-use crate::config::DialplanSettings;
+use crate::config::{DialplanSettings, Flavor};
 use crate::dialplan::{generation_in, stamp_query};
 
 /// Output of a finished command.
@@ -198,8 +198,10 @@ fn sources_in(output: &str) -> Vec<String> {
     files
 }
 
-/// Fails unless the live pre-dial hook is ours: with two definitions the
-/// first one loaded wins, and the other is dropped with only a log warning.
+/// Fails unless the live pre-dial hook starts with ours. With two definitions
+/// Asterisk keeps the first file's priorities and merges in only the other's
+/// priorities that do not clash (with a log warning), so the live hook can
+/// list both files: what runs is whichever file priority 1 came from.
 pub fn confirm_hook_is_ours(settings: &DialplanSettings) -> Result<()> {
     let ours = settings
         .include_file
@@ -213,19 +215,50 @@ pub fn confirm_hook_is_ours(settings: &DialplanSettings) -> Result<()> {
             crate::dialplan::HOOK_CONTEXT
         );
     }
-    if !sources.contains(&ours) {
+    if sources.first() != Some(&ours) {
         bail!(
             "the live [{}] comes from {}, not {ours}, so calls are not checked; set dialplan.define_hook = false and add `same => n,Gosub(callquota-predial,s,1)` to that hook",
             crate::dialplan::HOOK_CONTEXT,
-            sources.join(", ")
+            sources.first().map_or("another file", String::as_str)
         );
     }
     Ok(())
 }
 
+/// How FreePBX's trunk macro enters the pre-dial hook, read from the live
+/// `[macro-dialout-trunk]`: `Macro(dialout-trunk-predial-hook...)` is
+/// FreePBX 16, `Gosub(macro-dialout-trunk-predial-hook...)` FreePBX 17.
+/// `None` when that context is not loaded (plain Asterisk) or says neither.
+pub fn live_flavor(settings: &DialplanSettings) -> Result<Option<Flavor>> {
+    Ok(flavor_in(&asterisk_cli(settings, "dialplan show macro-dialout-trunk")?))
+}
+
+fn flavor_in(output: &str) -> Option<Flavor> {
+    let lower = output.to_ascii_lowercase();
+    if lower.contains("macro(dialout-trunk-predial-hook") {
+        Some(Flavor::FreePbx16)
+    } else if lower.contains("gosub(macro-dialout-trunk-predial-hook") {
+        Some(Flavor::FreePbx17)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_the_flavor_from_the_trunk_macro() {
+        let sixteen = "  's' => 5. Macro(dialout-trunk-predial-hook,)   [extensions_additional.conf:80]";
+        let seventeen = "  's' => 5. Gosub(macro-dialout-trunk-predial-hook,s,1())   [extensions_additional.conf:80]";
+        assert_eq!(flavor_in(sixteen), Some(Flavor::FreePbx16));
+        assert_eq!(flavor_in(seventeen), Some(Flavor::FreePbx17));
+        assert_eq!(
+            flavor_in("There is no existence of 'macro-dialout-trunk' context"),
+            None
+        );
+    }
 
     #[test]
     fn reads_the_files_a_context_came_from() {
@@ -234,5 +267,15 @@ mod tests {
             2. Gosub(y)    [extensions_custom.conf:13]\n\n-= 1 extension (2 priorities) in 1 context. =-\n";
         assert_eq!(sources_in(output), vec!["extensions_custom.conf"]);
         assert!(sources_in("There is no existence of 'macro-dialout-trunk-predial-hook' context").is_empty());
+        // A site's hook loaded first: ours only adds the priorities that do not clash.
+        let merged = "[ Context 'macro-dialout-trunk-predial-hook' created by 'pbx_config' ]\n  \
+            's' =>            1. NoOp(CRM)                 [extensions_custom.conf:2]\n  \
+            2. Return()    [extensions_custom.conf:3]\n  \
+            3. Set(DIAL_TRUNK_OPTIONS=x)    [callquota.conf:52]\n";
+        assert_eq!(sources_in(merged), vec!["extensions_custom.conf", "callquota.conf"]);
+        assert_eq!(
+            sources_in(merged).first().map(String::as_str),
+            Some("extensions_custom.conf")
+        );
     }
 }

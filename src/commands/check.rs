@@ -167,6 +167,14 @@ fn check_freshness(ctx: &Context, r: &mut Report) {
     }
 }
 
+fn flavor_name(flavor: crate::config::Flavor) -> &'static str {
+    match flavor {
+        crate::config::Flavor::FreePbx16 => "freepbx16",
+        crate::config::Flavor::FreePbx17 => "freepbx17",
+        crate::config::Flavor::Plain => "plain",
+    }
+}
+
 /// Every file that holds a secret: the config and the password files.
 fn secret_files(config: &crate::config::Config) -> Vec<(&'static str, std::path::PathBuf)> {
     let mut files = vec![("config", config.path.clone())];
@@ -254,6 +262,26 @@ fn check_include(ctx: &Context, r: &mut Report) {
         return;
     }
     if settings.flavor != crate::config::Flavor::Plain {
+        // A hook ending with Return() entered by Macro kills every outbound call, and vice versa.
+        match crate::reload::live_flavor(settings) {
+            Ok(Some(live)) if live != settings.flavor => r.fail(format!(
+                "dialplan.flavor is {} but FreePBX's trunk macro enters the pre-dial hook with {}: set flavor = \"{}\" \
+                 before the next run, or every outbound call fails",
+                flavor_name(settings.flavor),
+                if live == crate::config::Flavor::FreePbx16 {
+                    "Macro (FreePBX 16)"
+                } else {
+                    "Gosub (FreePBX 17)"
+                },
+                flavor_name(live)
+            )),
+            Ok(Some(_)) => r.ok(format!(
+                "dialplan.flavor {} matches the live trunk macro",
+                flavor_name(settings.flavor)
+            )),
+            Ok(None) => r.warn("no FreePBX [macro-dialout-trunk] is loaded; cannot confirm dialplan.flavor"),
+            Err(e) => r.fail(format!("{e:#}")),
+        }
         if !settings.define_hook {
             r.ok("define_hook = false: your own pre-dial hook must call Gosub(callquota-predial,s,1)");
         } else {

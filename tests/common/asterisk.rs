@@ -342,6 +342,12 @@ impl Pbx {
             .unwrap_or_else(|| panic!("asterisk -rx {command:?} failed"))
     }
 
+    /// Replaces `extensions_custom.conf` (the site's own file that wires ours in).
+    pub fn set_custom(&self, text: &str) {
+        let path = self.conf.with_file_name("extensions_custom.conf");
+        std::fs::write(path, text).expect("write extensions_custom.conf");
+    }
+
     /// Rows in this test's CDR table.
     pub fn cdr_rows(&self) -> Vec<CdrRow> {
         use mysql::prelude::Queryable;
@@ -382,7 +388,10 @@ impl Pbx {
         loop {
             let rows = self.cdr_rows();
             if rows.len() > before && self.active_calls() == 0 {
-                return rows.into_iter().nth(before).expect("row");
+                // The phone's ;2 leg is the caller; a ;1 row appears only when nothing answered.
+                let new: Vec<CdrRow> = rows.into_iter().skip(before).collect();
+                let phone = new.iter().find(|r| r.channel.ends_with(";2")).cloned();
+                return phone.unwrap_or_else(|| new[0].clone());
             }
             assert!(
                 Instant::now() < deadline,
