@@ -19,8 +19,10 @@ fn status_of(site: &Site, ext: &str) -> serde_json::Value {
 /// the user is refused (no paid talk) while a non-paid number and an
 /// untracked extension still connect; `grant` reopens at once with its cap.
 fn capped_refused_then_granted(flavor: Flavor) {
-    let site = Site::new();
-    let Some(pbx) = Pbx::start(&site, flavor) else { return };
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
     site.ok_now(&["user", "add", "2055", "--name", "Vasya", "--daily-limit", "12"]);
     site.ok_now(&["run"]);
     assert!(site.include().contains("exten => 2055,1,Return(12000)"));
@@ -90,8 +92,10 @@ fn site_hook(flavor: Flavor, extra: &str) -> String {
 /// `define_hook = false` and the one documented line in the site's hook,
 /// calls are checked again.
 fn a_site_hook_is_detected_and_the_one_line_fix_works(flavor: Flavor) {
-    let site = Site::new();
-    let Some(pbx) = Pbx::start(&site, flavor) else { return };
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
     site.ok_now(&["user", "add", "2055", "--name", "Vasya", "--daily-limit", "20"]);
     pbx.set_custom(&site_hook(flavor, ""));
     let out = site.strict_cmd().arg("run").output().unwrap();
@@ -135,8 +139,10 @@ fn a_site_hook_is_detected_and_the_one_line_fix_works_freepbx16() {
 /// not wired in is reported; the wrong flavor is caught by `check` before it
 /// reaches calls; the inert file that removal leaves lets every call through.
 fn wiring_flavor_and_disarm(flavor: Flavor) {
-    let site = Site::new();
-    let Some(pbx) = Pbx::start(&site, flavor) else { return };
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
     site.ok_now(&["user", "add", "2055", "--name", "Vasya", "--daily-limit", "4"]);
     pbx.set_custom("; callquota.conf is not wired in\n");
     let out = site.strict_cmd().arg("run").output().unwrap();

@@ -13,7 +13,8 @@ const CRON_PATH: &str = "/usr/bin:/bin";
 /// A site whose Asterisk is an `asterisk` in its own `sbin/`, like
 /// /usr/sbin/asterisk on FreePBX: on a root shell's PATH, not on cron's.
 fn site_with_sbin_asterisk(program: &str) -> Site {
-    let site = Site::new();
+    // An `asterisk` of its own in `sbin/` (the fake behind a wrapper), to play cron's PATH.
+    let site = Site::with_fake(|_| {});
     let sbin = site.path("sbin");
     fs::create_dir(&sbin).unwrap();
     let wrapper = sbin.join("asterisk");

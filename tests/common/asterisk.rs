@@ -211,7 +211,8 @@ impl Pbx {
                 "[directories]\nastetcdir => {etc}\nastmoddir => {prefix}/lib/asterisk/modules\nastvarlibdir => {root}/lib\n\
                  astdbdir => {root}/lib\nastkeydir => {root}/lib\nastdatadir => {prefix}/var/lib/asterisk\n\
                  astagidir => {root}/agi\nastspooldir => {root}/spool\nastrundir => {root}/run\nastlogdir => {root}/log\n\
-                 astsbindir => {prefix}/sbin\n\n[options]\ncache_record_files = no\n",
+                 astsbindir => {prefix}/sbin\n\n[options]\ncache_record_files = no\n\n\
+                 ; the service user of the cron-like tests runs the CLI too\n[files]\nastctlpermissions = 0666\n",
                 etc = etc.display(),
                 prefix = prefix.display(),
                 root = root.display()
@@ -301,6 +302,24 @@ impl Pbx {
         Some(pbx)
     }
 
+    /// Starts a PBX for tests that place calls: the site's day follows UTC
+    /// (Asterisk's clock for `calldate`) and the Local-channel "trunk" counts.
+    pub fn start_for_calls(site: &Site, flavor: Flavor) -> Option<Pbx> {
+        let pbx = Pbx::start(site, flavor)?;
+        let text = std::fs::read_to_string(&site.config).expect("config");
+        site.write_config(
+            &text
+                .replace("timezone = \"Asia/Almaty\"", "timezone = \"UTC\"")
+                .replacen("timeout_s = 5", "timeout_s = 5\ntrunk_channels = [\"Local/\"]", 1),
+        );
+        Some(pbx)
+    }
+
+    /// The generation of callquota's file that this Asterisk has loaded.
+    pub fn loaded_generation(&self) -> Option<u64> {
+        callquota::dialplan::generation_in(&self.try_cli("dialplan show stamp@callquota-stamp")?)
+    }
+
     /// The site's config, with this Asterisk as its reload and CLI command.
     fn site_config(&self, site: &Site) -> String {
         let asterisk = self.prefix.join("sbin/asterisk");
@@ -317,12 +336,10 @@ impl Pbx {
             start..end,
             &format!("reload_command = [{cli}, \"module reload pbx_config.so\"]\nasterisk_cli = [{cli}]\n"),
         );
-        text.replace("timezone = \"Asia/Almaty\"", "timezone = \"UTC\"")
-            .replace(
-                "flavor = \"freepbx17\"",
-                &format!("flavor = \"{}\"", self.flavor.config_name()),
-            )
-            .replacen("timeout_s = 5", "timeout_s = 5\ntrunk_channels = [\"Local/\"]", 1)
+        text.replace(
+            "flavor = \"freepbx17\"",
+            &format!("flavor = \"{}\"", self.flavor.config_name()),
+        )
     }
 
     fn try_cli(&self, command: &str) -> Option<String> {

@@ -101,6 +101,9 @@ impl Call {
 }
 
 pub struct Site {
+    /// The site's real Asterisk; declared first, so it stops before its
+    /// directory goes. `None` on a site that uses the fake.
+    pub pbx: Option<asterisk::Pbx>,
     pub dir: TempDir,
     pub db: String,
     pub config: PathBuf,
@@ -117,8 +120,26 @@ impl Site {
         Site::with(|_| {})
     }
 
-    /// A site whose config text `edit` may change before it is written.
+    /// A site whose config text `edit` may change before it is written, with
+    /// a real Asterisk (22, FreePBX 17 shape) as its reload and CLI command.
+    /// Where the Asterisk sources are absent (outside CI), the fake serves.
     pub fn with(edit: impl FnOnce(&mut String)) -> Site {
+        let mut site = Site::with_fake(edit);
+        site.pbx = asterisk::Pbx::start(&site, asterisk::Flavor::FreePbx17);
+        site
+    }
+
+    /// A site with no Asterisk of its own yet, for a test that starts one
+    /// itself (`Pbx::start_for_calls`, another flavor).
+    pub fn without_pbx() -> Site {
+        Site::with_fake(|_| {})
+    }
+
+    /// A site whose reload and CLI go to `tests/fixtures/fake-asterisk`: only
+    /// for faults a real Asterisk cannot be made to show on demand (a reload
+    /// that fails, hangs or is not confirmed, Asterisk down), for counting
+    /// reloads, and where a test mounts a disk over Asterisk's config directory.
+    pub fn with_fake(edit: impl FnOnce(&mut String)) -> Site {
         let dir = tempfile::tempdir().expect("tempdir");
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -138,7 +159,12 @@ impl Site {
         std::fs::create_dir_all(dir.path().join("asterisk")).expect("mkdir");
         std::fs::create_dir_all(dir.path().join("ast")).expect("mkdir");
         let config = dir.path().join("config.toml");
-        let site = Site { dir, db, config };
+        let site = Site {
+            pbx: None,
+            dir,
+            db,
+            config,
+        };
         let mut text = site.default_config();
         edit(&mut text);
         site.write_config(&text);
@@ -408,6 +434,20 @@ reload_timeout_s = 5
             .expect("runuser")
     }
 
+    /// The generation of the include file that (real or fake) Asterisk has loaded.
+    pub fn loaded_generation(&self) -> Option<u64> {
+        match &self.pbx {
+            Some(pbx) => pbx.loaded_generation(),
+            None => callquota::dialplan::generation_in(&self.loaded()),
+        }
+    }
+
+    /// The generation of the include file on disk.
+    pub fn include_generation(&self) -> Option<u64> {
+        callquota::dialplan::generation_in(&self.include())
+    }
+
+    /// The fake Asterisk's "loaded" copy of the include file.
     pub fn loaded(&self) -> String {
         std::fs::read_to_string(self.path("ast/loaded.conf")).unwrap_or_default()
     }
