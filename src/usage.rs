@@ -198,6 +198,15 @@ mod tests {
         }])
     }
 
+    fn cnum_rule(paid: &PaidDestinations) -> UsageRule<'_> {
+        UsageRule {
+            caller_column: CallerColumn::Cnum,
+            paid,
+            trunk_channels: &[],
+            route_prefixes: &[],
+        }
+    }
+
     fn row(caller: &str, dst: &str, disposition: &str, billsec: i64) -> CdrRow {
         CdrRow {
             calldate: NaiveDateTime::default(),
@@ -213,12 +222,7 @@ mod tests {
     #[test]
     fn charges_answered_paid_calls_only() {
         let paid = paid();
-        let rule = UsageRule {
-            caller_column: CallerColumn::Cnum,
-            paid: &paid,
-            trunk_channels: &[],
-            route_prefixes: &[],
-        };
+        let rule = cnum_rule(&paid);
         let ext = |s: &str| Extension::parse(s).unwrap();
         assert_eq!(
             rule.charge(&row("2055", "87011234567", "ANSWERED", 60)),
@@ -268,12 +272,7 @@ mod tests {
     #[test]
     fn legs_to_local_channels_are_not_charged_and_a_leg_counts_once() {
         let paid = paid();
-        let rule = UsageRule {
-            caller_column: CallerColumn::Cnum,
-            paid: &paid,
-            trunk_channels: &[],
-            route_prefixes: &[],
-        };
+        let rule = cnum_rule(&paid);
         let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
         let ext = |s: &str| Extension::parse(s).unwrap();
         // FreePBX follow-me: PJSIP/2055 -> Local/...;1, then Local/...;2 -> the trunk.
@@ -341,12 +340,7 @@ mod tests {
     #[test]
     fn a_route_that_strips_a_prefix_makes_the_cdr_and_the_hook_disagree_until_configured() {
         let paid = paid();
-        let mut rule = UsageRule {
-            caller_column: CallerColumn::Cnum,
-            paid: &paid,
-            trunk_channels: &[],
-            route_prefixes: &[],
-        };
+        let mut rule = cnum_rule(&paid);
         let lastdata = "PJSIP/87011234567@kcell,300,T";
         assert_eq!(
             disagreement(&rule, "987011234567", lastdata),

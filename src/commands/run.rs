@@ -205,13 +205,7 @@ pub fn disarm(ctx: &Context) -> Result<()> {
     )?;
     match reload_and_confirm(settings, generation) {
         Ok(summary) => {
-            state.record_meta_event(
-                CONFIRMED_GENERATION,
-                &generation.to_string(),
-                "reload_ok",
-                &summary,
-                ctx.now,
-            )?;
+            record_confirmed(ctx, &state, generation, &summary)?;
             println!("{path} disarmed: it limits nothing; {summary}");
         }
         Err(e) => println!(
@@ -299,6 +293,17 @@ fn meta_number(state: &State, key: &str) -> Result<Option<u64>> {
         .transpose()
 }
 
+/// Asterisk confirmed `generation` live: remember it, with its audit entry.
+fn record_confirmed(ctx: &Context, state: &State, generation: u64, summary: &str) -> Result<()> {
+    state.record_meta_event(
+        CONFIRMED_GENERATION,
+        &generation.to_string(),
+        "reload_ok",
+        summary,
+        ctx.now,
+    )
+}
+
 /// Writes the include file when its bytes change, and reloads when it changed
 /// or the last reload was not confirmed.
 fn sync_dialplan(ctx: &Context, state: &State, today: &[Ledger]) -> Result<String> {
@@ -331,13 +336,7 @@ fn sync_dialplan(ctx: &Context, state: &State, today: &[Ledger]) -> Result<Strin
     match reloaded {
         Ok(summary) => {
             crate::crashpoint::reached("after-reload");
-            state.record_meta_event(
-                CONFIRMED_GENERATION,
-                &generation.to_string(),
-                "reload_ok",
-                &summary,
-                ctx.now,
-            )?;
+            record_confirmed(ctx, state, generation, &summary)?;
             Ok(summary)
         }
         Err(e) => {
