@@ -41,6 +41,10 @@ fn capped_refused_then_granted(flavor: Flavor) {
     assert_eq!(row["blocked"], true, "{row}");
     let refused = pbx.call("2055", MOBILE, 30);
     assert_eq!(refused.billsec, 0, "no paid talk once blocked: {refused:?}");
+    assert_eq!(
+        refused.cause, "21",
+        "refused with cause 21 (call rejected): {refused:?}"
+    );
     assert_ne!(refused.disposition, "ANSWERED", "{refused:?}");
 
     let landline = pbx.call("2055", LANDLINE, 3);

@@ -162,9 +162,15 @@ writeprotect=no
 ; A phone: Local/EXT-NUMBER-TALK@phones. Its ;2 half is the caller (its CDR
 ; row is the one FreePBX writes for a SIP phone).
 [phones]
-exten => _X.,1,Set(CALLERID(num)=${{CUT(EXTEN,-,1)}})
+exten => _X.,1,Set(CHANNEL(hangup_handler_push)=hangup-cause,s,1)
+ same => n,Set(CALLERID(num)=${{CUT(EXTEN,-,1)}})
  same => n,Set(__TALK=${{CUT(EXTEN,-,3)}})
  same => n,Goto(from-internal,${{CUT(EXTEN,-,2)}},1)
+
+; The phone's hang-up cause lands in its CDR row's userfield (for the tests).
+[hangup-cause]
+exten => s,1,Set(CDR(userfield)=${{HANGUPCAUSE}})
+ same => n,Return()
 
 ; The originating half holds the line until the call ends; it writes no row.
 [hold]
@@ -375,8 +381,9 @@ impl Pbx {
         )
         .expect("connect");
         conn.query_map(
-            "SELECT cnum, dst, channel, dstchannel, disposition, billsec, lastdata FROM cdr ORDER BY calldate, sequence",
-            |(cnum, dst, channel, dstchannel, disposition, billsec, lastdata)| CdrRow {
+            "SELECT cnum, dst, channel, dstchannel, disposition, billsec, lastdata, userfield FROM cdr \
+             ORDER BY calldate, sequence",
+            |(cnum, dst, channel, dstchannel, disposition, billsec, lastdata, cause)| CdrRow {
                 cnum,
                 dst,
                 channel,
@@ -384,6 +391,7 @@ impl Pbx {
                 disposition,
                 billsec,
                 lastdata,
+                cause,
             },
         )
         .expect("read cdr")
@@ -488,6 +496,8 @@ pub struct CdrRow {
     pub disposition: String,
     pub billsec: i64,
     pub lastdata: String,
+    /// The phone's hang-up cause (Q.850), from the CDR's userfield.
+    pub cause: String,
 }
 
 impl Drop for Pbx {
