@@ -358,6 +358,8 @@ fn include_cost(reps: usize) -> (Duration, Duration) {
                 } else {
                     Access::Allow {
                         remaining_ms: 1000 * (i + 1),
+                        allowance_ms: 1000 * (i + 1) + 60_000,
+                        used_ms: 60_000,
                     }
                 },
             )
@@ -368,7 +370,8 @@ fn include_cost(reps: usize) -> (Duration, Duration) {
         (0..reps * 10)
             .map(|g| {
                 let started = Instant::now();
-                rendered = render(&config.dialplan, &config.paid, &access, g as u64);
+                let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+                rendered = render(&config.dialplan, &config.paid, &access, day, g as u64);
                 started.elapsed()
             })
             .collect(),

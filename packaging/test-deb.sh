@@ -155,7 +155,7 @@ head -c 15 /var/lib/callquota/state.db | grep -q 'SQLite format 3' || fail "stat
 for f in /var/lib/callquota/state.db* "$work/asterisk/callquota.conf"; do
   [ "$(owner "$f")" = callquota ] || fail "$f is owned by $(owner "$f"), not callquota"
 done
-grep -q 'Return(2100000)' "$work/asterisk/callquota.conf" || fail "grant not in the include"
+grep -q 'exten => 2055,1,Return(2100000:0)' "$work/asterisk/callquota.conf" || fail "grant not in the include"
 # The include itself replaced by a link: refused, the target untouched.
 as_attacker sh -c "rm -f '$work/asterisk/callquota.conf' && ln -s /var/lib/callquota/state.db '$work/asterisk/callquota.conf'"
 /usr/bin/callquota grant 2055 1m >/dev/null 2>&1 && fail "a grant through a linked include succeeded"

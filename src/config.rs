@@ -154,6 +154,8 @@ struct RawDialplan {
     deny_sound: Option<String>,
     #[serde(default = "yes")]
     cap_calls: bool,
+    #[serde(default = "yes")]
+    live: bool,
     #[serde(default = "default_untracked")]
     untracked: String,
     #[serde(default = "yes")]
@@ -193,6 +195,10 @@ pub struct DialplanSettings {
     pub asterisk_cli: Vec<String>,
     pub deny_sound: Option<String>,
     pub cap_calls: bool,
+    /// The live guard: Asterisk keeps today's talk time and in-progress
+    /// reservations in AstDB, so the allowance holds between runs too.
+    /// Only with `cap_calls`.
+    pub live: bool,
     pub untracked: Untracked,
     /// Define `[macro-dialout-trunk-predial-hook]` (FreePBX flavors). Sites
     /// with their own hook turn this off and call `callquota-predial` from it.
@@ -594,6 +600,7 @@ fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, String> {
         asterisk_cli,
         deny_sound: raw.deny_sound,
         cap_calls: raw.cap_calls,
+        live: raw.live && raw.cap_calls,
         untracked,
         define_hook: raw.define_hook,
         reload_timeout: Duration::from_secs(reload_timeout_s),

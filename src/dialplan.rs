@@ -6,6 +6,8 @@
 
 use std::fmt::Write;
 
+use chrono::NaiveDate;
+
 use crate::config::{DialplanSettings, Flavor, Untracked};
 use crate::extension::Extension;
 use crate::paid::PaidDestinations;
@@ -58,10 +60,12 @@ pub fn render_inert(generation: u64) -> String {
     )
 }
 
+/// `day` is the day the file is made for: the live guard's counters are per day.
 pub fn render(
     settings: &DialplanSettings,
     paid: &PaidDestinations,
     access: &[(Extension, Access)],
+    day: NaiveDate,
     generation: u64,
 ) -> String {
     let mut out = String::new();
@@ -91,13 +95,25 @@ pub fn render(
     }
     let _ = writeln!(w);
 
-    let _ = writeln!(w, "; Tracked users: Return(remaining milliseconds) or Return(DENY).");
+    if settings.live {
+        let _ = writeln!(
+            w,
+            "; Tracked users: Return(allowance ms:usage ms the CDR showed at the last run) or Return(DENY)."
+        );
+    } else {
+        let _ = writeln!(w, "; Tracked users: Return(remaining milliseconds) or Return(DENY).");
+    }
     let _ = writeln!(w, "[callquota-users]");
     let mut sorted: Vec<&(Extension, Access)> = access.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (extension, decision) in sorted {
         match decision {
-            Access::Allow { remaining_ms } => {
+            Access::Allow {
+                allowance_ms, used_ms, ..
+            } if settings.live => {
+                let _ = writeln!(w, "exten => {extension},1,Return({allowance_ms}:{used_ms})");
+            }
+            Access::Allow { remaining_ms, .. } => {
                 let _ = writeln!(w, "exten => {extension},1,Return({remaining_ms})");
             }
             Access::Deny => {
@@ -134,19 +150,90 @@ pub fn render(
         " same => n,Return()",
         " same => n(tracked),Gosub(callquota-users,${ARG1},1)",
         " same => n,GotoIf($[\"${GOSUB_RETVAL}\" = \"DENY\"]?deny)",
-        " same => n,Set(CALLQUOTA_LIMIT_MS=${GOSUB_RETVAL})",
-        " same => n,Return()",
-        " same => n(deny),Set(CALLQUOTA_RESULT=DENY)",
-        " same => n,Return()",
     ] {
         let _ = writeln!(w, "{line}");
     }
+    if settings.live {
+        render_live_check(w, day);
+    } else {
+        let _ = writeln!(w, " same => n,Set(CALLQUOTA_LIMIT_MS=${{GOSUB_RETVAL}})");
+        let _ = writeln!(w, " same => n,Return()");
+    }
+    let _ = writeln!(w, " same => n(deny),Set(CALLQUOTA_RESULT=DENY)");
+    let _ = writeln!(w, " same => n,Return()");
     let _ = writeln!(w);
+    if settings.live {
+        render_live_settle(w);
+    }
 
     if settings.flavor != Flavor::Plain {
         render_predial(w, settings);
     }
     out
+}
+
+/// The AstDB family of the live guard: `callquota/DAY/EXT/used` (talk time
+/// Asterisk measured today, ms) and `.../reserved` (held by calls in progress).
+pub const LIVE_FAMILY: &str = "callquota";
+
+/// The live guard, inside `[callquota-check]` after a tracked user's
+/// `allowance:cdr-usage` is known. Under `LOCK(callquota-EXT)`: used = the
+/// larger of the CDR's figure and what Asterisk measured today; available =
+/// allowance - used - reserved by the user's calls in progress. Below 1 s the
+/// call is denied; otherwise it reserves what is available, is capped at it,
+/// and a hangup handler settles it. A reservation is only trusted while one
+/// of the user's calls is alive (`GROUP(callquota-EXT)` ends with its channel,
+/// even when Asterisk is killed), so a crash cannot lock a user out. On trunk
+/// failover the hook runs again on the same channel, which keeps its reservation.
+fn render_live_check(w: &mut String, day: NaiveDate) {
+    let day = day.format("%Y%m%d");
+    for line in [
+        " same => n,GotoIf($[\"${CALLQUOTA_RESERVED}\" != \"\"]?reuse)".to_string(),
+        " same => n,Set(LOCAL(allowance)=${CUT(GOSUB_RETVAL,:,1)})".to_string(),
+        " same => n,Set(LOCAL(cdr)=${CUT(GOSUB_RETVAL,:,2)})".to_string(),
+        format!(" same => n,Set(LOCAL(key)={LIVE_FAMILY}/{day}/${{ARG1}})"),
+        " same => n,GotoIf($[${LOCK(callquota-${ARG1})}]?locked)".to_string(),
+        " same => n,Goto(deny)".to_string(),
+        " same => n(locked),ExecIf($[${GROUP_COUNT(live@callquota-${ARG1})} = 0]?Set(DB(${key}/reserved)=0))"
+            .to_string(),
+        " same => n,Set(LOCAL(live)=$[0${DB(${key}/used)} + 0])".to_string(),
+        " same => n,Set(LOCAL(used)=${IF($[${live} > ${cdr}]?${live}:${cdr})})".to_string(),
+        " same => n,Set(LOCAL(avail)=$[${allowance} - ${used} - 0${DB(${key}/reserved)}])".to_string(),
+        " same => n,GotoIf($[${avail} < 1000]?busy)".to_string(),
+        " same => n,Set(DB(${key}/reserved)=$[0${DB(${key}/reserved)} + ${avail}])".to_string(),
+        " same => n,Set(GROUP(callquota-${ARG1})=live)".to_string(),
+        " same => n,Set(LOCAL(unlocked)=${UNLOCK(callquota-${ARG1})})".to_string(),
+        " same => n,Set(CALLQUOTA_RESERVED=${avail})".to_string(),
+        format!(" same => n,Set(CHANNEL(hangup_handler_push)=callquota-settle,s,1(${{ARG1}},${{avail}},{day}))"),
+        " same => n(reuse),Set(CALLQUOTA_LIMIT_MS=${CALLQUOTA_RESERVED})".to_string(),
+        " same => n,Return()".to_string(),
+        " same => n(busy),Set(LOCAL(unlocked)=${UNLOCK(callquota-${ARG1})})".to_string(),
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
+}
+
+/// The hangup handler of a paid call: under the user's lock, release its
+/// reservation and add the talk time Asterisk measured (empty = not answered).
+fn render_live_settle(w: &mut String) {
+    let _ = writeln!(
+        w,
+        "; Hangup handler (EXTENSION,RESERVED_MS,DAY): release the reservation, add the talk time."
+    );
+    let _ = writeln!(w, "[callquota-settle]");
+    for line in [
+        "exten => s,1,Set(LOCAL(talk)=$[0${ANSWEREDTIME_MS} + 0])".to_string(),
+        format!(" same => n,Set(LOCAL(key)={LIVE_FAMILY}/${{ARG3}}/${{ARG1}})"),
+        " same => n,Set(LOCAL(locked)=${LOCK(callquota-${ARG1})})".to_string(),
+        " same => n,Set(LOCAL(left)=$[0${DB(${key}/reserved)} - ${ARG2}])".to_string(),
+        " same => n,Set(DB(${key}/reserved)=${IF($[${left} < 0]?0:${left})})".to_string(),
+        " same => n,Set(DB(${key}/used)=$[0${DB(${key}/used)} + ${talk}])".to_string(),
+        " same => n,Set(LOCAL(unlocked)=${UNLOCK(callquota-${ARG1})})".to_string(),
+        " same => n,Return()".to_string(),
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
+    let _ = writeln!(w);
 }
 
 pub const HOOK_CONTEXT: &str = "macro-dialout-trunk-predial-hook";

@@ -543,9 +543,12 @@ fn charge_late_rows(
 /// What the dialplan does with a paid call from a tracked user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Allowed, capped at the remaining allowance (always ≥ 1000 ms).
+    /// Allowed, capped at the remaining allowance (always ≥ 1000 ms); the
+    /// live guard works from the allowance and the CDR usage themselves.
     Allow {
         remaining_ms: u64,
+        allowance_ms: u64,
+        used_ms: u64,
     },
     Deny,
 }
@@ -556,6 +559,8 @@ pub fn access(ledger: &Ledger) -> Access {
     } else {
         Access::Allow {
             remaining_ms: ledger.remaining_s().saturating_mul(1000),
+            allowance_ms: ledger.allowance_s().saturating_mul(1000),
+            used_ms: ledger.used_s.saturating_mul(1000),
         }
     }
 }
@@ -1037,7 +1042,14 @@ mod tests {
             blocked: false,
             closed: false,
         };
-        assert_eq!(access(&l), Access::Allow { remaining_ms: 1000 });
+        assert_eq!(
+            access(&l),
+            Access::Allow {
+                remaining_ms: 1000,
+                allowance_ms: 600_000,
+                used_ms: 599_000
+            }
+        );
         l.used_s = 600;
         l.blocked = true;
         assert_eq!(access(&l), Access::Deny);

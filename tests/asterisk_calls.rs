@@ -25,7 +25,7 @@ fn capped_refused_then_granted(flavor: Flavor) {
     };
     site.ok_now(&["user", "add", "2055", "--name", "Vasya", "--daily-limit", "12"]);
     site.ok_now(&["run"]);
-    assert!(site.include().contains("exten => 2055,1,Return(12000)"));
+    assert!(site.include().contains("exten => 2055,1,Return(12000:0)"));
 
     let capped = pbx.call("2055", MOBILE, 30);
     assert_eq!(
@@ -196,4 +196,79 @@ fn wiring_flavor_and_disarm_freepbx17() {
 #[test]
 fn wiring_flavor_and_disarm_freepbx16() {
     wiring_flavor_and_disarm(Flavor::FreePbx16);
+}
+
+/// Talk time of answered paid calls of `ext` in `rows`.
+fn talked(rows: &[common::asterisk::CdrRow]) -> i64 {
+    rows.iter()
+        .filter(|r| r.disposition == "ANSWERED")
+        .map(|r| r.billsec)
+        .sum()
+}
+
+/// The live guard: with no run between them, back-to-back, simultaneous and
+/// staggered calls of one user never talk longer, together, than the
+/// allowance (plus at most 1 s per call); a run between calls changes nothing.
+fn the_live_guard_holds_between_runs(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    for ext in ["2055", "2066", "2077", "2088"] {
+        site.ok_now(&["user", "add", ext, "--name", "U", "--daily-limit", "20"]);
+    }
+    site.ok_now(&["run"]);
+
+    // Back to back: 12 s, then the 8 s left, then nothing.
+    let calls: Vec<_> = [12, 20, 5].iter().map(|&talk| pbx.call("2055", MOBILE, talk)).collect();
+    assert_eq!(calls[0].billsec, 12, "{calls:?}");
+    assert!((7..=9).contains(&calls[1].billsec), "{calls:?}");
+    assert_eq!(calls[2].billsec, 0, "nothing left: refused at once: {calls:?}");
+    assert_eq!(calls[2].cause, "21", "{calls:?}");
+    assert!(talked(&calls) <= 20 + 2, "{calls:?}");
+
+    // At the same time: the first reserves the allowance, the second is refused.
+    let before = pbx.cdr_rows().len();
+    pbx.place("2066", MOBILE, 20);
+    pbx.place("2066", MOBILE2, 20);
+    let rows = pbx.phone_rows_after(before, 2, std::time::Duration::from_secs(60));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        talked(&rows) <= 21,
+        "simultaneous calls talked {} s: {rows:?}",
+        talked(&rows)
+    );
+    assert_eq!(rows.iter().filter(|r| r.billsec > 0).count(), 1, "{rows:?}");
+
+    // Staggered: a call placed 5 s into another finds the allowance reserved.
+    let before = pbx.cdr_rows().len();
+    pbx.place("2077", MOBILE, 15);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    pbx.place("2077", MOBILE2, 20);
+    let rows = pbx.phone_rows_after(before, 2, std::time::Duration::from_secs(60));
+    assert!(
+        talked(&rows) <= 21,
+        "staggered calls talked {} s: {rows:?}",
+        talked(&rows)
+    );
+
+    // A run between calls: the CDR catches up, nothing is counted twice.
+    assert_eq!(pbx.call("2088", MOBILE, 10).billsec, 10);
+    site.ok_now(&["run"]);
+    assert_eq!(status_of(&site, "2088")["used_s"], 10);
+    let second = pbx.call("2088", MOBILE, 30);
+    assert!((9..=11).contains(&second.billsec), "10 s left after a run: {second:?}");
+    // Untracked users and non-paid calls are untouched by the guard.
+    assert_eq!(pbx.call("2099", MOBILE, 3).billsec, 3);
+    assert_eq!(pbx.call("2055", LANDLINE, 3).billsec, 3);
+}
+
+#[test]
+fn the_live_guard_holds_between_runs_freepbx17() {
+    the_live_guard_holds_between_runs(Flavor::FreePbx17);
+}
+
+#[test]
+fn the_live_guard_holds_between_runs_freepbx16() {
+    the_live_guard_holds_between_runs(Flavor::FreePbx16);
 }

@@ -30,6 +30,10 @@ flavor = "{flavor}"
     Config::parse(&text, Path::new("golden.toml")).expect("golden config")
 }
 
+fn day() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2026, 11, 26).expect("day")
+}
+
 fn access() -> Vec<(Extension, Access)> {
     let e = |s: &str| Extension::parse(s).expect("extension");
     vec![
@@ -38,14 +42,23 @@ fn access() -> Vec<(Extension, Access)> {
             e("2055"),
             Access::Allow {
                 remaining_ms: 1_800_000,
+                allowance_ms: 1_800_000,
+                used_ms: 0,
             },
         ),
-        (e("2066"), Access::Allow { remaining_ms: 1000 }),
+        (
+            e("2066"),
+            Access::Allow {
+                remaining_ms: 1000,
+                allowance_ms: 600_000,
+                used_ms: 599_000,
+            },
+        ),
     ]
 }
 
 fn check(name: &str, config: &Config) {
-    let text = render(&config.dialplan, &config.paid, &access(), 42);
+    let text = render(&config.dialplan, &config.paid, &access(), day(), 42);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(name);
@@ -87,6 +100,14 @@ fn freepbx17_own_hook_untracked_deny_no_cap() {
 }
 
 #[test]
+fn freepbx17_without_the_live_guard() {
+    check(
+        "freepbx17-no-live.conf",
+        &config("deny_sound = \"custom/limit-reached\"\nlive = false", "freepbx17"),
+    );
+}
+
+#[test]
 fn plain() {
     check("plain.conf", &config("", "plain"));
 }
@@ -96,7 +117,7 @@ fn every_context_header_is_closed_and_every_line_is_known() {
     // An unclosed '[' silently truncates the file in Asterisk; a stray line is skipped.
     for flavor in ["freepbx16", "freepbx17", "plain"] {
         let c = config("deny_sound = \"custom/x\"", flavor);
-        let text = render(&c.dialplan, &c.paid, &access(), 1);
+        let text = render(&c.dialplan, &c.paid, &access(), day(), 1);
         for line in text.lines() {
             let ok = line.is_empty()
                 || line.starts_with(';')
@@ -111,7 +132,7 @@ fn every_context_header_is_closed_and_every_line_is_known() {
 #[test]
 fn freepbx16_hook_never_returns() {
     let c = config("", "freepbx16");
-    let text = render(&c.dialplan, &c.paid, &access(), 1);
+    let text = render(&c.dialplan, &c.paid, &access(), day(), 1);
     let hook = text.split("[macro-dialout-trunk-predial-hook]").nth(1).expect("hook");
     assert!(hook.contains("MacroExit()") && !hook.contains("Return()"), "{hook}");
 }

@@ -269,7 +269,7 @@ pub fn desired_include(ctx: &Context, state: &State, today: &[Ledger]) -> Result
     let existing = include_file::read(&settings.include_file)?;
     let on_disk = existing.as_deref().and_then(generation_in);
     if let (Some(text), Some(generation)) = (&existing, on_disk) {
-        let same = render(settings, &ctx.config.paid, &access, generation);
+        let same = render(settings, &ctx.config.paid, &access, ctx.today(), generation);
         if &same == text {
             return Ok((same, generation, false));
         }
@@ -277,7 +277,7 @@ pub fn desired_include(ctx: &Context, state: &State, today: &[Ledger]) -> Result
     let stored = meta_number(state, INCLUDE_GENERATION)?;
     let generation = on_disk.unwrap_or(0).max(stored.unwrap_or(0)).saturating_add(1);
     Ok((
-        render(settings, &ctx.config.paid, &access, generation),
+        render(settings, &ctx.config.paid, &access, ctx.today(), generation),
         generation,
         true,
     ))

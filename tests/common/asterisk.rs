@@ -440,16 +440,27 @@ impl Pbx {
             let mut text: String = fields.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
             text.push_str("\r\n");
             writer.write_all(text.as_bytes()).expect("AMI write");
-            let mut answer = String::new();
+            // The next block that is a response (events may come in between).
             loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                let mut answer = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    answer.push_str(&line);
+                }
+                if answer.is_empty() || answer.starts_with("Response:") {
                     break answer;
                 }
-                answer.push_str(&line);
             }
         };
-        let login = response(&[("Action", "Login"), ("Username", "callquota-test"), ("Secret", "test")]);
+        let login = response(&[
+            ("Action", "Login"),
+            ("Username", "callquota-test"),
+            ("Secret", "test"),
+            ("Events", "off"),
+        ]);
         assert!(login.contains("Success"), "AMI login: {login}");
         let answer = response(action);
         let _ = response(&[("Action", "Logoff")]);
@@ -474,6 +485,42 @@ impl Pbx {
             self.try_cli("cdr show status").unwrap_or_default(),
             self.try_cli("core show channels").unwrap_or_default()
         )
+    }
+
+    /// Starts a call and returns at once (for calls at the same time).
+    pub fn place(&self, ext: &str, number: &str, talk_s: u32) {
+        let answer = self.ami(&[
+            ("Action", "Originate"),
+            ("Channel", &format!("Local/{ext}-{number}-{talk_s}@phones")),
+            ("Context", "hold"),
+            ("Exten", "s"),
+            ("Priority", "1"),
+            ("Async", "true"),
+        ]);
+        assert!(answer.contains("Success"), "originate: {answer}");
+    }
+
+    /// Waits until `calls` phone rows (the callers' `;2` legs) follow the
+    /// first `before` CDR rows and no call is up; returns them, in order.
+    pub fn phone_rows_after(&self, before: usize, calls: usize, within: Duration) -> Vec<CdrRow> {
+        let deadline = Instant::now() + within;
+        loop {
+            let phones: Vec<CdrRow> = self
+                .cdr_rows()
+                .into_iter()
+                .skip(before)
+                .filter(|r| r.channel.ends_with(";2"))
+                .collect();
+            if phones.len() >= calls && self.active_calls() == 0 {
+                return phones;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "calls did not end in time\n{}",
+                self.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn active_calls(&self) -> usize {

@@ -326,6 +326,21 @@ reload_timeout_s = 5
         conn.query_drop(sql).expect("sql");
     }
 
+    /// What the include file lets `ext` talk on paid calls now, in ms:
+    /// allowance - CDR usage (the live guard's `a:u`) or the remaining time;
+    /// `None` for DENY or an extension it does not list.
+    pub fn allows_ms(&self, ext: &str) -> Option<u64> {
+        let text = self.include();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("exten => {ext},1,Return(")))?;
+        let value = line.split("Return(").nth(1)?.trim_end_matches(')');
+        match value.split_once(':') {
+            Some((allowance, used)) => Some(allowance.parse::<u64>().ok()? - used.parse::<u64>().ok()?),
+            None => value.parse().ok(),
+        }
+    }
+
     pub fn include(&self) -> String {
         std::fs::read_to_string(self.include_path()).unwrap_or_default()
     }
