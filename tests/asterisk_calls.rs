@@ -272,3 +272,40 @@ fn the_live_guard_holds_between_runs_freepbx17() {
 fn the_live_guard_holds_between_runs_freepbx16() {
     the_live_guard_holds_between_runs(Flavor::FreePbx16);
 }
+
+/// A crash of Asterisk mid-call (kill -9: no hangup handler runs) must not
+/// leave the user locked out; a wiped AstDB degrades to the CDR figure, never
+/// to "unlimited".
+fn a_crash_or_a_wiped_astdb_never_locks_out_or_unlimits(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(mut pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    site.ok_now(&["user", "add", "2055", "--name", "Vasya", "--daily-limit", "20"]);
+    site.ok_now(&["run"]);
+    // A call that reserves all 20 s, then Asterisk is killed under it.
+    pbx.place("2055", MOBILE, 60);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    pbx.crash_and_restart();
+    let after_crash = pbx.call("2055", MOBILE, 5);
+    assert_eq!(
+        after_crash.billsec, 5,
+        "the dead call's reservation does not lock the user out: {after_crash:?}"
+    );
+
+    // The CDR now shows 5 s; AstDB is wiped: the CDR figure still holds.
+    site.ok_now(&["run"]);
+    pbx.cli("database deltree callquota");
+    let capped = pbx.call("2055", MOBILE, 30);
+    assert!((14..=16).contains(&capped.billsec), "20 - 5 by the CDR: {capped:?}");
+}
+
+#[test]
+fn a_crash_or_a_wiped_astdb_never_locks_out_or_unlimits_freepbx17() {
+    a_crash_or_a_wiped_astdb_never_locks_out_or_unlimits(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_crash_or_a_wiped_astdb_never_locks_out_or_unlimits_freepbx16() {
+    a_crash_or_a_wiped_astdb_never_locks_out_or_unlimits(Flavor::FreePbx16);
+}

@@ -93,6 +93,7 @@ pub struct Pbx {
     db: String,
     log: PathBuf,
     ami_port: u16,
+    root: PathBuf,
 }
 
 /// The FreePBX outbound path around the pre-dial hook, per flavor.
@@ -271,41 +272,60 @@ impl Pbx {
         write("extensions_custom.conf", "#tryinclude callquota.conf\n".into());
         write("extensions.conf", dialplan(flavor));
 
-        let child = Command::new(prefix.join("sbin/asterisk"))
-            .args(["-C"])
-            .arg(&conf)
+        let mut pbx = Pbx {
+            flavor,
+            prefix,
+            conf,
+            child: None,
+            db: site.db.clone(),
+            log: root.join("log/messages.log"),
+            ami_port,
+            root,
+        };
+        pbx.boot();
+        site.write_config(&pbx.site_config(site));
+        Some(pbx)
+    }
+
+    /// Starts the Asterisk process and waits until it is fully booted.
+    fn boot(&mut self) {
+        let child = Command::new(self.prefix.join("sbin/asterisk"))
+            .arg("-C")
+            .arg(&self.conf)
             .args(["-f", "-n", "-q"])
             .env("TZ", "UTC")
-            .env("ODBCSYSINI", root.join("odbc"))
-            .env("ODBCINI", root.join("odbc/odbc.ini"))
+            .env("ODBCSYSINI", self.root.join("odbc"))
+            .env("ODBCINI", self.root.join("odbc/odbc.ini"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start asterisk");
-        let pbx = Pbx {
-            flavor,
-            prefix,
-            conf,
-            child: Some(child),
-            db: site.db.clone(),
-            log: root.join("log/messages.log"),
-            ami_port,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !pbx
+        while !self
             .try_cli("core waitfullybooted")
             .is_some_and(|o| o.contains("fully booted"))
         {
             assert!(
                 Instant::now() < deadline,
                 "Asterisk did not boot; see {}",
-                root.join("log/messages.log").display()
+                self.log.display()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        site.write_config(&pbx.site_config(site));
-        Some(pbx)
+    }
+
+    /// `kill -9` of Asterisk (calls in progress die without hangup handlers
+    /// or CDR rows), then a fresh start on the same directories and AstDB.
+    pub fn crash_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(self.root.join("run/asterisk.ctl"));
+        let _ = std::fs::remove_file(self.root.join("run/asterisk.pid"));
+        self.boot();
     }
 
     /// Starts a PBX for tests that place calls: the site's day follows UTC
