@@ -225,6 +225,22 @@ pub fn confirm_hook_is_ours(settings: &DialplanSettings) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the live guard's AstDB counters of days that are over (the CDR
+/// has the final say on them): `database deltree callquota YYYYMMDD`.
+pub fn forget_live_days(settings: &DialplanSettings, days: &[chrono::NaiveDate]) -> Result<()> {
+    for day in days {
+        asterisk_cli(
+            settings,
+            &format!(
+                "database deltree {} {}",
+                crate::dialplan::LIVE_FAMILY,
+                day.format("%Y%m%d")
+            ),
+        )?;
+    }
+    Ok(())
+}
+
 /// How FreePBX's trunk macro enters the pre-dial hook, read from the live
 /// `[macro-dialout-trunk]`: `Macro(dialout-trunk-predial-hook...)` is
 /// FreePBX 16, `Gosub(macro-dialout-trunk-predial-hook...)` FreePBX 17.

@@ -448,3 +448,24 @@ fn disarm_on_a_fresh_install_is_silent_with_if_configured() {
     assert!(out.status.success());
     assert!(stdout(&out).is_empty() && stderr(&out).is_empty());
 }
+
+#[test]
+fn closing_a_day_deletes_its_live_counters_in_asterisk() {
+    let site = Site::new();
+    let Some(pbx) = &site.pbx else {
+        return; // no Asterisk sources outside CI: said loudly by the harness
+    };
+    site.add_user("2026-11-26T08:00:00", "2055", "30m");
+    site.run("2026-11-26T09:00:00");
+    pbx.cli("database put callquota 20261126/2055/used 5000");
+    pbx.cli("database put callquota 20261127/2055/used 1000");
+    site.run("2026-11-26T09:05:00");
+    assert!(
+        pbx.cli("database show callquota").contains("20261126/2055/used"),
+        "an open day keeps its counters"
+    );
+    site.run("2026-11-27T00:05:00");
+    let left = pbx.cli("database show callquota");
+    assert!(!left.contains("20261126"), "{left}");
+    assert!(left.contains("20261127/2055/used"), "{left}");
+}

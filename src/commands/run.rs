@@ -151,6 +151,19 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
     let dialplan = dialplan?;
     // The figures and the dialplan are current: `status` and `check` go by this.
     state.set_last_run_at(ctx.now)?;
+    let settings = &ctx.config.dialplan;
+    if settings.live && !settings.asterisk_cli.is_empty() {
+        let closed: std::collections::BTreeSet<_> = plan
+            .records
+            .iter()
+            .filter(|r| matches!(r.event, policy::Event::DayClosed { .. }))
+            .map(|r| r.day)
+            .collect();
+        // Best effort: a leftover counter of a past day is never read again.
+        if let Err(e) = crate::reload::forget_live_days(settings, &closed.into_iter().collect::<Vec<_>>()) {
+            eprintln!("callquota: warning: could not delete the live counters of closed days: {e:#}");
+        }
+    }
     let summary = format!(
         "{today}: {} users, {} blocked, {} ledger changes, {} notices queued; {dialplan}; {}",
         plan.today.len(),
