@@ -309,3 +309,64 @@ fn a_crash_or_a_wiped_astdb_never_locks_out_or_unlimits_freepbx17() {
 fn a_crash_or_a_wiped_astdb_never_locks_out_or_unlimits_freepbx16() {
     a_crash_or_a_wiped_astdb_never_locks_out_or_unlimits(Flavor::FreePbx16);
 }
+
+/// Trunk failover: FreePBX runs the hook once per trunk; the call keeps its
+/// one reservation (trunk 2 is not refused by the call's own reservation)
+/// and is settled once. Five calls at once from one user whose allowance
+/// fits one: exactly one gets through. Twenty users at once: nobody blocks
+/// anybody else.
+fn failover_and_concurrency(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    site.ok_now(&["user", "add", "2055", "--name", "A", "--daily-limit", "20"]);
+    site.ok_now(&["user", "add", "2056", "--name", "B", "--daily-limit", "10"]);
+    let many: Vec<String> = (3000..3020).map(|e| e.to_string()).collect();
+    for ext in &many {
+        site.ok_now(&["user", "add", ext, "--name", "C", "--daily-limit", "30"]);
+    }
+    site.ok_now(&["run"]);
+
+    let before = pbx.cdr_rows().len();
+    pbx.place_with_failover("2055", MOBILE, 30);
+    let rows = pbx.phone_rows_after(before, 2, std::time::Duration::from_secs(60));
+    let answered: Vec<_> = rows.iter().filter(|r| r.disposition == "ANSWERED").collect();
+    assert_eq!(answered.len(), 1, "trunk 2 carried the call: {rows:?}");
+    assert!(
+        (19..=21).contains(&answered[0].billsec),
+        "capped once, at 20 s: {rows:?}"
+    );
+    // Settled once: nothing is left, the next call is refused at once.
+    assert_eq!(pbx.call("2055", MOBILE, 5).billsec, 0);
+
+    let before = pbx.cdr_rows().len();
+    for _ in 0..5 {
+        pbx.place("2056", MOBILE, 8);
+    }
+    let rows = pbx.phone_rows_after(before, 5, std::time::Duration::from_secs(60));
+    assert_eq!(
+        rows.iter().filter(|r| r.billsec > 0).count(),
+        1,
+        "exactly one of five: {rows:?}"
+    );
+    assert!(talked(&rows) <= 10, "{rows:?}");
+
+    let before = pbx.cdr_rows().len();
+    for ext in &many {
+        pbx.place(ext, MOBILE, 3);
+    }
+    let rows = pbx.phone_rows_after(before, many.len(), std::time::Duration::from_secs(90));
+    let connected = rows.iter().filter(|r| r.billsec == 3).count();
+    assert_eq!(connected, many.len(), "every user's call connects: {rows:?}");
+}
+
+#[test]
+fn failover_and_concurrency_freepbx17() {
+    failover_and_concurrency(Flavor::FreePbx17);
+}
+
+#[test]
+fn failover_and_concurrency_freepbx16() {
+    failover_and_concurrency(Flavor::FreePbx16);
+}

@@ -108,13 +108,17 @@ exten => s,1,Set(DIAL_TRUNK=${ARG1})
  same => n,Set(DIAL_TRUNK_OPTIONS=T)
  same => n(gocall),Gosub(macro-dialout-trunk-predial-hook,s,1())
  same => n,GotoIf($[\"${PREDIAL_HOOK_RET}\" = \"BYPASS\"]?bypass)
- same => n,Dial(Local/${OUTNUM}@carrier,300,${DIAL_TRUNK_OPTIONS})
+ same => n,Dial(Local/${OUTNUM}@carrier-${DIAL_TRUNK},300,${DIAL_TRUNK_OPTIONS})
+ same => n,GotoIf($[\"${DIALSTATUS}\" = \"ANSWER\"]?answered)
  same => n(bypass),Return()
+ same => n(answered),Hangup()
 
+; A route with two trunks: the second is tried when the first fails.
 [outrt-1]
 exten => _X.,1,Set(_ROUTEID=1)
  same => n,Set(_ROUTENAME=all)
  same => n,Gosub(macro-dialout-trunk,s,1(1,${EXTEN},,off))
+ same => n,Gosub(macro-dialout-trunk,s,1(2,${EXTEN},,off))
  same => n,Hangup()
 
 [func-apply-sipheaders]
@@ -134,13 +138,18 @@ exten => s,1,Set(DIAL_TRUNK=${ARG1})
  same => n,Set(DIAL_TRUNK_OPTIONS=T)
  same => n(gocall),Macro(dialout-trunk-predial-hook,)
  same => n,GotoIf($[\"${PREDIAL_HOOK_RET}\" = \"BYPASS\"]?bypass,1)
- same => n,Dial(Local/${OUTNUM}@carrier,300,${DIAL_TRUNK_OPTIONS}b(func-apply-sipheaders^s^1,(1)))
+ same => n,Dial(Local/${OUTNUM}@carrier-${DIAL_TRUNK},300,${DIAL_TRUNK_OPTIONS}b(func-apply-sipheaders^s^1,(1)))
+ same => n,GotoIf($[\"${DIALSTATUS}\" = \"ANSWER\"]?answered,1)
+ same => n,MacroExit()
+exten => answered,1,Hangup()
 exten => bypass,1,MacroExit()
 
+; A route with two trunks: the second is tried when the first fails.
 [outrt-1]
 exten => _X.,1,Set(_ROUTEID=1)
  same => n,Set(_ROUTENAME=all)
  same => n,Macro(dialout-trunk,1,${EXTEN},,off)
+ same => n,Macro(dialout-trunk,2,${EXTEN},,off)
  same => n,Hangup()
 
 [func-apply-sipheaders]
@@ -166,6 +175,7 @@ writeprotect=no
 exten => _X.,1,Set(CHANNEL(hangup_handler_push)=hangup-cause,s,1)
  same => n,Set(CALLERID(num)=${{CUT(EXTEN,-,1)}})
  same => n,Set(__TALK=${{CUT(EXTEN,-,3)}})
+ same => n,Set(__FAILOVER=${{CUT(EXTEN,-,4)}})
  same => n,Goto(from-internal,${{CUT(EXTEN,-,2)}},1)
 
 ; The phone's hang-up cause lands in its CDR row's userfield (for the tests).
@@ -187,6 +197,16 @@ exten => _X.,1,Set(AMPUSER=${{CALLERID(num)}})
 
 [outbound-allroutes]
 include => outrt-1
+
+; Trunk 1 is congested for a call placed with FAILOVER=1; trunk 2 always works.
+[carrier-1]
+exten => _X.,1,GotoIf($[\"${{FAILOVER}}\" = \"1\"]?down)
+ same => n,Goto(carrier,${{EXTEN}},1)
+ same => n(down),Set(CDR_PROP(disable)=1)
+ same => n,Congestion(1)
+
+[carrier-2]
+exten => _X.,1,Goto(carrier,${{EXTEN}},1)
 
 ; The carrier: answers, talks TALK seconds, hangs up; writes no row of its own.
 [carrier]
@@ -509,9 +529,18 @@ impl Pbx {
 
     /// Starts a call and returns at once (for calls at the same time).
     pub fn place(&self, ext: &str, number: &str, talk_s: u32) {
+        self.originate(&format!("{ext}-{number}-{talk_s}"));
+    }
+
+    /// A call whose first trunk is congested, so the route fails over to the second.
+    pub fn place_with_failover(&self, ext: &str, number: &str, talk_s: u32) {
+        self.originate(&format!("{ext}-{number}-{talk_s}-1"));
+    }
+
+    fn originate(&self, phone: &str) {
         let answer = self.ami(&[
             ("Action", "Originate"),
-            ("Channel", &format!("Local/{ext}-{number}-{talk_s}@phones")),
+            ("Channel", &format!("Local/{phone}@phones")),
             ("Context", "hold"),
             ("Exten", "s"),
             ("Priority", "1"),
