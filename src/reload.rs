@@ -225,6 +225,22 @@ pub fn confirm_hook_is_ours(settings: &DialplanSettings) -> Result<()> {
     Ok(())
 }
 
+/// The modules the live guard's dialplan needs: LOCK/UNLOCK, DB, the hangup
+/// handler (CHANNEL), GROUP/GROUP_COUNT.
+pub const LIVE_MODULES: [&str; 4] = ["func_lock.so", "func_db.so", "func_channel.so", "func_groupcount.so"];
+
+/// The modules of `names` that Asterisk does not have running.
+pub fn missing_modules(settings: &DialplanSettings, names: &[&str]) -> Result<Vec<String>> {
+    let mut missing = Vec::new();
+    for name in names {
+        let output = asterisk_cli(settings, &format!("module show like {name}"))?;
+        if !output.lines().any(|l| l.starts_with(name) && l.contains("Running")) {
+            missing.push((*name).to_string());
+        }
+    }
+    Ok(missing)
+}
+
 /// Deletes the live guard's AstDB counters of days that are over (the CDR
 /// has the final say on them): `database deltree callquota YYYYMMDD`.
 pub fn forget_live_days(settings: &DialplanSettings, days: &[chrono::NaiveDate]) -> Result<()> {

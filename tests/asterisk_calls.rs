@@ -370,3 +370,25 @@ fn failover_and_concurrency_freepbx17() {
 fn failover_and_concurrency_freepbx16() {
     failover_and_concurrency(Flavor::FreePbx16);
 }
+
+#[test]
+fn check_verifies_the_live_guard_modules_on_real_asterisk() {
+    let site = Site::new();
+    let Some(pbx) = &site.pbx else { return };
+    site.add_user("2026-11-26T08:00:00", "2055", "30m");
+    site.run("2026-11-26T09:00:00");
+    let out = site.at("2026-11-26T09:00:00", &["check"]);
+    assert!(
+        stdout(&out).contains("ok    the live guard's modules are loaded"),
+        "{}",
+        stdout(&out)
+    );
+    pbx.cli("module unload func_lock.so");
+    let out = site.at("2026-11-26T09:00:00", &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("FAIL  the live guard needs func_lock.so loaded"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -261,6 +261,16 @@ fn check_include(ctx: &Context, r: &mut Report) {
         }
         return;
     }
+    if settings.live {
+        match crate::reload::missing_modules(settings, &crate::reload::LIVE_MODULES) {
+            Ok(missing) if missing.is_empty() => r.ok("the live guard's modules are loaded (func_lock, func_db, func_channel, func_groupcount)"),
+            Ok(missing) => r.fail(format!(
+                "the live guard needs {} loaded: load them (module load NAME, and in modules.conf) or set dialplan.live = false",
+                missing.join(", ")
+            )),
+            Err(e) => r.fail(format!("{e:#}")),
+        }
+    }
     if settings.flavor != crate::config::Flavor::Plain {
         // A hook ending with Return() entered by Macro kills every outbound call, and vice versa.
         match crate::reload::live_flavor(settings) {
