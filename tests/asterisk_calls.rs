@@ -392,3 +392,32 @@ fn check_verifies_the_live_guard_modules_on_real_asterisk() {
         stdout(&out)
     );
 }
+
+/// A busy (never answered) paid call releases what it reserved and adds no
+/// talk time: the next call gets the whole allowance.
+fn an_unanswered_call_settles_to_zero(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    site.ok_now(&["user", "add", "2055", "--name", "A", "--daily-limit", "10"]);
+    site.ok_now(&["run"]);
+    let busy = pbx.call("2055", MOBILE, 0);
+    assert_ne!(busy.disposition, "ANSWERED", "{busy:?}");
+    assert_eq!(busy.billsec, 0);
+    let next = pbx.call("2055", MOBILE, 30);
+    assert!(
+        (9..=11).contains(&next.billsec),
+        "the busy call left the allowance whole: {next:?}"
+    );
+}
+
+#[test]
+fn an_unanswered_call_settles_to_zero_freepbx17() {
+    an_unanswered_call_settles_to_zero(Flavor::FreePbx17);
+}
+
+#[test]
+fn an_unanswered_call_settles_to_zero_freepbx16() {
+    an_unanswered_call_settles_to_zero(Flavor::FreePbx16);
+}

@@ -208,9 +208,10 @@ exten => _X.,1,GotoIf($[\"${{FAILOVER}}\" = \"1\"]?down)
 [carrier-2]
 exten => _X.,1,Goto(carrier,${{EXTEN}},1)
 
-; The carrier: answers, talks TALK seconds, hangs up; writes no row of its own.
+; The carrier: answers, talks TALK seconds, hangs up (TALK 0: busy); writes no row of its own.
 [carrier]
 exten => _X.,1,Set(CDR_PROP(disable)=1)
+ same => n,ExecIf($[${{TALK}} = 0]?Busy(5))
  same => n,Answer()
  same => n,Wait(${{TALK}})
  same => n,Hangup()
