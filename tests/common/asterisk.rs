@@ -60,9 +60,13 @@ pub fn asterisk_prefix(version: &str) -> Option<PathBuf> {
             !ci,
             "the Asterisk sources (../shared/asterisk/) are missing: the real-Asterisk tests cannot run in CI"
         );
-        eprintln!(
-            "!!! SKIPPED: real-Asterisk test: no Asterisk sources in ../shared/asterisk/ (see tests/asterisk/build.sh)"
-        );
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            eprintln!(
+                "!!! SKIPPED: real-Asterisk tests (the other tests use the fake): no Asterisk sources in \
+                 ../shared/asterisk/ (see tests/asterisk/build.sh)"
+            )
+        });
         return None;
     }
     assert!(out.status.success(), "tests/asterisk/build.sh {version} failed");
