@@ -163,7 +163,7 @@ pub fn render(
     let _ = writeln!(w, " same => n,Return()");
     let _ = writeln!(w);
     if settings.live {
-        render_live_settle(w);
+        render_live_settle(w, day);
     }
 
     if settings.flavor != Flavor::Plain {
@@ -179,26 +179,32 @@ pub const LIVE_FAMILY: &str = "callquota";
 /// The live guard, inside `[callquota-check]` after a tracked user's
 /// `allowance:cdr-usage` is known. Under `LOCK(callquota-EXT)`: used = the
 /// larger of the CDR's figure and what Asterisk measured today; available =
-/// allowance - used - reserved by the user's calls in progress. Below 1 s the
-/// call is denied; otherwise it reserves what is available, is capped at it,
-/// and a hangup handler settles it. A reservation is only trusted while one
-/// of the user's calls is alive (`GROUP(callquota-EXT)` ends with its channel,
-/// even when Asterisk is killed), so a crash cannot lock a user out. On trunk
+/// allowance - used - reserved by the user's calls in progress (today's, and
+/// those of the day before that are still talking: their rows reach the CDR
+/// after that day closed, so they are charged to today). Below 1 s the call
+/// is denied; otherwise it reserves what is available, is capped at it, and a
+/// hangup handler settles it. A reservation is only trusted while one of the
+/// user's calls is alive (`GROUP(callquota-EXT)` ends with its channel, even
+/// when Asterisk is killed), so a crash cannot lock a user out. On trunk
 /// failover the hook runs again on the same channel, which keeps its reservation.
 fn render_live_check(w: &mut String, day: NaiveDate) {
+    let prior = day.pred_opt().unwrap_or(day).format("%Y%m%d");
     let day = day.format("%Y%m%d");
     for line in [
         " same => n,GotoIf($[\"${CALLQUOTA_RESERVED}\" != \"\"]?reuse)".to_string(),
         " same => n,Set(LOCAL(allowance)=${CUT(GOSUB_RETVAL,:,1)})".to_string(),
         " same => n,Set(LOCAL(cdr)=${CUT(GOSUB_RETVAL,:,2)})".to_string(),
         format!(" same => n,Set(LOCAL(key)={LIVE_FAMILY}/{day}/${{ARG1}})"),
+        format!(" same => n,Set(LOCAL(prior)={LIVE_FAMILY}/{prior}/${{ARG1}})"),
         " same => n,GotoIf($[${LOCK(callquota-${ARG1})}]?locked)".to_string(),
         " same => n,Goto(deny)".to_string(),
         " same => n(locked),ExecIf($[${GROUP_COUNT(live@callquota-${ARG1})} = 0]?Set(DB(${key}/reserved)=0))"
             .to_string(),
+        " same => n,ExecIf($[${GROUP_COUNT(live@callquota-${ARG1})} = 0]?Set(DB(${prior}/reserved)=0))".to_string(),
         " same => n,Set(LOCAL(live)=$[0${DB(${key}/used)} + 0])".to_string(),
         " same => n,Set(LOCAL(used)=${IF($[${live} > ${cdr}]?${live}:${cdr})})".to_string(),
-        " same => n,Set(LOCAL(avail)=$[${allowance} - ${used} - 0${DB(${key}/reserved)}])".to_string(),
+        " same => n,Set(LOCAL(avail)=$[${allowance} - ${used} - 0${DB(${key}/reserved)} - 0${DB(${prior}/reserved)}])"
+            .to_string(),
         " same => n,GotoIf($[${avail} < 1000]?busy)".to_string(),
         " same => n,Set(DB(${key}/reserved)=$[0${DB(${key}/reserved)} + ${avail}])".to_string(),
         " same => n,Set(GROUP(callquota-${ARG1})=live)".to_string(),
@@ -214,20 +220,25 @@ fn render_live_check(w: &mut String, day: NaiveDate) {
 }
 
 /// The hangup handler of a paid call: under the user's lock, release its
-/// reservation and add the talk time Asterisk measured (empty = not answered).
-fn render_live_settle(w: &mut String) {
+/// reservation (kept under the day it was made) and add the talk time
+/// Asterisk measured (empty = not answered) to the day this file is made
+/// for. A call that began before the file's day ends after the run that
+/// closed its day, so the CDR charges it to this day too (a late row).
+fn render_live_settle(w: &mut String, day: NaiveDate) {
+    let day = day.format("%Y%m%d");
     let _ = writeln!(
         w,
-        "; Hangup handler (EXTENSION,RESERVED_MS,DAY): release the reservation, add the talk time."
+        "; Hangup handler (EXTENSION,RESERVED_MS,DAY RESERVED): release the reservation, add the talk time."
     );
     let _ = writeln!(w, "[callquota-settle]");
     for line in [
         "exten => s,1,Set(LOCAL(talk)=$[0${ANSWEREDTIME_MS} + 0])".to_string(),
         format!(" same => n,Set(LOCAL(key)={LIVE_FAMILY}/${{ARG3}}/${{ARG1}})"),
+        format!(" same => n,Set(LOCAL(charge)={LIVE_FAMILY}/{day}/${{ARG1}})"),
         " same => n,Set(LOCAL(locked)=${LOCK(callquota-${ARG1})})".to_string(),
         " same => n,Set(LOCAL(left)=$[0${DB(${key}/reserved)} - ${ARG2}])".to_string(),
         " same => n,Set(DB(${key}/reserved)=${IF($[${left} < 0]?0:${left})})".to_string(),
-        " same => n,Set(DB(${key}/used)=$[0${DB(${key}/used)} + ${talk}])".to_string(),
+        " same => n,Set(DB(${charge}/used)=$[0${DB(${charge}/used)} + ${talk}])".to_string(),
         " same => n,Set(LOCAL(unlocked)=${UNLOCK(callquota-${ARG1})})".to_string(),
         " same => n,Return()".to_string(),
     ] {

@@ -18,6 +18,7 @@ pub mod duration;
 pub mod exit;
 pub mod extension;
 pub mod include_file;
+pub mod live;
 pub mod lock;
 pub mod mailer;
 pub mod notice;

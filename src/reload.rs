@@ -241,10 +241,29 @@ pub fn missing_modules(settings: &DialplanSettings, names: &[&str]) -> Result<Ve
     Ok(missing)
 }
 
-/// Deletes the live guard's AstDB counters of days that are over (the CDR
-/// has the final say on them): `database deltree callquota YYYYMMDD`.
-pub fn forget_live_days(settings: &DialplanSettings, days: &[chrono::NaiveDate]) -> Result<()> {
-    for day in days {
+/// The live guard's counters and the users with a call in progress, as
+/// Asterisk answers `database show callquota` and `group show channels`.
+pub fn live_figures(settings: &DialplanSettings) -> Result<(String, String)> {
+    let counters = asterisk_cli(settings, &format!("database show {}", crate::dialplan::LIVE_FAMILY))?;
+    let groups = asterisk_cli(settings, "group show channels")?;
+    Ok((counters, groups))
+}
+
+/// Deletes the live guard's AstDB counters of the days before `keep_from`
+/// (`database deltree callquota YYYYMMDD`): the CDR has the final say on
+/// days that are over. The day before the open one is kept, because its
+/// calls still in progress hold reservations the check counts. Returns the
+/// days deleted.
+pub fn forget_live_days_before(
+    settings: &DialplanSettings,
+    keep_from: chrono::NaiveDate,
+) -> Result<Vec<chrono::NaiveDate>> {
+    let output = asterisk_cli(settings, &format!("database show {}", crate::dialplan::LIVE_FAMILY))?;
+    let old: Vec<chrono::NaiveDate> = crate::live::days_in(&output)
+        .into_iter()
+        .filter(|day| *day < keep_from)
+        .collect();
+    for day in &old {
         asterisk_cli(
             settings,
             &format!(
@@ -254,7 +273,7 @@ pub fn forget_live_days(settings: &DialplanSettings, days: &[chrono::NaiveDate])
             ),
         )?;
     }
-    Ok(())
+    Ok(old)
 }
 
 /// How FreePBX's trunk macro enters the pre-dial hook, read from the live

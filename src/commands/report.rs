@@ -56,6 +56,10 @@ struct StatusRow {
     last_run_at: Option<String>,
     /// No successful run for more than 15 minutes: the figures may be out of date.
     stale: bool,
+    /// The live guard's figures, when Asterisk answers (else null): the talk
+    /// time Asterisk measured today, and what calls in progress hold.
+    live_used_s: Option<u64>,
+    reserved_s: Option<u64>,
 }
 
 pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
@@ -69,6 +73,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
     let users = state.users()?;
     let last_run_at = state.last_run_at()?;
     let stale = policy::is_stale(last_run_at, ctx.now);
+    let live = live_figures(ctx, day);
     let rows: Vec<StatusRow> = ledgers
         .iter()
         .map(|l: &Ledger| StatusRow {
@@ -90,6 +95,12 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
             closed: l.closed,
             last_run_at: last_run_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
             stale,
+            live_used_s: live
+                .as_ref()
+                .map(|(c, t)| crate::live::seconds(crate::live::figures(c, t, day, l.extension.as_str()).used_ms)),
+            reserved_s: live
+                .as_ref()
+                .map(|(c, t)| crate::live::seconds(crate::live::figures(c, t, day, l.extension.as_str()).reserved_ms)),
         })
         .collect();
     if args.json {
@@ -97,13 +108,22 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         return Ok(());
     }
     println!("{}", freshness_line(ctx, day, last_run_at));
+    let live_header = if live.is_some() {
+        format!(" {:>12} {:>12}", "LIVE USED", "IN CALLS")
+    } else {
+        String::new()
+    };
     println!(
-        "{:<8} {:<24} {:<10} {:>12} {:>12} {:>12} {:>5}  STATE",
+        "{:<8} {:<24} {:<10} {:>12} {:>12} {:>12}{live_header} {:>5}  STATE",
         "EXT", "NAME", "DAY", "ALLOWANCE", "USED", "REMAINING", "LEVEL"
     );
     for r in &rows {
+        let live_columns = match (r.live_used_s, r.reserved_s) {
+            (Some(used), Some(reserved)) => format!(" {:>12} {:>12}", human(used), human(reserved)),
+            _ => String::new(),
+        };
         println!(
-            "{:<8} {:<24} {:<10} {:>12} {:>12} {:>12} {:>4}%  {}",
+            "{:<8} {:<24} {:<10} {:>12} {:>12} {:>12}{live_columns} {:>4}%  {}",
             r.extension,
             r.name.chars().take(24).collect::<String>(),
             r.day,
@@ -118,6 +138,28 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         println!("(no tracked users on {day})");
     }
     Ok(())
+}
+
+type LiveFigures = (
+    std::collections::BTreeMap<(NaiveDate, String), crate::live::Counters>,
+    std::collections::BTreeSet<String>,
+);
+
+/// The live guard's counters for `day` (today only: other days' counters
+/// are gone or final in the CDR), or `None` when the guard is off or
+/// Asterisk does not answer (said on stderr; the CDR figures still show).
+fn live_figures(ctx: &Context, day: NaiveDate) -> Option<LiveFigures> {
+    let settings = &ctx.config.dialplan;
+    if !settings.live || settings.asterisk_cli.is_empty() || day != ctx.today() {
+        return None;
+    }
+    match crate::reload::live_figures(settings) {
+        Ok((counters, groups)) => Some((crate::live::parse_counters(&counters), crate::live::talking(&groups))),
+        Err(e) => {
+            eprintln!("callquota: note: live figures unavailable (showing the CDR's only): {e:#}");
+            None
+        }
+    }
 }
 
 /// The status header: the day, and how fresh the figures are.

@@ -152,16 +152,16 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
     // The figures and the dialplan are current: `status` and `check` go by this.
     state.set_last_run_at(ctx.now)?;
     let settings = &ctx.config.dialplan;
-    if settings.live && !settings.asterisk_cli.is_empty() {
-        let closed: std::collections::BTreeSet<_> = plan
-            .records
-            .iter()
-            .filter(|r| matches!(r.event, policy::Event::DayClosed { .. }))
-            .map(|r| r.day)
-            .collect();
-        // Best effort: a leftover counter of a past day is never read again.
-        if let Err(e) = crate::reload::forget_live_days(settings, &closed.into_iter().collect::<Vec<_>>()) {
-            eprintln!("callquota: warning: could not delete the live counters of closed days: {e:#}");
+    let day_closed = plan
+        .records
+        .iter()
+        .any(|r| matches!(r.event, policy::Event::DayClosed { .. }));
+    if settings.live && !settings.asterisk_cli.is_empty() && day_closed {
+        // Once a day. Best effort: a leftover counter of a past day is never read again.
+        if let Some(keep_from) = today.pred_opt()
+            && let Err(e) = crate::reload::forget_live_days_before(settings, keep_from)
+        {
+            eprintln!("callquota: warning: could not delete the live counters of past days: {e:#}");
         }
     }
     let summary = format!(

@@ -180,6 +180,9 @@ exten => _X.,1,Set(CHANNEL(hangup_handler_push)=hangup-cause,s,1)
  same => n,Set(CALLERID(num)=${{CUT(EXTEN,-,1)}})
  same => n,Set(__TALK=${{CUT(EXTEN,-,3)}})
  same => n,Set(__FAILOVER=${{CUT(EXTEN,-,4)}})
+; A fifth field PRE: the PBX answers the phone and waits PRE seconds before the route (an IVR).
+ same => n,ExecIf($[\"${{CUT(EXTEN,-,5)}}\" != \"\"]?Answer())
+ same => n,ExecIf($[\"${{CUT(EXTEN,-,5)}}\" != \"\"]?Wait(${{CUT(EXTEN,-,5)}}))
  same => n,Goto(from-internal,${{CUT(EXTEN,-,2)}},1)
 
 ; The phone's hang-up cause lands in its CDR row's userfield (for the tests).
@@ -212,13 +215,18 @@ exten => _X.,1,GotoIf($[\"${{FAILOVER}}\" = \"1\"]?down)
 [carrier-2]
 exten => _X.,1,Goto(carrier,${{EXTEN}},1)
 
-; The carrier: answers, talks TALK seconds, hangs up (TALK 0: busy); writes no row of its own.
+; The carrier: answers, talks TALK seconds, hangs up; writes no row of its own.
+; TALK 0: busy. TALK rN: rings N seconds, then gives up unanswered (cause 19).
 [carrier]
 exten => _X.,1,Set(CDR_PROP(disable)=1)
- same => n,ExecIf($[${{TALK}} = 0]?Busy(5))
+ same => n,ExecIf($[\"${{TALK}}\" = \"0\"]?Busy(5))
+ same => n,GotoIf($[\"${{TALK:0:1}}\" = \"r\"]?ring)
  same => n,Answer()
  same => n,Wait(${{TALK}})
  same => n,Hangup()
+ same => n(ring),Ringing()
+ same => n,Wait(${{TALK:1}})
+ same => n,Hangup(19)
 
 {trunk_macro}"
     )
@@ -445,31 +453,64 @@ impl Pbx {
     /// Extension `ext` dials `number`; the carrier talks `talk_s` seconds.
     /// Returns once the call has ended and its CDR row is written.
     pub fn call(&self, ext: &str, number: &str, talk_s: u32) -> CdrRow {
+        self.call_phone(
+            &format!("{ext}-{number}-{talk_s}"),
+            Duration::from_secs(u64::from(talk_s) + 30),
+        )
+    }
+
+    /// Like [`Pbx::call`], but the carrier rings `ring_s` seconds and gives up unanswered.
+    pub fn call_unanswered(&self, ext: &str, number: &str, ring_s: u32) -> CdrRow {
+        self.call_phone(
+            &format!("{ext}-{number}-r{ring_s}"),
+            Duration::from_secs(u64::from(ring_s) + 30),
+        )
+    }
+
+    /// Like [`Pbx::call`], but the PBX answers the phone `pre_s` seconds
+    /// before it dials out (an IVR or a DISA in front of the route).
+    pub fn call_answered_first(&self, ext: &str, number: &str, talk_s: u32, pre_s: u32) -> CdrRow {
+        self.call_phone(
+            &format!("{ext}-{number}-{talk_s}--{pre_s}"),
+            Duration::from_secs(u64::from(talk_s + pre_s) + 30),
+        )
+    }
+
+    fn call_phone(&self, phone: &str, within: Duration) -> CdrRow {
         let before = self.cdr_rows().len();
-        let originate = self.ami(&[
-            ("Action", "Originate"),
-            ("Channel", &format!("Local/{ext}-{number}-{talk_s}@phones")),
-            ("Context", "hold"),
-            ("Exten", "s"),
-            ("Priority", "1"),
-            ("Async", "true"),
-        ]);
-        let deadline = Instant::now() + Duration::from_secs(u64::from(talk_s) + 30);
+        self.originate(phone);
+        let deadline = Instant::now() + within;
+        let ours = format!("Local/{phone}@phones-");
         loop {
-            let rows = self.cdr_rows();
-            if rows.len() > before && self.active_calls() == 0 {
+            let new: Vec<CdrRow> = self
+                .cdr_rows()
+                .into_iter()
+                .skip(before)
+                .filter(|r| r.channel.starts_with(&ours))
+                .collect();
+            if !new.is_empty() && !self.cli("core show channels concise").contains(&ours) {
                 // The phone's ;2 leg is the caller; a ;1 row appears only when nothing answered.
-                let new: Vec<CdrRow> = rows.into_iter().skip(before).collect();
                 let phone = new.iter().find(|r| r.channel.ends_with(";2")).cloned();
                 return phone.unwrap_or_else(|| new[0].clone());
             }
             assert!(
                 Instant::now() < deadline,
-                "the call {ext} -> {number} wrote no CDR row\n--- originate said: {originate}\n{}",
+                "the call {phone} wrote no CDR row\n{}",
                 self.diagnostics()
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Starts a call whose carrier rings `ring_s` seconds unanswered; returns at once.
+    pub fn place_ringing(&self, ext: &str, number: &str, ring_s: u32) {
+        self.originate(&format!("{ext}-{number}-r{ring_s}"));
+    }
+
+    /// The caller of `ext`'s call in progress hangs up (AMI Hangup of its phone leg).
+    pub fn hang_up_caller(&self, ext: &str) {
+        let answer = self.ami(&[("Action", "Hangup"), ("Channel", &format!("/^Local/{ext}-.*;2$/"))]);
+        assert!(answer.contains("Success"), "hangup: {answer}\n{}", self.diagnostics());
     }
 
     /// Logs in to this instance's AMI, sends one action, returns its response.
