@@ -51,7 +51,7 @@ pub fn weekday_index(day: NaiveDate) -> usize {
 
 /// The first instant of `day` in `tz`. Where midnight itself is skipped by a
 /// DST change, the day starts at the first minute that exists.
-fn day_start(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+pub fn day_start(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
     let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
     for minutes in 0..=180 {
         let candidate = midnight + chrono::Duration::minutes(minutes);
@@ -92,6 +92,18 @@ impl CdrClock {
         } else {
             let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or_default();
             (midnight(day), midnight(next_day(day)))
+        }
+    }
+
+    /// The instant a `calldate` value names (in a repeated DST hour, the
+    /// earlier one; in a skipped hour, as if the clock had not jumped).
+    pub fn instant(&self, calldate: NaiveDateTime) -> DateTime<Utc> {
+        if self.utc {
+            return Utc.from_utc_datetime(&calldate);
+        }
+        match self.tz.from_local_datetime(&calldate) {
+            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+            LocalResult::None => Utc.from_utc_datetime(&calldate),
         }
     }
 

@@ -21,34 +21,12 @@ pub struct Cdr {
 impl Cdr {
     /// Connects and makes the session read-only: any write is refused by the server.
     pub fn connect(settings: &CdrSettings) -> Result<Cdr> {
-        let c = &settings.connection;
-        let where_ = c.describe();
-        let timeout = Some(settings.timeout);
-        let opts = OptsBuilder::new()
-            .ip_or_hostname(Some(c.host.clone()))
-            .tcp_port(c.port)
-            .user(Some(c.user.clone()))
-            .pass(c.password.clone())
-            .db_name(Some(c.database.clone()))
-            // A TCP address means TCP: do not silently switch to the local socket.
-            .prefer_socket(false)
-            .tcp_connect_timeout(timeout)
-            .read_timeout(timeout)
-            .write_timeout(timeout);
-        let mut conn = Conn::new(opts).map_err(|e| {
-            anyhow!(
-                "cannot connect to the CDR database {where_}: {}; check the [cdr] settings and that MySQL is running",
-                one_line(&e)
-            )
-        })?;
-        conn.query_drop("SET SESSION TRANSACTION READ ONLY")
-            .and_then(|_| conn.query_drop("START TRANSACTION READ ONLY"))
-            .map_err(|e| anyhow!("cannot open a read-only session on {where_}: {}", one_line(&e)))?;
+        let conn = read_only_session(&settings.connection, settings.timeout, "the CDR database", "[cdr]")?;
         Ok(Cdr {
             conn,
             table: quote_table(&settings.table),
             caller_column: settings.caller_column.column(),
-            where_,
+            where_: settings.connection.describe(),
         })
     }
 
@@ -73,7 +51,7 @@ impl Cdr {
             None => String::new(),
         };
         let sql = format!(
-            "SELECT calldate, `{caller}`, dst, dstchannel, disposition, billsec, uniqueid FROM {table} \
+            "SELECT calldate, `{caller}`, dst, dstchannel, disposition, billsec, uniqueid, duration FROM {table} \
              WHERE calldate >= ? AND calldate < ? AND disposition = 'ANSWERED' AND billsec > 0{prefilter}",
             caller = self.caller_column,
             table = self.table
@@ -90,6 +68,31 @@ impl Cdr {
             tally.add(rule, &row, clock.day_of(row.calldate));
         }
         Ok(tally.finish())
+    }
+
+    /// Every row that started in `[from, until)` whose caller column holds
+    /// `caller` (server-side for `cnum` and `src`; a `channel` caller is
+    /// matched by the caller, from all rows of the range), in `calldate` order.
+    pub fn rows_of(&mut self, from: NaiveDateTime, until: NaiveDateTime, caller: Option<&str>) -> Result<Vec<CdrRow>> {
+        let mut params = vec![Value::from(format_datetime(from)), Value::from(format_datetime(until))];
+        let by_caller = match caller {
+            Some(c) => {
+                params.push(Value::from(c));
+                format!(" AND `{}` = ?", self.caller_column)
+            }
+            None => String::new(),
+        };
+        let sql = format!(
+            "SELECT calldate, `{caller}`, dst, dstchannel, disposition, billsec, uniqueid, duration FROM {table} \
+             WHERE calldate >= ? AND calldate < ?{by_caller} ORDER BY calldate",
+            caller = self.caller_column,
+            table = self.table
+        );
+        let rows: Vec<Row> = self
+            .conn
+            .exec(sql, mysql::Params::Positional(params))
+            .map_err(|e| anyhow!("CDR query on {} failed: {}", self.where_, one_line(&e)))?;
+        Ok(rows.into_iter().filter_map(decode).collect())
     }
 
     /// `(dst, lastdata)` of answered `Dial` rows that started in
@@ -113,7 +116,7 @@ impl Cdr {
     /// Checks the table has the columns we read (a `LIMIT 0` query).
     pub fn check_columns(&mut self) -> Result<()> {
         let sql = format!(
-            "SELECT calldate, `{}`, dst, dstchannel, disposition, billsec, uniqueid FROM {} LIMIT 0",
+            "SELECT calldate, `{}`, dst, dstchannel, disposition, billsec, uniqueid, duration FROM {} LIMIT 0",
             self.caller_column, self.table
         );
         self.conn.query_drop(sql).map_err(|e| {
@@ -141,6 +144,39 @@ impl Cdr {
     }
 }
 
+/// A MySQL session on `c` in which the server refuses any write. `what`
+/// and `section` name the database and its config section in errors.
+pub fn read_only_session(
+    c: &crate::config::CdrConnection,
+    timeout: std::time::Duration,
+    what: &str,
+    section: &str,
+) -> Result<Conn> {
+    let where_ = c.describe();
+    let timeout = Some(timeout);
+    let opts = OptsBuilder::new()
+        .ip_or_hostname(Some(c.host.clone()))
+        .tcp_port(c.port)
+        .user(Some(c.user.clone()))
+        .pass(c.password.clone())
+        .db_name(Some(c.database.clone()))
+        // A TCP address means TCP: do not silently switch to the local socket.
+        .prefer_socket(false)
+        .tcp_connect_timeout(timeout)
+        .read_timeout(timeout)
+        .write_timeout(timeout);
+    let mut conn = Conn::new(opts).map_err(|e| {
+        anyhow!(
+            "cannot connect to {what} {where_}: {}; check the {section} settings and that MySQL is running",
+            one_line(&e)
+        )
+    })?;
+    conn.query_drop("SET SESSION TRANSACTION READ ONLY")
+        .and_then(|_| conn.query_drop("START TRANSACTION READ ONLY"))
+        .map_err(|e| anyhow!("cannot open a read-only session on {where_}: {}", one_line(&e)))?;
+    Ok(conn)
+}
+
 /// `cdr` → `` `cdr` ``; `db.cdr` → `` `db`.`cdr` `` (names were validated by config).
 fn quote_table(table: &str) -> String {
     table
@@ -156,7 +192,7 @@ fn format_datetime(t: NaiveDateTime) -> String {
 
 /// A MySQL error as one plain sentence (the driver's `Display` is a debug dump
 /// such as `MySqlError { ERROR 1045 (28000): ... }`).
-fn one_line(e: &mysql::Error) -> String {
+pub fn one_line(e: &mysql::Error) -> String {
     let text = match e {
         mysql::Error::MySqlError(e) => format!("the server said: {} (error {})", e.message, e.code),
         mysql::Error::IoError(e)
@@ -203,5 +239,11 @@ fn decode(mut row: Row) -> Option<CdrRow> {
         disposition: text(row.take(4)),
         billsec,
         uniqueid: text(row.take(6)),
+        duration: match row.take::<Value, _>(7) {
+            Some(Value::Int(i)) => i,
+            Some(Value::UInt(u)) => i64::try_from(u).unwrap_or(i64::MAX),
+            Some(Value::Bytes(b)) => String::from_utf8_lossy(&b).trim().parse().unwrap_or(0),
+            _ => 0,
+        },
     })
 }

@@ -6,6 +6,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::extension::Extension;
 
+fn pattern(text: &str) -> Result<crate::pattern::Pattern, String> {
+    crate::pattern::Pattern::parse(text).map_err(|e| e.to_string())
+}
+
 fn duration(text: &str) -> Result<u64, String> {
     crate::duration::parse(text).map_err(|e| e.to_string())
 }
@@ -51,6 +55,11 @@ pub enum Command {
     Grant(GrantArgs),
     /// Show the audit log.
     Log(LogArgs),
+    /// Each user's figures over a month or period, from the state alone.
+    Report(ReportArgs),
+    /// Every CDR row of one extension in a period, judged as `run` judges it:
+    /// counted, or why not.
+    Calls(CallsArgs),
     /// Print the include file that the current state would produce.
     Render,
     /// Tell, for each number, whether it is paid and which direction and pattern matched.
@@ -121,6 +130,12 @@ pub struct StatusArgs {
     pub day: Option<chrono::NaiveDate>,
     #[arg(long)]
     pub json: bool,
+    /// Plain `#` bars even on a terminal.
+    #[arg(long)]
+    pub ascii: bool,
+    /// Row order: used (% used, highest first), ext or name.
+    #[arg(long, value_enum, default_value = "used")]
+    pub sort: crate::status_view::SortKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,12 +155,20 @@ pub enum UserCommand {
         #[arg(long, value_parser = duration, value_name = "DURATION")]
         daily_limit: u64,
     },
-    /// Change a user's name, email, daily limit, or enable/disable them.
+    /// Change a user's name, email, daily limit, or enable/disable them; with
+    /// --all or --only PATTERN, the limit, cc or state of many users at once.
+    #[command(group(clap::ArgGroup::new("who").required(true).args(["extension", "all", "only"])))]
     Set {
-        extension: Extension,
+        extension: Option<Extension>,
+        /// Every user (one transaction, audited per user).
         #[arg(long)]
+        all: bool,
+        /// The users whose extension matches this Asterisk pattern, e.g. _20XX.
+        #[arg(long, value_parser = pattern, value_name = "PATTERN")]
+        only: Option<crate::pattern::Pattern>,
+        #[arg(long, conflicts_with_all = ["all", "only"])]
         name: Option<String>,
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["all", "only"])]
         email: Option<String>,
         /// A supervisor copied on this user's notices ("" removes it).
         #[arg(long)]
@@ -157,6 +180,25 @@ pub enum UserCommand {
         disable: bool,
         #[arg(long)]
         enable: bool,
+    },
+    /// Add or refresh users from FreePBX's directory (read-only) or a CSV file
+    /// (header: extension,name,email,daily_limit,cc), in one transaction.
+    Import {
+        /// Read FreePBX's `users` and `userman_users` ([freepbx] in the config).
+        #[arg(long, conflicts_with = "csv", required_unless_present = "csv")]
+        freepbx: bool,
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// The limit of extensions that are new to callquota (required when there are any,
+        /// unless each CSV row has its own).
+        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        daily_limit: Option<u64>,
+        /// Only extensions matching this Asterisk pattern, e.g. _20XX.
+        #[arg(long, value_parser = pattern, value_name = "PATTERN")]
+        only: Option<crate::pattern::Pattern>,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Stop tracking an extension (its history stays in the ledger and audit log).
     Remove { extension: Extension },
@@ -175,6 +217,49 @@ pub struct GrantArgs {
     pub seconds: u64,
     #[arg(long, default_value = "")]
     pub reason: String,
+    /// The person the grant is made for or asked by (a ticket filed on their
+    /// behalf); the audit log names them, and who entered it.
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A calendar month, e.g. 2026-11 (default: this month).
+    #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"], value_parser = month)]
+    pub month: Option<chrono::NaiveDate>,
+    /// The first day of a period (with --to; default --to: today).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: Option<chrono::NaiveDate>,
+    /// The last day of a period.
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+    pub to: Option<chrono::NaiveDate>,
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// `2026-11` → the first day of that month.
+fn month(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d")
+        .map_err(|_| format!("{text:?} is not a month; write it as YYYY-MM, e.g. 2026-11"))
+}
+
+#[derive(Debug, Args)]
+pub struct CallsArgs {
+    pub extension: Extension,
+    /// One local day (default: today).
+    #[arg(long, value_name = "YYYY-MM-DD", conflicts_with_all = ["from", "to"])]
+    pub day: Option<chrono::NaiveDate>,
+    /// The first local day of a period (with --to; default --to: today).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: Option<chrono::NaiveDate>,
+    /// The last local day of a period.
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+    pub to: Option<chrono::NaiveDate>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +272,18 @@ pub struct LogArgs {
     /// Times in UTC instead of the configured time zone (JSON is always RFC 3339).
     #[arg(long)]
     pub utc: bool,
+    /// Only what happened on this local day.
+    #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "since")]
+    pub day: Option<chrono::NaiveDate>,
+    /// Only what happened on or after this local day.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub since: Option<chrono::NaiveDate>,
+    /// Only these events (repeat for several), e.g. --event grant --event blocked.
+    #[arg(long = "event", value_name = "NAME")]
+    pub events: Vec<String>,
+    /// The newest N entries, newest first.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -10,9 +10,12 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 mod cdr;
+mod freepbx;
 
 pub use cdr::{CallerColumn, CdrConnection, CdrSettings};
 use cdr::{RawCdr, cdr_settings};
+pub use freepbx::FreepbxSettings;
+use freepbx::{RawFreepbx, freepbx_settings};
 
 use crate::calendar::CdrClock;
 use crate::duration::Seconds;
@@ -42,6 +45,7 @@ struct RawConfig {
     lock_file: Option<PathBuf>,
     run_timeout_s: Option<Seconds>,
     cdr: Option<RawCdr>,
+    freepbx: Option<RawFreepbx>,
     #[serde(default)]
     direction: Vec<RawDirection>,
     #[serde(default)]
@@ -315,6 +319,8 @@ pub struct Config {
     /// A command still running after this is ended (exit 1); see `deadline`.
     pub run_timeout: Duration,
     pub cdr: CdrSettings,
+    /// FreePBX's own database, for `user import --freepbx`.
+    pub freepbx: Option<FreepbxSettings>,
     pub paid: PaidDestinations,
     pub rules: Rules,
     pub dialplan: DialplanSettings,
@@ -386,6 +392,7 @@ impl Config {
             "not configured: the [cdr] section with url = \"mysql://user:password@host/asteriskcdrdb\" is missing"
                 .to_string()
         })?)?;
+        let freepbx = raw.freepbx.map(freepbx_settings).transpose()?;
         let paid = directions(raw.direction)?;
         let rules = Rules {
             thresholds: thresholds(raw.limits.thresholds)?,
@@ -422,11 +429,22 @@ impl Config {
                 Some(Seconds(s)) => return Err(format!("run_timeout_s = {s} is out of range; use 1 to 3600")),
             },
             cdr,
+            freepbx,
             paid,
             rules,
             dialplan,
             mail,
         })
+    }
+
+    /// Which CDR rows charge whom: `run`, `check` and `calls` judge alike.
+    pub fn usage_rule(&self) -> crate::usage::UsageRule<'_> {
+        crate::usage::UsageRule {
+            caller_column: self.cdr.caller_column,
+            paid: &self.paid,
+            trunk_channels: &self.cdr.trunk_channels,
+            route_prefixes: &self.cdr.route_prefixes,
+        }
     }
 
     pub fn cdr_clock(&self) -> CdrClock {
@@ -983,6 +1001,10 @@ flavor = "freepbx17"
         assert_eq!(c.paid.directions().len(), 2);
         assert_eq!(c.rules.carry_cap_s, Some(7200));
         assert_eq!(c.cdr.trunk_channels.len(), 2);
+        assert_eq!(
+            c.freepbx.expect("freepbx").connection.describe(),
+            "mysql://callquota@127.0.0.1:3306/asterisk"
+        );
         let mail = c.mail.expect("mail");
         assert_eq!(mail.cc, ["telecom-admin@example.com"]);
         assert!(matches!(

@@ -84,6 +84,37 @@ pub fn become_state_owner(state_db: &Path) -> Result<Option<Switched>> {
 }
 
 /// This process's user name (for messages), or its uid.
+/// The person behind this command, for the audit log: `SUDO_USER` when run
+/// through sudo, else the login name of the session, else the account that
+/// runs it. Read before a root process becomes the service user.
+pub fn acting_person() -> String {
+    let sudo = std::env::var("SUDO_USER").ok().filter(|n| is_user_name(n));
+    sudo.or_else(login_name).unwrap_or_else(current_user_name)
+}
+
+/// A POSIX-ish account name (what sudo and getlogin give): anything else in
+/// `SUDO_USER` is not believed.
+fn is_user_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b'$'))
+}
+
+/// getlogin(3): the user logged in on the controlling terminal (none under cron).
+/// Called once, at startup, before any other thread exists (it is not reentrant).
+fn login_name() -> Option<String> {
+    // SAFETY: getlogin returns NULL or a NUL-terminated static buffer, copied at once.
+    let name = unsafe {
+        let ptr = libc::getlogin();
+        if ptr.is_null() {
+            return None;
+        }
+        CStr::from_ptr(ptr).to_str().ok()?.to_string()
+    };
+    is_user_name(&name).then_some(name)
+}
+
 pub fn current_user_name() -> String {
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };

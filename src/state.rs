@@ -50,6 +50,52 @@ pub struct AuditEntry {
     pub day: Option<String>,
     pub event: String,
     pub detail: String,
+    /// Who did it (see [`set_actor`]); `None` on rows from before V4.
+    pub actor: Option<String>,
+}
+
+/// Which audit rows `log` shows: all of them by default.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub extension: Option<Extension>,
+    /// Rows at or after this instant (RFC 3339 UTC, as stored).
+    pub from: Option<DateTime<Utc>>,
+    /// Rows before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// Only these events (any of them); empty: every event.
+    pub events: Vec<String>,
+    /// The newest `limit` rows, newest first; `None`: all, oldest first.
+    pub limit: Option<u32>,
+}
+
+/// Every event name the audit log uses, for `log --event`.
+pub const AUDIT_EVENTS: [&str; 18] = [
+    "blocked",
+    "clock_rewound",
+    "day_closed",
+    "grant",
+    "include_disarmed",
+    "include_written",
+    "late_usage",
+    "level_lowered",
+    "notice_given_up",
+    "notice_sent",
+    "notice_skipped",
+    "reload_failed",
+    "reload_ok",
+    "threshold_crossed",
+    "unblocked",
+    "user_added",
+    "user_changed",
+    "user_removed",
+];
+
+static ACTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The person this process acts for; every audit row it writes names them.
+/// Set once, at startup (before a root process becomes the service user).
+pub fn set_actor(actor: &str) {
+    let _ = ACTOR.set(actor.to_string());
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -198,99 +244,62 @@ impl State {
     }
 
     pub fn insert_user(&mut self, user: &User, now: DateTime<Utc>) -> Result<()> {
+        self.import_users(std::slice::from_ref(user), &[], now)
+    }
+
+    /// Adds `add` and stores each `new` over its `old`, all in one
+    /// transaction, one audit row per user added or changed.
+    pub fn import_users(&mut self, add: &[User], change: &[(User, User)], now: DateTime<Utc>) -> Result<()> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let at = timestamp(now);
-        tx.execute(
-            "INSERT INTO users (extension, name, email, daily_limit_s, active, since_day, created_at, updated_at, cc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
-            params![
-                user.extension.as_str(),
-                user.name,
-                user.email,
-                to_sql_seconds(user.daily_limit_s),
-                user.active,
-                day_text(user.since),
-                at,
-                user.cc
-            ],
-        )?;
-        append_audit(
-            &tx,
-            &at,
-            Some(&user.extension),
-            None,
-            "user_added",
-            &format!(
-                "name {:?}, email {:?}, cc {:?}, daily limit {}s, {}",
-                user.name,
-                user.email,
-                user.cc,
-                user.daily_limit_s,
-                if user.active { "active" } else { "disabled" }
-            ),
-        )?;
+        for user in add {
+            tx.execute(
+                "INSERT INTO users (extension, name, email, daily_limit_s, active, since_day, created_at, updated_at, cc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                params![
+                    user.extension.as_str(),
+                    user.name,
+                    user.email,
+                    to_sql_seconds(user.daily_limit_s),
+                    user.active,
+                    day_text(user.since),
+                    at,
+                    user.cc
+                ],
+            )?;
+            append_audit(
+                &tx,
+                &at,
+                Some(&user.extension),
+                None,
+                "user_added",
+                &format!(
+                    "name {:?}, email {:?}, cc {:?}, daily limit {}s, {}",
+                    user.name,
+                    user.email,
+                    user.cc,
+                    user.daily_limit_s,
+                    if user.active { "active" } else { "disabled" }
+                ),
+            )?;
+        }
+        store_changes(&tx, change, &at)?;
         tx.commit()?;
         Ok(())
     }
 
     /// Stores `new` over `old`, logging each changed field.
     pub fn update_user(&mut self, old: &User, new: &User, now: DateTime<Utc>) -> Result<bool> {
-        let mut changes = Vec::new();
-        if old.name != new.name {
-            changes.push(format!("name {:?} -> {:?}", old.name, new.name));
-        }
-        if old.email != new.email {
-            changes.push(format!("email {:?} -> {:?}", old.email, new.email));
-        }
-        if old.cc != new.cc {
-            changes.push(format!("cc {:?} -> {:?}", old.cc, new.cc));
-        }
-        if old.daily_limit_s != new.daily_limit_s {
-            changes.push(format!(
-                "daily limit {} -> {}",
-                human(old.daily_limit_s),
-                human(new.daily_limit_s)
-            ));
-        }
-        if old.active != new.active {
-            changes.push(if new.active {
-                "enabled".into()
-            } else {
-                "disabled".into()
-            });
-        }
-        if old.since != new.since {
-            changes.push(format!("tracked since {}", day_text(new.since)));
-        }
-        if changes.is_empty() {
-            return Ok(false);
-        }
+        Ok(self.update_users(&[(old.clone(), new.clone())], now)? == 1)
+    }
+
+    /// Stores each `new` over its `old` in one transaction, one audit row per
+    /// user that changed; returns how many changed.
+    pub fn update_users(&mut self, changes: &[(User, User)], now: DateTime<Utc>) -> Result<usize> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let at = timestamp(now);
-        tx.execute(
-            "UPDATE users SET name = ?2, email = ?3, daily_limit_s = ?4, active = ?5, since_day = ?6, updated_at = ?7,
-             cc = ?8 WHERE extension = ?1",
-            params![
-                new.extension.as_str(),
-                new.name,
-                new.email,
-                to_sql_seconds(new.daily_limit_s),
-                new.active,
-                day_text(new.since),
-                at,
-                new.cc
-            ],
-        )?;
-        append_audit(
-            &tx,
-            &at,
-            Some(&new.extension),
-            None,
-            "user_changed",
-            &changes.join(", "),
-        )?;
+        let changed = store_changes(&tx, changes, &timestamp(now))?;
         tx.commit()?;
-        Ok(true)
+        Ok(changed)
     }
 
     pub fn delete_user(&mut self, user: &User, now: DateTime<Utc>) -> Result<()> {
@@ -316,6 +325,7 @@ impl State {
         day: NaiveDate,
         seconds: u64,
         reason: &str,
+        on_behalf_of: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -331,14 +341,17 @@ impl State {
             Some(day),
             "grant",
             &format!(
-                "+{} for {}{}",
+                "+{} for {}{}{}",
                 human(seconds),
                 day_text(day),
                 if reason.is_empty() {
                     String::new()
                 } else {
                     format!(": {reason}")
-                }
+                },
+                on_behalf_of
+                    .map(|by| format!(" (on behalf of {by})"))
+                    .unwrap_or_default()
             ),
         )?;
         tx.commit()?;
@@ -488,16 +501,156 @@ impl State {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Every user's sums over `from`..=`to` from the ledgers, grants and
+    /// outbox (a few grouped queries, whatever the period's length).
+    pub fn period(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<crate::period::UserPeriod>> {
+        use std::collections::BTreeMap;
+        let (from_t, to_t) = (day_text(from), day_text(to));
+        let mut users: BTreeMap<String, crate::period::UserPeriod> = BTreeMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT g.extension, COALESCE(u.name, ''), g.days, g.allowance, g.used, g.blocked, g.open
+             FROM (SELECT extension, COUNT(*) AS days, SUM(allowance_s) AS allowance, SUM(used_s) AS used,
+                          SUM(blocked) AS blocked, SUM(closed = 0) AS open
+                   FROM ledger WHERE day >= ?1 AND day <= ?2 GROUP BY extension) g
+             LEFT JOIN users u ON u.extension = g.extension",
+        )?;
+        let rows = stmt.query_map(params![from_t, to_t], |r| {
+            Ok(crate::period::UserPeriod {
+                extension: r.get(0)?,
+                name: r.get(1)?,
+                days: r.get::<_, i64>(2)?.max(0) as u64,
+                allowance_s: r.get::<_, i64>(3)?.max(0) as u64,
+                used_s: r.get::<_, i64>(4)?.max(0) as u64,
+                days_blocked: r.get::<_, i64>(5)?.max(0) as u64,
+                open_days: r.get::<_, i64>(6)?.max(0) as u64,
+                ..Default::default()
+            })
+        })?;
+        for row in rows {
+            let row = row?;
+            users.insert(row.extension.clone(), row);
+        }
+        let mut add =
+            |sql: &str, args: &[&str], apply: &dyn Fn(&mut crate::period::UserPeriod, i64, i64)| -> Result<()> {
+                let mut stmt = self.conn.prepare(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+                while let Some(r) = rows.next()? {
+                    let ext: String = r.get(0)?;
+                    if let Some(u) = users.get_mut(&ext) {
+                        apply(u, r.get(1)?, r.get(2)?);
+                    }
+                }
+                Ok(())
+            };
+        add(
+            "SELECT extension, COUNT(*), SUM(seconds) FROM grants WHERE day >= ?1 AND day <= ?2 GROUP BY extension",
+            &[&from_t, &to_t],
+            &|u, n, s| {
+                u.grants = n.max(0) as u64;
+                u.granted_s = s.max(0) as u64;
+            },
+        )?;
+        add(
+            "SELECT extension, COUNT(*), 0 FROM outbox WHERE status = 'sent' AND day >= ?1 AND day <= ?2 \
+             GROUP BY extension",
+            &[&from_t, &to_t],
+            &|u, n, _| u.notices = n.max(0) as u64,
+        )?;
+        // Carry-over at the end, from each user's last day in the period: the
+        // next day's carried-in time once it exists, else (an open day) what it has left.
+        let mut stmt = self.conn.prepare(
+            "WITH last AS (SELECT extension, MAX(day) AS day FROM ledger
+                           WHERE day >= ?1 AND day <= ?2 GROUP BY extension)
+             SELECT l.extension, l.allowance_s - l.used_s, l.closed, n.carried_in_s
+             FROM last JOIN ledger l ON l.extension = last.extension AND l.day = last.day
+             LEFT JOIN ledger n ON n.extension = l.extension AND n.day = date(l.day, '+1 day')",
+        )?;
+        let mut rows = stmt.query(params![from_t, to_t])?;
+        while let Some(r) = rows.next()? {
+            let ext: String = r.get(0)?;
+            let (left, closed, next): (i64, bool, Option<i64>) = (r.get(1)?, r.get(2)?, r.get(3)?);
+            if let Some(u) = users.get_mut(&ext) {
+                u.carried_out_s = match next {
+                    Some(carried) => carried.max(0) as u64,
+                    None if !closed => left.max(0) as u64,
+                    None => 0,
+                };
+            }
+        }
+        Ok(users.into_values().collect())
+    }
+
+    /// One extension's ledgers from `from` to `to` (inclusive), by day.
+    pub fn ledgers_of(&self, extension: &Extension, from: NaiveDate, to: NaiveDate) -> Result<Vec<Ledger>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM ledger WHERE extension = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day")?;
+        let rows = stmt.query_map(
+            params![extension.as_str(), day_text(from), day_text(to)],
+            ledger_from_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// When each of the extension's days from `from` to `to` was closed (the
+    /// time of its `day_closed` audit row).
+    pub fn closed_at(
+        &self,
+        extension: &Extension,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<std::collections::BTreeMap<NaiveDate, DateTime<Utc>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT day, MIN(at) FROM audit WHERE event = 'day_closed' AND extension = ?1 AND day >= ?2 AND day <= ?3 \
+             GROUP BY day",
+        )?;
+        let rows = stmt.query_map(params![extension.as_str(), day_text(from), day_text(to)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut closed = std::collections::BTreeMap::new();
+        for row in rows {
+            let (day, at) = row?;
+            if let (Ok(day), Ok(at)) = (day.parse::<NaiveDate>(), DateTime::parse_from_rfc3339(&at)) {
+                closed.insert(day, at.with_timezone(&Utc));
+            }
+        }
+        Ok(closed)
+    }
+
     pub fn audit(&self, extension: Option<&Extension>, event: &str, detail: &str, now: DateTime<Utc>) -> Result<()> {
         append_audit(&self.conn, &timestamp(now), extension, None, event, detail)
     }
 
-    pub fn audit_entries(&self, extension: Option<&Extension>) -> Result<Vec<AuditEntry>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, at, extension, day, event, detail FROM audit
-             WHERE ?1 IS NULL OR extension = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([extension.map(|e| e.as_str())], |r| {
+    pub fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let mut sql = String::from("SELECT id, at, extension, day, event, detail, actor FROM audit WHERE 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(ext) = &filter.extension {
+            args.push(ext.as_str().to_string().into());
+            sql.push_str(&format!(" AND extension = ?{}", args.len()));
+        }
+        // Stored as fixed-width RFC 3339 UTC text, so text order is time order.
+        if let Some(from) = filter.from {
+            args.push(timestamp(from).into());
+            sql.push_str(&format!(" AND at >= ?{}", args.len()));
+        }
+        if let Some(until) = filter.until {
+            args.push(timestamp(until).into());
+            sql.push_str(&format!(" AND at < ?{}", args.len()));
+        }
+        if !filter.events.is_empty() {
+            let mut marks = Vec::new();
+            for event in &filter.events {
+                args.push(event.clone().into());
+                marks.push(format!("?{}", args.len()));
+            }
+            sql.push_str(&format!(" AND event IN ({})", marks.join(", ")));
+        }
+        match filter.limit {
+            Some(limit) => sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}")),
+            None => sql.push_str(" ORDER BY id"),
+        }
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
             Ok(AuditEntry {
                 id: r.get(0)?,
                 at: r.get(1)?,
@@ -505,6 +658,7 @@ impl State {
                 day: r.get(3)?,
                 event: r.get(4)?,
                 detail: r.get(5)?,
+                actor: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -779,15 +933,74 @@ fn append_audit(
     event: &str,
     detail: &str,
 ) -> Result<()> {
-    conn.prepare_cached("INSERT INTO audit (at, extension, day, event, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![
-            at,
-            extension.map(|e| e.as_str()),
-            day.map(day_text),
-            event,
-            detail
-        ])?;
+    conn.prepare_cached(
+        "INSERT INTO audit (at, extension, day, event, detail, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        at,
+        extension.map(|e| e.as_str()),
+        day.map(day_text),
+        event,
+        detail,
+        ACTOR.get()
+    ])?;
     Ok(())
+}
+
+/// Stores each changed user, one `user_changed` audit row each; returns how many changed.
+fn store_changes(conn: &Connection, changes: &[(User, User)], at: &str) -> Result<usize> {
+    let mut changed = 0;
+    for (old, new) in changes {
+        let what = user_changes(old, new);
+        if what.is_empty() {
+            continue;
+        }
+        conn.execute(
+            "UPDATE users SET name = ?2, email = ?3, daily_limit_s = ?4, active = ?5, since_day = ?6, updated_at = ?7,
+             cc = ?8 WHERE extension = ?1",
+            params![
+                new.extension.as_str(),
+                new.name,
+                new.email,
+                to_sql_seconds(new.daily_limit_s),
+                new.active,
+                day_text(new.since),
+                at,
+                new.cc
+            ],
+        )?;
+        append_audit(conn, at, Some(&new.extension), None, "user_changed", &what.join(", "))?;
+        changed += 1;
+    }
+    Ok(changed)
+}
+
+/// Each changed field of a user, as the audit log says it.
+pub fn user_changes(old: &User, new: &User) -> Vec<String> {
+    let mut changes = Vec::new();
+    if old.name != new.name {
+        changes.push(format!("name {:?} -> {:?}", old.name, new.name));
+    }
+    if old.email != new.email {
+        changes.push(format!("email {:?} -> {:?}", old.email, new.email));
+    }
+    if old.cc != new.cc {
+        changes.push(format!("cc {:?} -> {:?}", old.cc, new.cc));
+    }
+    if old.daily_limit_s != new.daily_limit_s {
+        changes.push(format!(
+            "daily limit {} -> {}",
+            human(old.daily_limit_s),
+            human(new.daily_limit_s)
+        ));
+    }
+    if old.active != new.active {
+        changes.push(if new.active { "enabled" } else { "disabled" }.into());
+    }
+    if old.since != new.since {
+        changes.push(format!("tracked since {}", day_text(new.since)));
+    }
+    changes
 }
 
 /// The audit log's event name and human-readable detail.

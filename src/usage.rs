@@ -23,6 +23,33 @@ pub struct CdrRow {
     pub billsec: i64,
     /// The calling channel's id: with `dstchannel`, it names one leg.
     pub uniqueid: String,
+    /// Seconds from the start of the leg to its end (ringing included).
+    pub duration: i64,
+}
+
+/// Why a row charges nothing, as `calls` explains it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotCharged {
+    NotAnswered,
+    /// A leg to a `Local/` channel: the leg that reached the carrier has its own row.
+    LocalLeg,
+    /// `[cdr] trunk_channels` is set and does not list this leg's channel.
+    TrunkNotListed,
+    NotPaid,
+    /// The caller column names no extension.
+    NoExtension,
+}
+
+impl NotCharged {
+    pub fn reason(self) -> &'static str {
+        match self {
+            NotCharged::NotAnswered => "not answered",
+            NotCharged::LocalLeg => "a Local/ leg: the leg to the trunk is charged",
+            NotCharged::TrunkNotListed => "trunk not listed in [cdr] trunk_channels",
+            NotCharged::NotPaid => "not paid",
+            NotCharged::NoExtension => "no extension in the caller column",
+        }
+    }
 }
 
 /// The longest single row we believe: a day. Larger values are corrupt rows,
@@ -42,8 +69,13 @@ pub struct UsageRule<'a> {
 impl UsageRule<'_> {
     /// The extension this row charges and its paid seconds, if it is a paid call.
     pub fn charge(&self, row: &CdrRow) -> Option<(Extension, u64)> {
+        self.judge(row).ok()
+    }
+
+    /// Like [`UsageRule::charge`], saying why a row charges nothing.
+    pub fn judge(&self, row: &CdrRow) -> Result<(Extension, u64), NotCharged> {
         if row.disposition != "ANSWERED" || row.billsec <= 0 {
-            return None;
+            return Err(NotCharged::NotAnswered);
         }
         if self.trunk_channels.is_empty() {
             // A leg to a Local/ channel (follow-me, ring groups, FreePBX's own
@@ -54,7 +86,7 @@ impl UsageRule<'_> {
                 .get(..6)
                 .is_some_and(|t| t.eq_ignore_ascii_case("local/"))
             {
-                return None;
+                return Err(NotCharged::LocalLeg);
             }
         } else if !self
             .trunk_channels
@@ -62,13 +94,13 @@ impl UsageRule<'_> {
             .any(|p| row.dstchannel.starts_with(p.as_str()))
         {
             // Only the listed trunks count (a site whose trunk is a Local channel lists it).
-            return None;
+            return Err(NotCharged::TrunkNotListed);
         }
         if !self.is_paid(&row.dst) {
-            return None;
+            return Err(NotCharged::NotPaid);
         }
-        let extension = caller_extension(self.caller_column, &row.caller)?;
-        Some((extension, (row.billsec as u64).min(MAX_BILLSEC)))
+        let extension = caller_extension(self.caller_column, &row.caller).ok_or(NotCharged::NoExtension)?;
+        Ok((extension, (row.billsec as u64).min(MAX_BILLSEC)))
     }
 }
 
@@ -216,6 +248,7 @@ mod tests {
             disposition: disposition.into(),
             billsec,
             uniqueid: "1764140000.17".into(),
+            duration: billsec.max(0) + 5,
         }
     }
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Call, MOBILE, Site, stderr, stdout};
+use common::{Call, LANDLINE, MOBILE, MOBILE2, Site, stderr, stdout};
 
 const T: &str = "2026-11-26T10:00:00";
 
@@ -253,7 +253,7 @@ fn migrate_creates_the_state_file_0640_without_a_config() {
     let versions: i64 = conn
         .query_row("SELECT MAX(version) FROM refinery_schema_history", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(versions, 3);
+    assert_eq!(versions, 4);
 }
 
 #[test]
@@ -463,4 +463,304 @@ fn log_shows_local_times_and_durations_read_one_way() {
     );
     let status = site.ok("2026-11-26T10:00:00", &["status"]);
     assert!(status.contains("2h 00m 00s"), "{status}");
+}
+
+/// Who did it: every audit row names the person behind the command
+/// (`SUDO_USER` through sudo), and `grant --by` names whom it was for.
+#[test]
+fn audit_rows_name_the_sudo_user_and_grants_whom_they_were_for() {
+    let site = Site::new();
+    let as_sudo = |user: &str, now: &str, args: &[&str]| {
+        let out = site
+            .cmd()
+            .env("SUDO_USER", user)
+            .arg("--now")
+            .arg(now)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    as_sudo(
+        "alice",
+        "2026-11-26T08:00:00",
+        &["user", "add", "2055", "--name", "Vasya", "--daily-limit", "30m"],
+    );
+    as_sudo(
+        "bob",
+        "2026-11-26T09:00:00",
+        &["grant", "2055", "10m", "--reason", "ticket 42", "--by", "Ivanova A."],
+    );
+    // Not an account name: not believed, the real account is named instead.
+    as_sudo(
+        "x;rm -rf /",
+        "2026-11-26T09:30:00",
+        &["user", "set", "2055", "--daily-limit", "40m"],
+    );
+    let log: serde_json::Value = serde_json::from_str(&site.ok(T, &["log", "--ext", "2055", "--json"])).unwrap();
+    let actor_of = |event: &str| {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event"] == event)
+            .map(|e| e["actor"].as_str().unwrap_or("").to_string())
+            .unwrap()
+    };
+    assert_eq!(actor_of("user_added"), "alice", "{log}");
+    assert_eq!(actor_of("grant"), "bob", "{log}");
+    let grant = log.as_array().unwrap().iter().find(|e| e["event"] == "grant").unwrap();
+    assert!(
+        grant["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with(": ticket 42 (on behalf of Ivanova A.)"),
+        "{grant}"
+    );
+    let changed = actor_of("user_changed");
+    assert!(!changed.is_empty() && !changed.contains(';'), "{changed}");
+    assert!(site.ok(T, &["log", "--ext", "2055"]).contains(" bob "));
+
+    let out = site.at(T, &["grant", "2055", "1m", "--by", "=?utf-8?q?x?="]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--by"), "{}", stderr(&out));
+}
+
+/// `log` filters: by extension, local day or since a day, event (repeatable),
+/// and the newest N first; an unknown event name is refused with the list.
+#[test]
+fn log_filters_by_day_event_and_limit() {
+    let site = Site::new();
+    site.add_user("2026-11-24T10:00:00", "2055", "30m");
+    site.add_user("2026-11-25T10:00:00", "2066", "30m");
+    site.ok("2026-11-26T00:30:00", &["grant", "2055", "5m"]);
+    site.ok("2026-11-26T10:00:00", &["user", "set", "2066", "--daily-limit", "1h"]);
+    let events = |args: &[&str]| -> Vec<(String, String)> {
+        let mut all = vec!["log", "--json"];
+        all.extend_from_slice(args);
+        let log: serde_json::Value = serde_json::from_str(&site.ok(T, &all)).unwrap();
+        log.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["event"].as_str().unwrap().to_string(),
+                    e["extension"].as_str().unwrap_or("-").to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |e: &str, x: &str| (e.to_string(), x.to_string());
+    assert_eq!(
+        events(&["--event", "user_added"]),
+        [pair("user_added", "2055"), pair("user_added", "2066")]
+    );
+    // 00:30 in Almaty is still the 25th in UTC: the day is the site's.
+    assert_eq!(
+        events(&["--day", "2026-11-26", "--event", "grant", "--event", "user_changed"]),
+        [pair("grant", "2055"), pair("user_changed", "2066")]
+    );
+    assert!(events(&["--day", "2026-11-25", "--event", "grant"]).is_empty());
+    assert_eq!(
+        events(&["--since", "2026-11-25", "--event", "user_added"]),
+        [pair("user_added", "2066")]
+    );
+    assert_eq!(
+        events(&[
+            "--limit",
+            "2",
+            "--event",
+            "user_added",
+            "--event",
+            "grant",
+            "--event",
+            "user_changed"
+        ]),
+        [pair("user_changed", "2066"), pair("grant", "2055")],
+        "newest first"
+    );
+    assert!(events(&["--ext", "2066"]).iter().all(|(_, x)| x == "2066"));
+    let out = site.at(T, &["log", "--event", "granted"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--event granted: no such event; the events are blocked,"),
+        "{}",
+        stderr(&out)
+    );
+    let out = site.at(T, &["log", "--day", "2026-11-26", "--since", "2026-11-25"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `user set --all` and `--only PATTERN` change many users in one
+/// transaction, one audit row per user that changed, with a count.
+#[test]
+fn bulk_user_set_changes_many_users_at_once() {
+    let site = Site::new();
+    for ext in ["2001", "2002", "2055", "3001"] {
+        site.add_user("2026-11-26T08:00:00", ext, "30m");
+    }
+    site.ok(T, &["user", "set", "2002", "--daily-limit", "45m"]);
+    let out = site.ok(T, &["user", "set", "--only", "_20XX", "--daily-limit", "45m"]);
+    assert_eq!(out, "2 of 3 users matching _20XX updated\n");
+    let users: serde_json::Value = serde_json::from_str(&site.ok(T, &["user", "list", "--json"])).unwrap();
+    let limit = |ext: &str| {
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["extension"] == ext)
+            .unwrap()["daily_limit_s"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        [limit("2001"), limit("2002"), limit("2055"), limit("3001")],
+        [2700, 2700, 2700, 1800]
+    );
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'user_changed'"),
+        3,
+        "one row per user that changed"
+    );
+    assert_eq!(
+        site.ok(T, &["user", "set", "--all", "--disable"]),
+        "4 of 4 users in all updated\n"
+    );
+    assert_eq!(
+        site.ok(T, &["user", "set", "--all", "--disable"]),
+        "0 of 4 users in all updated\n"
+    );
+    for bad in [
+        &["user", "set", "--all", "--name", "X"][..],
+        &["user", "set", "--all"],
+        &["user", "set", "--daily-limit", "1h"],
+        &["user", "set", "2055", "--all", "--daily-limit", "1h"],
+        &["user", "set", "--only", "_20[", "--daily-limit", "1h"],
+        &["user", "set", "--all", "--daily-limit", "25h"],
+    ] {
+        let out = site.at(T, bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{bad:?}: {}", stderr(&out));
+    }
+    // A refused bulk change changed nobody.
+    assert_eq!(limit("3001"), 1800);
+}
+
+/// `calls EXT` lists every CDR row of the extension the way `run` judged
+/// it: counted, or why not. A closed day's counted total equals its
+/// ledger; the open day's difference is the calls since the last run.
+#[test]
+fn calls_explains_every_row_and_matches_the_ledger() {
+    let site = Site::new();
+    site.add_user("2026-11-25T08:00:00", "2055", "30m");
+    let mut local_leg = Call::answered("2055", MOBILE, "2026-11-25T13:00:00", 200);
+    local_leg.dstchannel = "Local/87011234567@from-internal-00000003;1".into();
+    site.insert(&[
+        Call::answered("2055", MOBILE, "2026-11-25T10:00:00", 600),
+        Call::answered("2055", MOBILE, "2026-11-25T11:00:00", 0).disposition("NO ANSWER"),
+        Call::answered("2055", LANDLINE, "2026-11-25T12:00:00", 300),
+        local_leg,
+        Call::answered("2066", MOBILE, "2026-11-25T14:00:00", 100),
+    ]);
+    site.run("2026-11-25T20:00:00");
+    site.run("2026-11-26T00:05:00");
+    // A call across midnight: its row appears at 00:08, after the 25th closed.
+    site.insert(&[Call::answered("2055", MOBILE2, "2026-11-25T23:58:00", 600)]);
+    site.run("2026-11-26T00:10:00");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26T09:00:00", 120)]);
+    site.run("2026-11-26T09:30:00");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26T09:40:00", 60)]);
+
+    let rows: serde_json::Value =
+        serde_json::from_str(&site.ok(T, &["calls", "2055", "--day", "2026-11-25", "--json"])).unwrap();
+    let rows = rows.as_array().unwrap();
+    let fields: Vec<&str> = rows[0].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut sorted = fields.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [
+            "billsec",
+            "calldate",
+            "counted",
+            "direction",
+            "disposition",
+            "dstchannel",
+            "number",
+            "pattern",
+            "reason"
+        ]
+    );
+    let verdicts: Vec<(&str, bool, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["calldate"].as_str().unwrap(),
+                r["counted"].as_bool().unwrap(),
+                r["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("2026-11-25 10:00:00", true, ""),
+            ("2026-11-25 11:00:00", false, "not answered"),
+            ("2026-11-25 12:00:00", false, "not paid"),
+            (
+                "2026-11-25 13:00:00",
+                false,
+                "a Local/ leg: the leg to the trunk is charged"
+            ),
+            (
+                "2026-11-25 23:58:00",
+                false,
+                "day already closed when it ended: charged to the next open day (late row)"
+            ),
+        ],
+        "2066's row is not 2055's"
+    );
+    assert_eq!(rows[0]["direction"], "mobile");
+    assert_eq!(rows[0]["pattern"], "_870[5780-2]XXXXXXX");
+    assert_eq!(rows[2]["direction"], serde_json::Value::Null);
+    let counted: i64 = rows
+        .iter()
+        .filter(|r| r["counted"] == true)
+        .map(|r| r["billsec"].as_i64().unwrap())
+        .sum();
+    let closed = site.ok(T, &["status", "--day", "2026-11-25", "--json"]);
+    let closed: serde_json::Value = serde_json::from_str(&closed).unwrap();
+    assert_eq!(Some(counted), closed[0]["used_s"].as_i64(), "{closed}");
+
+    let text = site.ok(
+        "2026-11-26T10:00:00",
+        &["calls", "2055", "--from", "2026-11-25", "--to", "2026-11-26"],
+    );
+    assert!(
+        text.contains("2026-11-25: counted 10m 00s; the ledger has 10m 00s used, closed"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "2026-11-26: counted 3m 00s; the ledger has 12m 00s used (10m 00s of it late rows of the day before), \
+             open: the difference is calls that ended after the last run at 09:30; the next run counts them"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("no: not paid"), "{text}");
+
+    let untracked: serde_json::Value =
+        serde_json::from_str(&site.ok(T, &["calls", "2066", "--day", "2026-11-25", "--json"])).unwrap();
+    assert_eq!(untracked[0]["reason"], "not a tracked user that day");
+
+    for bad in [
+        &["calls", "2055", "--from", "2026-11-26", "--to", "2026-11-25"][..],
+        &["calls", "2055", "--to", "2026-11-25"],
+        &["calls", "2055", "--day", "2026-11-25", "--from", "2026-11-24"],
+        &["calls", "2055", "--from", "2024-01-01", "--to", "2026-11-25"],
+        &["calls", "20;55"],
+    ] {
+        let out = site.at(T, bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{bad:?}: {}", stderr(&out));
+    }
 }

@@ -450,21 +450,29 @@ fn disarm_on_a_fresh_install_is_silent_with_if_configured() {
 }
 
 #[test]
-fn closing_a_day_deletes_its_live_counters_in_asterisk() {
+fn closing_a_day_deletes_the_live_counters_of_days_before_yesterday() {
     let site = Site::new();
     let Some(pbx) = &site.pbx else {
         return; // no Asterisk sources outside CI: said loudly by the harness
     };
     site.add_user("2026-11-26T08:00:00", "2055", "30m");
     site.run("2026-11-26T09:00:00");
+    pbx.cli("database put callquota 20261125/2055/used 7000");
     pbx.cli("database put callquota 20261126/2055/used 5000");
     pbx.cli("database put callquota 20261127/2055/used 1000");
     site.run("2026-11-26T09:05:00");
     assert!(
-        pbx.cli("database show callquota").contains("20261126/2055/used"),
-        "an open day keeps its counters"
+        pbx.cli("database show callquota").contains("20261125/2055/used"),
+        "a run that closes no day deletes nothing"
     );
     site.run("2026-11-27T00:05:00");
+    let left = pbx.cli("database show callquota");
+    assert!(!left.contains("20261125"), "{left}");
+    assert!(
+        left.contains("20261126/2055/used"),
+        "yesterday's calls still talking hold reservations the check counts: {left}"
+    );
+    site.run("2026-11-28T00:05:00");
     let left = pbx.cli("database show callquota");
     assert!(!left.contains("20261126"), "{left}");
     assert!(left.contains("20261127/2055/used"), "{left}");

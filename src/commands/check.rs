@@ -71,6 +71,18 @@ pub fn check(ctx: &Context) -> Result<()> {
         Err(e) => r.fail(format!("{e:#}")),
     }
 
+    if let Some(freepbx) = &config.freepbx {
+        // Only `user import --freepbx` needs it: a problem there is a warning.
+        match crate::freepbx::candidates(freepbx) {
+            Ok(extensions) => r.ok(format!(
+                "FreePBX database {} reachable ({} extensions for user import --freepbx)",
+                freepbx.connection.describe(),
+                extensions.len()
+            )),
+            Err(e) => r.warn(format!("{e:#}")),
+        }
+    }
+
     check_freshness(ctx, &mut r);
     check_include(ctx, &mut r);
     check_commands(ctx, &mut r);
@@ -113,12 +125,7 @@ fn check_numbers_agree(ctx: &Context, cdr: &mut Cdr, r: &mut Report) {
     let today = ctx.today();
     let from = clock.window(crate::calendar::previous_day(today)).0;
     let until = clock.window(today).1;
-    let rule = crate::usage::UsageRule {
-        caller_column: ctx.config.cdr.caller_column,
-        paid: &ctx.config.paid,
-        trunk_channels: &ctx.config.cdr.trunk_channels,
-        route_prefixes: &ctx.config.cdr.route_prefixes,
-    };
+    let rule = ctx.config.usage_rule();
     let rows = match cdr.dialled(from, until, 20_000) {
         Ok(rows) => rows,
         Err(e) => return r.warn(format!("cannot compare the CDR with the dialplan: {e:#}")),

@@ -1,6 +1,7 @@
 //! The imperative shell: one function per command, ordering the side effects
 //! around the pure core.
 
+mod calls;
 mod check;
 mod mail;
 mod report;
@@ -33,6 +34,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         become_state_owner(path)?;
         return migrate(path);
     }
+    // Who did it: known only before a root process becomes the service user.
+    crate::state::set_actor(&crate::privileges::acting_person());
     // Read as root if need be (the config is root:callquota 0640), then act as the service user.
     let config = match Config::load(&cli.config) {
         Ok(config) => config,
@@ -61,6 +64,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Grant(args) => run::grant(&ctx, &args),
         Command::Status(args) => report::status(&ctx, &args),
         Command::Log(args) => report::log(&ctx, &args),
+        Command::Calls(args) => calls::calls(&ctx, &args),
+        Command::Report(args) => report::period_report(&ctx, &args),
         Command::Render => report::render(&ctx),
         Command::Classify(args) => report::classify(&ctx, &args),
         Command::User(command) => user::user(&ctx, command),
@@ -90,6 +95,8 @@ fn changes_state(command: &Command) -> bool {
         Command::User(user) => !matches!(user, UserCommand::List { .. }),
         Command::Status(_)
         | Command::Log(_)
+        | Command::Calls(_)
+        | Command::Report(_)
         | Command::Render
         | Command::Classify(_)
         | Command::Check

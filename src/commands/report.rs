@@ -1,7 +1,7 @@
 //! Read-only commands: `status`, `log`, `render`, `classify`.
 
 use anyhow::Result;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use super::Context;
@@ -52,6 +52,8 @@ struct StatusRow {
     carried_in_s: u64,
     granted_s: u64,
     closed: bool,
+    /// Whole percent of the allowance used (rounded down).
+    percent_used: u64,
     /// When the last successful run finished (RFC 3339), if ever.
     last_run_at: Option<String>,
     /// No successful run for more than 15 minutes: the figures may be out of date.
@@ -93,6 +95,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
             carried_in_s: l.carried_in_s,
             granted_s: l.granted_s,
             closed: l.closed,
+            percent_used: crate::status_view::percent_used(l.used_s, l.allowance_s()),
             last_run_at: last_run_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
             stale,
             live_used_s: live
@@ -107,33 +110,50 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{}", freshness_line(ctx, day, last_run_at));
-    let live_header = if live.is_some() {
-        format!(" {:>12} {:>12}", "LIVE USED", "IN CALLS")
-    } else {
-        String::new()
-    };
-    println!(
-        "{:<8} {:<24} {:<10} {:>12} {:>12} {:>12}{live_header} {:>5}  STATE",
-        "EXT", "NAME", "DAY", "ALLOWANCE", "USED", "REMAINING", "LEVEL"
-    );
-    for r in &rows {
-        let live_columns = match (r.live_used_s, r.reserved_s) {
-            (Some(used), Some(reserved)) => format!(" {:>12} {:>12}", human(used), human(reserved)),
-            _ => String::new(),
-        };
-        println!(
-            "{:<8} {:<24} {:<10} {:>12} {:>12} {:>12}{live_columns} {:>4}%  {}",
-            r.extension,
-            r.name.chars().take(24).collect::<String>(),
-            r.day,
-            human(r.allowance_s),
-            human(r.used_s),
-            human(r.remaining_s),
-            r.level,
-            if r.blocked { "BLOCKED" } else { "ok" }
-        );
+    use crate::status_view::{RowState, Style, ViewRow};
+    let mut view: Vec<ViewRow> = rows
+        .iter()
+        .map(|r| ViewRow {
+            extension: r.extension.clone(),
+            name: r.name.clone(),
+            allowance_s: r.allowance_s,
+            used_s: r.used_s,
+            remaining_s: r.remaining_s,
+            carried_in_s: r.carried_in_s,
+            granted_s: r.granted_s,
+            state: if r.blocked { RowState::Blocked } else { RowState::Ok },
+            live: r.live_used_s.zip(r.reserved_s),
+            no_figures: false,
+        })
+        .collect();
+    for u in users.iter().filter(|u| !u.active) {
+        match view.iter_mut().find(|v| v.extension == u.extension.as_str()) {
+            Some(v) => v.state = RowState::Disabled,
+            None => view.push(ViewRow {
+                extension: u.extension.to_string(),
+                name: u.name.clone(),
+                allowance_s: 0,
+                used_s: 0,
+                remaining_s: 0,
+                carried_in_s: 0,
+                granted_s: 0,
+                state: RowState::Disabled,
+                live: None,
+                no_figures: true,
+            }),
+        }
     }
+    crate::status_view::sort(&mut view, args.sort);
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal();
+    let style = Style {
+        unicode: terminal && !args.ascii,
+        color: terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    print!(
+        "{}",
+        crate::status_view::render(&freshness_line(ctx, day, last_run_at), &view, style)
+    );
     if rows.is_empty() {
         println!("(no tracked users on {day})");
     }
@@ -183,13 +203,31 @@ fn freshness_line(ctx: &Context, day: NaiveDate, last_run_at: Option<chrono::Dat
 }
 
 pub fn log(ctx: &Context, args: &LogArgs) -> Result<()> {
+    let zone = ctx.config.timezone;
+    for event in &args.events {
+        if !crate::state::AUDIT_EVENTS.contains(&event.as_str()) {
+            return Err(crate::exit::UsageError(format!(
+                "--event {}: no such event; the events are {}",
+                event.escape_debug(),
+                crate::state::AUDIT_EVENTS.join(", ")
+            ))
+            .into());
+        }
+    }
+    let start = |d: NaiveDate| crate::calendar::day_start(d, zone);
+    let filter = crate::state::AuditFilter {
+        extension: args.ext.clone(),
+        from: args.day.or(args.since).map(start),
+        until: args.day.map(|d| start(crate::calendar::next_day(d))),
+        events: args.events.clone(),
+        limit: args.limit,
+    };
     let state = State::open(&ctx.config.state_db)?;
-    let entries = state.audit_entries(args.ext.as_ref())?;
+    let entries = state.audit_entries(&filter)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
     }
-    let zone = ctx.config.timezone;
     for e in &entries {
         // Stored as RFC 3339 UTC; shown in the site's zone, with its offset (DST is unambiguous).
         let at = match chrono::DateTime::parse_from_rfc3339(&e.at) {
@@ -197,13 +235,48 @@ pub fn log(ctx: &Context, args: &LogArgs) -> Result<()> {
             _ => e.at.clone(),
         };
         println!(
-            "{}  {:<8} {:<10} {:<18} {}",
+            "{}  {:<8} {:<10} {:<18} {:<12} {}",
             at,
             e.extension.as_deref().unwrap_or("-"),
             e.day.as_deref().unwrap_or("-"),
             e.event,
+            e.actor.as_deref().unwrap_or("-"),
             e.detail
         );
+    }
+    Ok(())
+}
+
+/// `report`: each user's sums over a month or a period, from the state alone.
+pub fn period_report(ctx: &Context, args: &crate::cli::ReportArgs) -> Result<()> {
+    let today = ctx.today();
+    let first_of = |d: NaiveDate| d.with_day(1).unwrap_or(d);
+    let (from, to) = match (args.month, args.from, args.to) {
+        (Some(month), _, _) => {
+            let next = first_of(month)
+                .checked_add_months(chrono::Months::new(1))
+                .unwrap_or(month);
+            (first_of(month), next.pred_opt().unwrap_or(month))
+        }
+        (None, Some(from), to) => (from, to.unwrap_or(today)),
+        _ => (first_of(today), today),
+    };
+    if to < from {
+        return Err(crate::exit::UsageError(format!("--to {to} is before --from {from}")).into());
+    }
+    let state = State::open(&ctx.config.state_db)?;
+    let report = crate::period::report(from, to, state.period(from, to)?);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if args.csv {
+        print!("{}", crate::period::render_csv(&report));
+    } else {
+        let made = ctx
+            .now
+            .with_timezone(&ctx.config.timezone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string();
+        print!("{}", crate::period::render_text(&report, &made));
     }
     Ok(())
 }

@@ -14,7 +14,6 @@ use crate::lock;
 use crate::policy::{self, Access, Ledger, Plan, Usage};
 use crate::reload::{confirm_hook_is_ours, reload_and_confirm};
 use crate::state::{EarlySnapshot, State};
-use crate::usage::UsageRule;
 
 const INCLUDE_GENERATION: &str = "include_generation";
 const CONFIRMED_GENERATION: &str = "confirmed_generation";
@@ -48,8 +47,18 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
     if args.reason.chars().any(char::is_control) || args.reason.chars().count() > 200 {
         return Err(UsageError("--reason must be printable text of at most 200 characters".into()).into());
     }
+    if let Some(by) = &args.by {
+        crate::contact::validate_name(by).map_err(|e| UsageError(format!("--by: {e}")))?;
+    }
     let today = ctx.today();
-    state.add_grant(&user.extension, today, args.seconds, &args.reason, ctx.now)?;
+    state.add_grant(
+        &user.extension,
+        today,
+        args.seconds,
+        &args.reason,
+        args.by.as_deref(),
+        ctx.now,
+    )?;
     drop(state);
     let applied =
         lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE).and_then(|_lock| run_locked(ctx, false));
@@ -87,12 +96,7 @@ fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Usage, EarlySnaps
     // DST fall-back repeats, local now goes back and a bound at now would drop
     // calls already counted. Rows from the future cannot be in the CDR anyway.
     let (today_start, until) = clock.window(ctx.today());
-    let rule = UsageRule {
-        caller_column: config.cdr.caller_column,
-        paid: &config.paid,
-        trunk_channels: &config.cdr.trunk_channels,
-        route_prefixes: &config.cdr.route_prefixes,
-    };
+    let rule = config.usage_rule();
     let panicked = |_| anyhow!("internal: the CDR reader thread panicked");
     std::thread::scope(|scope| {
         let reading_today = scope.spawn(|| -> Result<(Cdr, Usage)> {

@@ -29,6 +29,102 @@ fn check_contact(user: &mut User) -> Result<()> {
     Ok(())
 }
 
+/// `user import`: read the source, decide, print, apply in one transaction.
+fn import(
+    ctx: &Context,
+    state: &mut State,
+    freepbx: bool,
+    csv: Option<&std::path::Path>,
+    daily_limit: Option<u64>,
+    only: Option<&crate::pattern::Pattern>,
+    dry_run: bool,
+) -> Result<()> {
+    use crate::import::{Source, csv_candidates, plan};
+    if let Some(limit) = daily_limit {
+        check_limit(limit)?;
+    }
+    let (source, candidates) = match (freepbx, csv) {
+        (true, _) => {
+            let settings = ctx.config.freepbx.as_ref().ok_or_else(|| crate::config::ConfigError {
+                path: ctx.config.path.display().to_string(),
+                message: "user import --freepbx needs a [freepbx] section: url, or host, user and password_file \
+                          (database defaults to asterisk)"
+                    .into(),
+                unconfigured: false,
+            })?;
+            (Source::Freepbx, crate::freepbx::candidates(settings)?)
+        }
+        (false, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("--csv {}: cannot be read: {e}", path.display())))?;
+            (
+                Source::Csv,
+                csv_candidates(&text).map_err(|e| UsageError(e.to_string()))?,
+            )
+        }
+        (false, None) => return Err(UsageError("give --freepbx or --csv FILE".into()).into()),
+    };
+    let existing = state.users()?;
+    let plan =
+        plan(&existing, candidates, source, daily_limit, only, ctx.today()).map_err(|e| UsageError(e.to_string()))?;
+    for user in &plan.add {
+        println!(
+            "add {} {:?} <{}>, daily limit {}",
+            user.extension,
+            user.name,
+            user.email,
+            human(user.daily_limit_s)
+        );
+    }
+    for (old, new) in &plan.change {
+        println!(
+            "change {}: {}",
+            new.extension,
+            crate::state::user_changes(old, new).join(", ")
+        );
+    }
+    for (extension, why) in &plan.skipped {
+        println!("skip {}: {why}", extension.escape_debug());
+    }
+    let counts = format!(
+        "{} to add, {} to change, {} unchanged, {} skipped",
+        plan.add.len(),
+        plan.change.len(),
+        plan.unchanged,
+        plan.skipped.len()
+    );
+    if dry_run {
+        println!("{counts} (dry run: nothing changed)");
+        return Ok(());
+    }
+    state.import_users(&plan.add, &plan.change, ctx.now)?;
+    println!("imported: {counts}");
+    Ok(())
+}
+
+/// The changes `user set` may make to one user or to many at once.
+fn apply_shared(
+    user: &mut User,
+    cc: Option<&str>,
+    daily_limit: Option<u64>,
+    disable: bool,
+    enable: bool,
+) -> Result<()> {
+    if let Some(cc) = cc {
+        user.cc = cc.to_string();
+    }
+    if let Some(limit) = daily_limit {
+        user.daily_limit_s = check_limit(limit)?;
+    }
+    if disable {
+        user.active = false;
+    }
+    if enable {
+        user.active = true;
+    }
+    Ok(())
+}
+
 fn existing(state: &State, extension: &Extension) -> Result<User> {
     state.user(extension)?.ok_or_else(|| {
         UsageError(format!(
@@ -88,13 +184,14 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             );
         }
         UserCommand::Set {
-            extension,
+            extension: Some(extension),
             name,
             email,
             cc,
             daily_limit,
             disable,
             enable,
+            ..
         } => {
             let old = existing(&state, &extension)?;
             let mut new = old.clone();
@@ -104,18 +201,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             if let Some(email) = email {
                 new.email = email;
             }
-            if let Some(cc) = cc {
-                new.cc = cc;
-            }
-            if let Some(limit) = daily_limit {
-                new.daily_limit_s = check_limit(limit)?;
-            }
-            if disable {
-                new.active = false;
-            }
-            if enable {
-                new.active = true;
-            }
+            apply_shared(&mut new, cc.as_deref(), daily_limit, disable, enable)?;
             check_contact(&mut new)?;
             if state.update_user(&old, &new, ctx.now)? {
                 println!("updated {extension}");
@@ -123,6 +209,56 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                 println!("{extension} unchanged");
             }
         }
+        UserCommand::Set {
+            extension: None,
+            all,
+            only,
+            cc,
+            daily_limit,
+            disable,
+            enable,
+            ..
+        } => {
+            if cc.is_none() && daily_limit.is_none() && !disable && !enable {
+                return Err(UsageError(
+                    "nothing to change: give --daily-limit, --cc, --disable or --enable with --all or --only".into(),
+                )
+                .into());
+            }
+            let chosen: Vec<User> = state
+                .users()?
+                .into_iter()
+                .filter(|u| all || only.as_ref().is_some_and(|p| p.matches(u.extension.as_str())))
+                .collect();
+            let mut changes = Vec::new();
+            for old in &chosen {
+                let mut new = old.clone();
+                apply_shared(&mut new, cc.as_deref(), daily_limit, disable, enable)?;
+                check_contact(&mut new)?;
+                changes.push((old.clone(), new));
+            }
+            let changed = state.update_users(&changes, ctx.now)?;
+            let which = match &only {
+                Some(p) => format!("matching {p}"),
+                None => "in all".to_string(),
+            };
+            println!("{changed} of {} users {which} updated", chosen.len());
+        }
+        UserCommand::Import {
+            freepbx,
+            csv,
+            daily_limit,
+            only,
+            dry_run,
+        } => import(
+            ctx,
+            &mut state,
+            freepbx,
+            csv.as_deref(),
+            daily_limit,
+            only.as_ref(),
+            dry_run,
+        )?,
         UserCommand::Remove { extension } => {
             let user = existing(&state, &extension)?;
             state.delete_user(&user, ctx.now)?;

@@ -109,61 +109,96 @@ const URL_FIX: &str = "write it as mysql://user:password@host:3306/asteriskcdrdb
                        password percent-encoded (@ %40, # %23, / %2F, : %3A, % %25), or use host, user, \
                        password_file and database instead of url";
 
-pub(super) fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
-    let connection = match &raw.url {
+/// The connection keys `[cdr]` and `[freepbx]` share: a `url`, or host,
+/// port, user, password or password_file, and database.
+pub(super) struct ConnectionKeys<'a> {
+    pub section: &'a str,
+    pub url: &'a Option<String>,
+    pub host: &'a Option<String>,
+    pub port: Option<u16>,
+    pub user: &'a Option<String>,
+    pub password: &'a Option<String>,
+    pub password_file: &'a Option<PathBuf>,
+    pub database: &'a Option<String>,
+    pub default_database: &'a str,
+}
+
+pub(super) fn mysql_connection(keys: ConnectionKeys<'_>) -> Result<CdrConnection, String> {
+    let section = keys.section;
+    let connection = match keys.url {
         Some(url) => {
-            if raw.host.is_some() || raw.port.is_some() || raw.user.is_some() || raw.database.is_some() {
-                return Err("set cdr.url or cdr.host/port/user/database, not both".into());
+            if keys.host.is_some() || keys.port.is_some() || keys.user.is_some() || keys.database.is_some() {
+                return Err(format!(
+                    "set {section}.url or {section}.host/port/user/database, not both"
+                ));
             }
-            if raw.password.is_some() || raw.password_file.is_some() {
-                return Err(
-                    "cdr.url carries the password; drop cdr.password/password_file, or use host, user \
-                            and database instead of url"
-                        .into(),
-                );
+            if keys.password.is_some() || keys.password_file.is_some() {
+                return Err(format!(
+                    "{section}.url carries the password; drop {section}.password/password_file, or use host, user \
+                     and database instead of url"
+                ));
             }
-            from_url(url)?
+            from_url(url, keys.default_database).map_err(|e| e.replacen("cdr.", &format!("{section}."), 1))?
         }
         None => {
-            let host = raw.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+            let host = keys.host.clone().unwrap_or_else(|| "127.0.0.1".into());
             if host.is_empty()
                 || host
                     .chars()
                     .any(|c| c.is_whitespace() || c.is_control() || "/@#".contains(c))
             {
-                return Err("cdr.host is not a host name; e.g. host = \"127.0.0.1\"".into());
+                return Err(format!("{section}.host is not a host name; e.g. host = \"127.0.0.1\""));
             }
-            let user = raw
-                .user
-                .clone()
-                .filter(|u| !u.is_empty())
-                .ok_or("cdr.user is missing; e.g. user = \"callquota\" (or give cdr.url)")?;
-            let password = match (&raw.password, &raw.password_file) {
-                (Some(_), Some(_)) => return Err("set cdr.password or cdr.password_file, not both".into()),
+            let user = keys.user.clone().filter(|u| !u.is_empty()).ok_or(format!(
+                "{section}.user is missing; e.g. user = \"callquota\" (or give {section}.url)"
+            ))?;
+            let password = match (keys.password, keys.password_file) {
+                (Some(_), Some(_)) => {
+                    return Err(format!("set {section}.password or {section}.password_file, not both"));
+                }
                 (Some(p), None) => Some(p.clone()),
-                (None, Some(file)) => Some(super::read_password_file("cdr.password_file", file)?),
+                (None, Some(file)) => Some(super::read_password_file(&format!("{section}.password_file"), file)?),
                 (None, None) => None,
             };
             CdrConnection {
                 host,
-                port: raw.port.unwrap_or(3306),
+                port: keys.port.unwrap_or(3306),
                 user,
                 password,
-                database: raw.database.clone().unwrap_or_else(|| "asteriskcdrdb".into()),
+                database: keys.database.clone().unwrap_or_else(|| keys.default_database.into()),
             }
         }
     };
     if connection.port == 0 {
-        return Err("cdr.port must be 1 to 65535".into());
+        return Err(format!("{section}.port must be 1 to 65535"));
     }
-    let identifier =
-        |s: &str| !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !identifier(&connection.database) {
-        return Err("cdr.database is not a database name; use letters, digits and _".into());
+    if !is_identifier(&connection.database) {
+        return Err(format!(
+            "{section}.database is not a database name; use letters, digits and _"
+        ));
     }
+    Ok(connection)
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub(super) fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
+    let connection = mysql_connection(ConnectionKeys {
+        section: "cdr",
+        url: &raw.url,
+        host: &raw.host,
+        port: raw.port,
+        user: &raw.user,
+        password: &raw.password,
+        password_file: &raw.password_file,
+        database: &raw.database,
+        default_database: "asteriskcdrdb",
+    })?;
     let table_ok = match raw.table.split_once('.') {
-        Some((db, t)) => identifier(db) && identifier(t),
-        None => identifier(&raw.table),
+        Some((db, t)) => is_identifier(db) && is_identifier(t),
+        None => is_identifier(&raw.table),
     };
     if !table_ok {
         return Err(format!(
@@ -218,7 +253,7 @@ pub(super) fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
 /// Parses `mysql://user:password@host:port/database` without ever echoing it:
 /// a `#`, a second `@` or a `/` in the password would otherwise be split off
 /// silently and a piece of the password named as the host.
-fn from_url(url: &str) -> Result<CdrConnection, String> {
+fn from_url(url: &str, default_database: &str) -> Result<CdrConnection, String> {
     let Some(rest) = url.strip_prefix("mysql://") else {
         return Err(format!("cdr.url must start with mysql://; {URL_FIX}"));
     };
@@ -237,7 +272,7 @@ fn from_url(url: &str) -> Result<CdrConnection, String> {
         port: opts.get_tcp_port(),
         user,
         password: opts.get_pass().map(str::to_string),
-        database: opts.get_db_name().unwrap_or("asteriskcdrdb").to_string(),
+        database: opts.get_db_name().unwrap_or(default_database).to_string(),
     })
 }
 
