@@ -92,7 +92,7 @@ calls "$(row 14:00:00 2055 87781234567 ANSWERED 650),$(row 15:00:00 2077 8747123
 section "15:30: 2055 reaches 90 %"
 cq --now ${day}T15:30:00 run --verbose
 section "15:31: the admin grants 2066 ten more minutes"
-cq --now ${day}T15:31:00 grant 2066 10m --reason "closing a big deal"
+cq --now ${day}T15:31:00 grant 2066 10m --reason "closing a big deal" --by "Head of sales"
 cq --now ${day}T15:31:00 status
 
 section "Why was this call counted?"
@@ -106,6 +106,12 @@ section "Next day 00:05: the day closes with its final usage, unused time carrie
 cq --now 2026-11-27T00:05:00 run --verbose
 cq --now 2026-11-27T00:05:00 status
 cq --now 2026-11-27T00:05:00 status --day $day
+
+section "The month so far, per user"
+cq --now 2026-11-27T00:05:00 report --month 2026-11
+
+section "Why is 2066 blocked? Every CDR row of that day, as run judged it"
+cq --now 2026-11-27T00:05:00 calls 2066 --day $day
 
 section "The outbox"
 cq --now 2026-11-27T00:05:00 mail list
