@@ -108,9 +108,9 @@ cq --now 2026-11-27T00:05:00 status
 cq --now 2026-11-27T00:05:00 status --day $day
 
 section "The month so far, per user"
-cq --now 2026-11-27T00:05:00 report --month 2026-11
+cq --now 2026-11-27T00:05:00 report --month 2026-11 --html "$out/report.html"
 
-section "Why is 2066 blocked? Every CDR row of that day, as run judged it"
+section "Every CDR row of 2066 that day, as run judged it (the answer to \"why am I blocked?\")"
 cq --now 2026-11-27T00:05:00 calls 2066 --day $day
 
 section "The outbox"

@@ -238,6 +238,9 @@ pub struct ReportArgs {
     pub json: bool,
     #[arg(long)]
     pub csv: bool,
+    /// Also write a self-contained HTML page (bars per user, a strip of days).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// `2026-11` → the first day of that month.

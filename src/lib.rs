@@ -19,6 +19,7 @@ pub mod exit;
 pub mod explain;
 pub mod extension;
 pub mod freepbx;
+pub mod html_report;
 pub mod import;
 pub mod include_file;
 pub mod live;

@@ -580,6 +580,38 @@ impl State {
         Ok(users.into_values().collect())
     }
 
+    /// Every ledger's figures from `from` to `to`, for the HTML day strips.
+    pub fn daily(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<crate::html_report::DayFigure>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT extension, day, allowance_s, used_s, blocked, closed FROM ledger
+             WHERE day >= ?1 AND day <= ?2 ORDER BY extension, day",
+        )?;
+        let rows = stmt.query_map(params![day_text(from), day_text(to)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, bool>(4)?,
+                r.get::<_, bool>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (extension, day, allowance, used, blocked, closed) = row?;
+            let Ok(day) = day.parse() else { continue };
+            out.push(crate::html_report::DayFigure {
+                extension,
+                day,
+                allowance_s: allowance.max(0) as u64,
+                used_s: used.max(0) as u64,
+                blocked,
+                closed,
+            });
+        }
+        Ok(out)
+    }
+
     /// One extension's ledgers from `from` to `to` (inclusive), by day.
     pub fn ledgers_of(&self, extension: &Extension, from: NaiveDate, to: NaiveDate) -> Result<Vec<Ledger>> {
         let mut stmt = self

@@ -182,3 +182,107 @@ fn a_month_report_equals_a_recomputation_from_the_ledgers() {
         assert_eq!(stderr(&out).lines().count(), 1, "{bad:?}: {}", stderr(&out));
     }
 }
+
+/// The HTML report is one self-contained page that renders: headless
+/// Chromium (Debian's `chromium`) takes a screenshot that is not blank, and
+/// the page holds every user's figures with names escaped.
+#[test]
+fn the_html_report_renders_in_chromium() {
+    let site = Site::new();
+    month_of_calls(&site);
+    site.ok(
+        "2026-11-26T23:56:00",
+        &["user", "set", "2077", "--name", "<script>alert(1)</script> & Co"],
+    );
+    let now = "2026-11-26T23:58:00";
+    let page = site.path("report.html");
+    let out = site.at(now, &["report", "--month", "2026-11", "--html", page.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co"),
+        "escaped"
+    );
+    assert!(!html.contains("<script"), "no script at all");
+    for external in ["src=", "href=", "url(", "@import"] {
+        assert!(!html.contains(external), "{external}: the page must be self-contained");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&site.ok(now, &["report", "--month", "2026-11", "--json"])).unwrap();
+    for user in report["users"].as_array().unwrap() {
+        let used = callquota::duration::format(user["used_s"].as_u64().unwrap());
+        let row = format!("<td class=\"l\">{}</td>", user["extension"].as_str().unwrap());
+        assert!(html.contains(&row), "{row}");
+        assert!(html.contains(&format!("<td>{used}</td>")), "{used}");
+        assert!(html.contains(&format!("<td>{}%</td>", user["percent_used"])), "{user}");
+    }
+    assert!(html.contains("Paid calls, 2026-11-01 to 2026-11-30"));
+    assert!(html.contains("Made 2026-11-26 23:58"));
+
+    let shot = site.path("report.png");
+    let chromium = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .env("HOME", site.path(""))
+        .output()
+        .expect("Debian's chromium is required for this test (.ci/run installs it)");
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&chromium.stderr)
+    );
+    // Decode the PNG with Python's zlib and measure how much of it is drawn.
+    let measure = std::process::Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(PNG_INK)
+        .arg(&shot)
+        .output()
+        .unwrap();
+    let verdict = String::from_utf8_lossy(&measure.stdout).to_string();
+    let mut it = verdict.split_whitespace().map(|v| v.parse::<f64>().unwrap());
+    let (ink, colours) = (it.next().unwrap(), it.next().unwrap());
+    assert!(ink > 0.02, "the screenshot is nearly blank: {verdict}");
+    assert!(colours >= 5.0, "too few colours for bars and text: {verdict}");
+}
+
+/// Prints the share of pixels that are not white and the number of
+/// distinct colours of an 8-bit RGB(A), non-interlaced PNG.
+const PNG_INK: &str = r#"
+import struct, sys, zlib
+data = open(sys.argv[1], 'rb').read()
+pos, idat, ihdr = 8, b'', None
+while pos < len(data):
+    n, kind = struct.unpack('>I4s', data[pos:pos + 8])
+    body = data[pos + 8:pos + 8 + n]
+    if kind == b'IHDR': ihdr = struct.unpack('>IIBBBBB', body)
+    if kind == b'IDAT': idat += body
+    pos += 12 + n
+w, h, depth, ctype = ihdr[0], ihdr[1], ihdr[2], ihdr[3]
+bpp = {2: 3, 6: 4}[ctype]
+raw, stride = zlib.decompress(idat), w * bpp
+prev, ink, colours = bytearray(stride), 0, set()
+for y in range(h):
+    f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+    for i in range(stride):
+        a = line[i - bpp] if i >= bpp else 0
+        b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+        if f == 1: line[i] = (line[i] + a) & 255
+        elif f == 2: line[i] = (line[i] + b) & 255
+        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c; pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    for x in range(0, stride, bpp):
+        px = bytes(line[x:x + 3])
+        colours.add(px)
+        if px != b'\xff\xff\xff': ink += 1
+    prev = line
+print(ink / (w * h), len(colours))
+"#;

@@ -112,7 +112,7 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
     }
 
     println!(
-        "{:<19}  {:<14} {:<22} {:<11} {:>7}  {:<26} COUNTED",
+        "{:<19}  {:<14} {:<28} {:<11} {:>7}  {:<26} COUNTED",
         "TIME", "NUMBER", "PAID (DIRECTION, PATTERN)", "DISPOSITION", "BILLSEC", "TRUNK CHANNEL"
     );
     for j in &judged {
@@ -126,7 +126,7 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
             format!("no: {}", j.reason)
         };
         println!(
-            "{:<19}  {:<14} {:<22} {:<11} {:>7}  {:<26} {}",
+            "{:<19}  {:<14} {:<28} {:<11} {:>7}  {:<26} {}",
             local(j),
             j.row.dst.escape_debug().to_string(),
             paid,

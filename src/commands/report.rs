@@ -266,18 +266,46 @@ pub fn period_report(ctx: &Context, args: &crate::cli::ReportArgs) -> Result<()>
     }
     let state = State::open(&ctx.config.state_db)?;
     let report = crate::period::report(from, to, state.period(from, to)?);
+    let made = ctx
+        .now
+        .with_timezone(&ctx.config.timezone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string();
+    if let Some(path) = &args.html {
+        let page = crate::html_report::render(&report, &state.daily(from, to)?, &made);
+        write_new_file(path, &page)?;
+        eprintln!("wrote {}", path.display());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.csv {
         print!("{}", crate::period::render_csv(&report));
     } else {
-        let made = ctx
-            .now
-            .with_timezone(&ctx.config.timezone)
-            .format("%Y-%m-%d %H:%M %Z")
-            .to_string();
         print!("{}", crate::period::render_text(&report, &made));
     }
+    Ok(())
+}
+
+/// Writes `text` to `path` through a temporary file beside it, so a reader
+/// never sees half a page; a failure names the file and the cause.
+fn write_new_file(path: &std::path::Path, text: &str) -> Result<()> {
+    use anyhow::Context as _;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut temp = tempfile::NamedTempFile::new_in(&dir).with_context(|| {
+        format!(
+            "cannot write {}: cannot create a file in {}",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    std::io::Write::write_all(&mut temp, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    temp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
