@@ -65,6 +65,9 @@ struct RawMail {
     dir: Option<PathBuf>,
     from: Option<String>,
     cc: Option<Vec<String>>,
+    /// Who gets the daily digest of each closed day.
+    #[serde(default)]
+    digest_to: Vec<String>,
     #[serde(default = "default_max_attempts")]
     max_attempts: u32,
     #[serde(default = "default_max_age_hours")]
@@ -267,6 +270,8 @@ pub struct MailSettings {
     pub cc: Vec<String>,
     /// One per threshold.
     pub templates: std::collections::BTreeMap<u8, NoticeTemplate>,
+    /// The daily digest's recipients (empty: no digest).
+    pub digest_to: Vec<String>,
     pub max_attempts: u32,
     pub max_age_hours: u32,
 }
@@ -725,6 +730,9 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
     for address in &cc {
         check_address("cc", address)?;
     }
+    for address in &raw.digest_to {
+        check_address("mail.digest_to", address)?;
+    }
     if raw.max_attempts == 0 || raw.max_age_hours == 0 {
         return Err("mail.max_attempts and mail.max_age_hours must be at least 1".into());
     }
@@ -775,6 +783,7 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
         from,
         cc,
         templates,
+        digest_to: raw.digest_to.clone(),
         max_attempts: raw.max_attempts,
         max_age_hours: raw.max_age_hours,
     })
@@ -1007,6 +1016,7 @@ flavor = "freepbx17"
         );
         let mail = c.mail.expect("mail");
         assert_eq!(mail.cc, ["telecom-admin@example.com"]);
+        assert_eq!(mail.digest_to, ["boss@example.com"]);
         assert!(matches!(
             mail.transport,
             MailTransport::Smtp(SmtpSettings {

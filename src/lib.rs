@@ -14,6 +14,7 @@ pub mod contact;
 pub mod crashpoint;
 pub mod deadline;
 pub mod dialplan;
+pub mod digest;
 pub mod duration;
 pub mod exit;
 pub mod explain;

@@ -44,9 +44,13 @@ pub struct Mailer {
 pub struct Outgoing<'a> {
     pub to_name: Option<&'a str>,
     pub to: &'a str,
+    /// More addresses in To (the digest's recipients after the first).
+    pub also_to: &'a [&'a str],
     pub extra_cc: &'a [&'a str],
     pub subject: &'a str,
     pub body: &'a str,
+    /// An HTML view of the same text (sent as multipart/alternative).
+    pub html: Option<&'a str>,
     pub date: DateTime<Utc>,
 }
 
@@ -135,17 +139,24 @@ impl Mailer {
             .to(to.clone())
             .subject(m.subject)
             .date(SystemTime::from(m.date))
-            .message_id(None)
-            .header(ContentType::TEXT_PLAIN);
+            .message_id(None);
+        for to in m.also_to {
+            builder = builder.to(mailbox(None, to)?);
+        }
         for cc in &self.cc {
             builder = builder.cc(cc.clone());
         }
         for cc in m.extra_cc {
             builder = builder.cc(mailbox(None, cc)?);
         }
-        let message = builder
-            .body(m.body.to_string())
-            .map_err(|e| SendError::Invalid(format!("cannot build the message: {e}")))?;
+        let message = match m.html {
+            None => builder.header(ContentType::TEXT_PLAIN).body(m.body.to_string()),
+            Some(html) => builder.multipart(lettre::message::MultiPart::alternative_plain_html(
+                m.body.to_string(),
+                html.to_string(),
+            )),
+        }
+        .map_err(|e| SendError::Invalid(format!("cannot build the message: {e}")))?;
         match &self.transport {
             Transport_::Smtp(relay, _) => relay.send(&message, &to.email),
             Transport_::Dir(dir, where_) => dir

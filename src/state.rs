@@ -90,6 +90,10 @@ pub const AUDIT_EVENTS: [&str; 18] = [
     "user_removed",
 ];
 
+/// A closed day's ledgers, each with the user's name and the time (RFC 3339)
+/// a run first blocked them, and the day's `grant` audit rows.
+pub type DigestFacts = (Vec<(Ledger, String, Option<String>)>, Vec<AuditEntry>);
+
 static ACTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// The person this process acts for; every audit row it writes names them.
@@ -101,6 +105,8 @@ pub fn set_actor(actor: &str) {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OutboxEntry {
     pub id: i64,
+    /// `notice` (to a user) or `digest` (a closed day, to [mail] digest_to).
+    pub kind: String,
     pub extension: String,
     pub day: String,
     pub threshold: u8,
@@ -117,6 +123,8 @@ pub struct OutboxEntry {
 pub struct State {
     conn: Connection,
     path: PathBuf,
+    /// Queue a daily digest for each day a run closes ([mail] digest_to).
+    digests: bool,
 }
 
 /// `meta` key: RFC 3339 time of the last successful run.
@@ -226,6 +234,7 @@ impl State {
         Ok(State {
             conn,
             path: path.to_path_buf(),
+            digests: false,
         })
     }
 
@@ -464,10 +473,52 @@ impl State {
         };
         let plan = decide(&snapshot)?;
         apply(&tx, &plan, now).with_context(|| format!("cannot write state_db {path}"))?;
+        if self.digests {
+            queue_digests(&tx, &plan, now).with_context(|| format!("cannot write state_db {path}"))?;
+        }
         crate::crashpoint::reached("in-state-transaction");
         tx.commit()
             .with_context(|| format!("cannot commit to state_db {path}"))?;
         Ok(plan)
+    }
+
+    /// From now on, each day a run closes queues one daily digest.
+    pub fn queue_digests(&mut self, on: bool) {
+        self.digests = on;
+    }
+
+    /// What a day's digest says: each user's ledger of that day with their
+    /// name and when they were first blocked (local text is the caller's),
+    /// and the grants with who made them, from the audit log.
+    pub fn digest_facts(&self, day: NaiveDate) -> Result<DigestFacts> {
+        let ledgers = self.ledgers_on(day)?;
+        let mut rows = Vec::with_capacity(ledgers.len());
+        for l in ledgers {
+            let name: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT name FROM users WHERE extension = ?1",
+                    [l.extension.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let blocked_at: Option<String> = self.conn.query_row(
+                "SELECT MIN(at) FROM audit WHERE event = 'blocked' AND extension = ?1 AND day = ?2",
+                params![l.extension.as_str(), day_text(day)],
+                |r| r.get(0),
+            )?;
+            rows.push((l, name.unwrap_or_default(), blocked_at));
+        }
+        let grants = self.audit_entries(&AuditFilter {
+            events: vec!["grant".into()],
+            ..AuditFilter::default()
+        })?;
+        let day_text = day_text(day);
+        let grants = grants
+            .into_iter()
+            .filter(|g| g.day.as_deref() == Some(day_text.as_str()))
+            .collect();
+        Ok((rows, grants))
     }
 
     /// The state as `run` sees it, without changing anything.
@@ -699,7 +750,7 @@ impl State {
     pub fn outbox(&self, pending_only: bool) -> Result<Vec<OutboxEntry>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, extension, day, threshold, used_s, allowance_s, created_at, status, attempts, last_error,
-             next_attempt_at, sent_at FROM outbox WHERE ?1 = 0 OR status = 'pending' ORDER BY id",
+             next_attempt_at, sent_at, kind FROM outbox WHERE ?1 = 0 OR status = 'pending' ORDER BY id",
         )?;
         let rows = stmt.query_map([pending_only], |r| {
             Ok(OutboxEntry {
@@ -715,6 +766,7 @@ impl State {
                 last_error: r.get(9)?,
                 next_attempt_at: r.get(10)?,
                 sent_at: r.get(11)?,
+                kind: r.get(12)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -738,7 +790,11 @@ impl State {
         let at = timestamp(now);
         let extension = parse_extension(&entry.extension).ok();
         let day = NaiveDate::parse_from_str(&entry.day, "%Y-%m-%d").ok();
-        let what = format!("{}% notice #{}", entry.threshold, entry.id);
+        let what = if entry.kind == "digest" {
+            format!("digest #{}", entry.id)
+        } else {
+            format!("{}% notice #{}", entry.threshold, entry.id)
+        };
         // (status, attempt counted, last error, sent at, next attempt at, audit entry)
         type Change<'a> = (
             &'a str,
@@ -954,6 +1010,25 @@ fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
          WHERE value <> excluded.value",
         [day_text(plan.open_day)],
     )?;
+    Ok(())
+}
+
+/// One digest per day the plan closes, never a second for a day (a unique index).
+fn queue_digests(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
+    let closed: std::collections::BTreeSet<NaiveDate> = plan
+        .records
+        .iter()
+        .filter(|r| matches!(r.event, Event::DayClosed { .. }))
+        .map(|r| r.day)
+        .collect();
+    for day in closed {
+        conn.execute(
+            "INSERT OR IGNORE INTO outbox (kind, extension, day, threshold, used_s, allowance_s, created_at)
+             SELECT 'digest', '', ?1, 0, COALESCE(SUM(used_s), 0), COALESCE(SUM(allowance_s), 0), ?2
+             FROM ledger WHERE day = ?1",
+            params![day_text(day), timestamp(now)],
+        )?;
+    }
     Ok(())
 }
 

@@ -502,3 +502,88 @@ fn a_refused_copy_address_does_not_stop_the_notice() {
     assert_eq!(messages.len(), 1);
     assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'"), 1);
 }
+
+/// The daily digest: once a day closes, one mail to [mail] digest_to with
+/// the day's table (plain text and the same view in HTML), grants and who
+/// made them; exactly once, across reruns and a crash after the day closed.
+#[test]
+fn the_daily_digest_goes_once_per_closed_day() {
+    let sink = SmtpSink::start();
+    let site = site_with(&sink, "");
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace(
+        "[mail]\ntransport = \"smtp\"\n",
+        "[mail]\ntransport = \"smtp\"\ndigest_to = [\"boss@example.com\", \"cfo@example.com\"]\n",
+    ));
+    site.add_user("2026-11-26T08:00:00", "2055", "10m");
+    site.add_user("2026-11-26T08:00:00", "2066", "30m");
+    site.insert(&[
+        Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 700),
+        Call::answered("2066", MOBILE, "2026-11-26 10:00:00", 300),
+    ]);
+    site.run("2026-11-26T11:00:00");
+    let out = site
+        .cmd()
+        .env("SUDO_USER", "alice")
+        .args([
+            "--now",
+            "2026-11-26T12:00:00",
+            "grant",
+            "2066",
+            "5m",
+            "--reason",
+            "big <deal>",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    site.run("2026-11-26T23:00:00");
+    let digests = |sink: &SmtpSink| -> Vec<serde_json::Value> {
+        sink.messages()
+            .into_iter()
+            .filter(|m| m["subject"].as_str().unwrap_or("").starts_with("Paid calls on "))
+            .collect()
+    };
+    assert!(digests(&sink).is_empty(), "no digest before the day closes");
+
+    // The day closes, but the run dies right after committing: the digest is
+    // queued with the close and goes with the next run, once.
+    let crash = site
+        .cmd()
+        .env("CALLQUOTA_CRASH_AT", "after-state-commit")
+        .args(["--now", "2026-11-27T00:05:00", "run"])
+        .output()
+        .unwrap();
+    assert!(!crash.status.success());
+    assert!(digests(&sink).is_empty());
+    site.run("2026-11-27T00:10:00");
+    site.run("2026-11-27T00:15:00");
+    site.run("2026-11-27T09:00:00");
+    let got = digests(&sink);
+    assert_eq!(got.len(), 1, "exactly one digest: {got:?}");
+    let d = &got[0];
+    assert_eq!(
+        d["subject"],
+        "Paid calls on 2026-11-26: 16m 40s used of 45m 00s, 1 blocked"
+    );
+    assert_eq!(d["to"], "boss@example.com, cfo@example.com");
+    assert_eq!(d["content_type"], "multipart/alternative");
+    let body = d["body"].as_str().unwrap();
+    assert!(
+        body.contains("2055     User 2055                    11m 40s     10m 00s   116%  11:00"),
+        "blocked by the 11:00 run: {body}"
+    );
+    assert!(body.contains("+5m 00s for 2026-11-26: big <deal> (by alice)"), "{body}");
+    let html = d["html"].as_str().unwrap();
+    assert!(html.contains("big &lt;deal&gt; (by alice)"), "{html}");
+    assert!(
+        html.contains("<td align=\"right\" style=\"padding:4px 8px\">116%</td>"),
+        "{html}"
+    );
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM outbox WHERE kind = 'digest' AND status = 'sent'"),
+        1
+    );
+    let list = site.ok("2026-11-27T09:00:00", &["mail", "list"]);
+    assert!(list.contains("digest"), "{list}");
+}

@@ -41,34 +41,25 @@ pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
     let users = state.users()?;
     let (mut sent, mut problems) = (0, Vec::new());
     for entry in &due {
-        let user = users.iter().find(|u| u.extension.as_str() == entry.extension);
-        let outcome = match user {
-            None => Delivery::Skipped {
-                reason: "the user was removed".into(),
-            },
-            Some(u) if u.email.is_empty() => Delivery::Skipped {
-                reason: "the user has no email address".into(),
-            },
-            Some(u) => {
-                let text = compose(
-                    &settings.templates,
-                    &Figures {
-                        name: &u.name,
-                        extension: u.extension.as_str(),
-                        day: &entry.day,
-                        threshold: entry.threshold,
-                        used_s: entry.used_s,
-                        allowance_s: entry.allowance_s,
-                        day_over: entry.day < ctx.today().format("%Y-%m-%d").to_string(),
-                    },
-                );
-                let extra_cc: Vec<&str> = [u.cc.as_str()].into_iter().filter(|c| !c.is_empty()).collect();
+        // What to send, or why nothing is sent.
+        let prepared: std::result::Result<Prepared, String> = if entry.kind == "digest" {
+            prepare_digest(ctx, state, settings, entry)
+        } else {
+            prepare_notice(ctx, &users, settings, entry)
+        };
+        let outcome = match prepared {
+            Err(reason) => Delivery::Skipped { reason },
+            Ok(p) => {
+                let also_to: Vec<&str> = p.also_to.iter().map(String::as_str).collect();
+                let extra_cc: Vec<&str> = p.extra_cc.iter().map(String::as_str).collect();
                 let result = mailer.send(&Outgoing {
-                    to_name: Some(&u.name),
-                    to: &u.email,
+                    to_name: p.to_name.as_deref(),
+                    to: &p.to,
+                    also_to: &also_to,
                     extra_cc: &extra_cc,
-                    subject: &text.subject,
-                    body: &text.body,
+                    subject: &p.subject,
+                    body: &p.body,
+                    html: p.html.as_deref(),
                     date: ctx.now,
                 });
                 let attempts = entry.attempts + 1;
@@ -78,7 +69,7 @@ pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
                     Ok(()) => {
                         crate::crashpoint::reached("during-mail");
                         sent += 1;
-                        Delivery::Sent { to: u.email.clone() }
+                        Delivery::Sent { to: p.recipients() }
                     }
                     Err(e @ (SendError::Rejected(_) | SendError::Invalid(_))) => {
                         problems.push(e.to_string());
@@ -114,6 +105,112 @@ pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
     Ok(format!("{sent} notice(s) sent via {}", mailer.destination()))
 }
 
+/// A message ready to send.
+struct Prepared {
+    to_name: Option<String>,
+    to: String,
+    also_to: Vec<String>,
+    extra_cc: Vec<String>,
+    subject: String,
+    body: String,
+    html: Option<String>,
+}
+
+impl Prepared {
+    fn recipients(&self) -> String {
+        std::iter::once(self.to.as_str())
+            .chain(self.also_to.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A threshold notice to its user (and their cc), or why it is skipped.
+fn prepare_notice(
+    ctx: &Context,
+    users: &[crate::state::User],
+    settings: &crate::config::MailSettings,
+    entry: &crate::state::OutboxEntry,
+) -> std::result::Result<Prepared, String> {
+    let user = users
+        .iter()
+        .find(|u| u.extension.as_str() == entry.extension)
+        .ok_or("the user was removed")?;
+    if user.email.is_empty() {
+        return Err("the user has no email address".into());
+    }
+    let text = compose(
+        &settings.templates,
+        &Figures {
+            name: &user.name,
+            extension: user.extension.as_str(),
+            day: &entry.day,
+            threshold: entry.threshold,
+            used_s: entry.used_s,
+            allowance_s: entry.allowance_s,
+            day_over: entry.day < ctx.today().format("%Y-%m-%d").to_string(),
+        },
+    );
+    Ok(Prepared {
+        to_name: Some(user.name.clone()),
+        to: user.email.clone(),
+        also_to: Vec::new(),
+        extra_cc: [user.cc.clone()].into_iter().filter(|c| !c.is_empty()).collect(),
+        subject: text.subject,
+        body: text.body,
+        html: None,
+    })
+}
+
+/// A closed day's digest to `[mail] digest_to`, or why it is skipped.
+fn prepare_digest(
+    ctx: &Context,
+    state: &State,
+    settings: &crate::config::MailSettings,
+    entry: &crate::state::OutboxEntry,
+) -> std::result::Result<Prepared, String> {
+    let Some((first, rest)) = settings.digest_to.split_first() else {
+        return Err("[mail] digest_to is empty now".into());
+    };
+    let day = chrono::NaiveDate::parse_from_str(&entry.day, "%Y-%m-%d").map_err(|e| e.to_string())?;
+    let (ledgers, grants) = state.digest_facts(day).map_err(|e| format!("{e:#}"))?;
+    let zone = ctx.config.timezone;
+    let local = |at: &str| {
+        DateTime::parse_from_rfc3339(at)
+            .map(|t| t.with_timezone(&zone).format("%H:%M").to_string())
+            .unwrap_or_else(|_| at.to_string())
+    };
+    let rows = ledgers
+        .into_iter()
+        .map(|(l, name, blocked_at)| crate::digest::DigestRow {
+            extension: l.extension.to_string(),
+            name,
+            allowance_s: l.allowance_s(),
+            used_s: l.used_s,
+            blocked_at: blocked_at.as_deref().map(local),
+        })
+        .collect();
+    let grants: Vec<crate::digest::DigestGrant> = grants
+        .into_iter()
+        .map(|g| crate::digest::DigestGrant {
+            extension: g.extension.unwrap_or_default(),
+            detail: g.detail,
+            by: g.actor,
+            at: local(&g.at),
+        })
+        .collect();
+    let digest = crate::digest::compose(&entry.day, rows, &grants);
+    Ok(Prepared {
+        to_name: None,
+        to: first.clone(),
+        also_to: rest.to_vec(),
+        extra_cc: Vec::new(),
+        subject: digest.subject,
+        body: digest.text,
+        html: Some(digest.html),
+    })
+}
+
 fn list(ctx: &Context, pending: bool, json: bool) -> Result<()> {
     let state = State::open(&ctx.config.state_db)?;
     let entries = state.outbox(pending)?;
@@ -126,12 +223,17 @@ fn list(ctx: &Context, pending: bool, json: bool) -> Result<()> {
         "ID", "EXT", "DAY", "LEVEL", "STATUS", "ATTEMPTS"
     );
     for e in &entries {
+        let level = if e.kind == "digest" {
+            "digest".to_string()
+        } else {
+            format!("{:>4}%", e.threshold)
+        };
         println!(
-            "{:>5} {:<8} {:<10} {:>4}%  {:<8} {:>8}  {}",
+            "{:>5} {:<8} {:<10} {:>6} {:<8} {:>8}  {}",
             e.id,
-            e.extension,
+            if e.kind == "digest" { "-" } else { e.extension.as_str() },
             e.day,
-            e.threshold,
+            level,
             e.status,
             e.attempts,
             e.last_error.as_deref().unwrap_or("")
@@ -158,9 +260,11 @@ fn test(ctx: &Context, address: &str) -> Result<()> {
         .send(&Outgoing {
             to_name: None,
             to: address,
+            also_to: &[],
             extra_cc: &[],
             subject: "callquota test message",
             body: "This is a test message from callquota: the mail settings work.\n",
+            html: None,
             date: ctx.now,
         })
         .map_err(|e| anyhow!("test message not sent: {e}"))?;

@@ -143,6 +143,7 @@ struct Ran {
 fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
     // A failed CDR read returns here: no state change, include file untouched.
     let (mut state, usage, early) = open_and_read(ctx, force)?;
+    state.queue_digests(ctx.config.mail.as_ref().is_some_and(|m| !m.digest_to.is_empty()));
     crate::crashpoint::reached("after-cdr-read");
     let today = ctx.today();
     let plan = state.plan_and_apply(ctx.now, Some(early), |snapshot| {
