@@ -53,6 +53,7 @@ transport = "dir"
 dir = "$out/mail"
 from = "callquota@example.com"
 cc = ["telecom-admin@example.com"]
+digest_to = ["boss@example.com"]
 
 [mail.templates.100]
 subject = "Лимит исчерпан: {name} ({extension})"

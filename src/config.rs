@@ -68,6 +68,8 @@ struct RawMail {
     /// Who gets the daily digest of each closed day.
     #[serde(default)]
     digest_to: Vec<String>,
+    /// "en", "ru" or "kk": the built-in texts and how figures are written.
+    language: Option<String>,
     #[serde(default = "default_max_attempts")]
     max_attempts: u32,
     #[serde(default = "default_max_age_hours")]
@@ -272,47 +274,16 @@ pub struct MailSettings {
     pub templates: std::collections::BTreeMap<u8, NoticeTemplate>,
     /// The daily digest's recipients (empty: no digest).
     pub digest_to: Vec<String>,
+    /// The built-in texts' language, and how durations and dates are written.
+    pub language: crate::language::Language,
     pub max_attempts: u32,
     pub max_age_hours: u32,
 }
 
-pub const DEFAULT_SUBJECT: &str = "Paid calls: {percent}% of today's allowance used ({extension})";
-pub const DEFAULT_BODY: &str = "Hello {name},\n\n\
-You have used {used} of your {allowance} of paid call time for {day} ({percent}%).\n\
-{remaining} remain.\n\n\
-When the allowance is used up, calls to paid destinations from extension {extension}\n\
-are blocked until tomorrow; all other calls keep working.\n\n\
--- callquota\n";
-pub const DEFAULT_EXHAUSTED_SUBJECT: &str = "Paid calls blocked: today's allowance is used up ({extension})";
-pub const DEFAULT_EXHAUSTED_BODY: &str = "Hello {name},\n\n\
-You have used {used} of your {allowance} of paid call time for {day}.\n\
-Calls to paid destinations from extension {extension} are blocked until tomorrow;\n\
-all other calls keep working. Ask your administrator if you need more time today.\n\n\
--- callquota\n";
-pub const DEFAULT_PAST_SUBJECT: &str = "Paid calls: {percent}% of the allowance for {day} was used ({extension})";
-pub const DEFAULT_PAST_BODY: &str = "Hello {name},\n\n\
-On {day} you used {used} of your {allowance} of paid call time ({percent}%).\n\
-That day is over; today's allowance applies now.\n\n\
--- callquota\n";
-pub const DEFAULT_PAST_EXHAUSTED_SUBJECT: &str = "Paid calls: the allowance for {day} was used up ({extension})";
-pub const DEFAULT_PAST_EXHAUSTED_BODY: &str = "Hello {name},\n\n\
-On {day} you used {used} of your {allowance} of paid call time, and paid calls from\n\
-extension {extension} were blocked for the rest of that day.\n\
-That day is over; today's allowance applies now.\n\n\
--- callquota\n";
-
-/// The built-in texts for a threshold: (subject, body, past subject, past body).
-pub fn default_texts(threshold: u8) -> [&'static str; 4] {
-    if threshold >= 100 {
-        [
-            DEFAULT_EXHAUSTED_SUBJECT,
-            DEFAULT_EXHAUSTED_BODY,
-            DEFAULT_PAST_EXHAUSTED_SUBJECT,
-            DEFAULT_PAST_EXHAUSTED_BODY,
-        ]
-    } else {
-        [DEFAULT_SUBJECT, DEFAULT_BODY, DEFAULT_PAST_SUBJECT, DEFAULT_PAST_BODY]
-    }
+/// The built-in texts for a threshold in `language`: (subject, body, past
+/// subject, past body); at 100 % the "blocked" texts.
+pub fn default_texts(threshold: u8, language: crate::language::Language) -> [&'static str; 4] {
+    language.notice_texts(threshold >= 100)
 }
 
 #[derive(Debug, Clone)]
@@ -736,9 +707,14 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
     if raw.max_attempts == 0 || raw.max_age_hours == 0 {
         return Err("mail.max_attempts and mail.max_age_hours must be at least 1".into());
     }
+    let language = match raw.language.as_deref() {
+        None => crate::language::Language::En,
+        Some(code) => crate::language::Language::parse(code)
+            .ok_or_else(|| format!("mail.language {code:?} is not one of \"en\", \"ru\", \"kk\""))?,
+    };
     let mut templates = std::collections::BTreeMap::new();
     for &t in thresholds {
-        let [subject, body, subject_past, body_past] = default_texts(t);
+        let [subject, body, subject_past, body_past] = default_texts(t, language);
         let configured = raw.templates.get(&t.to_string());
         let subject = configured.and_then(|c| c.subject.as_deref()).unwrap_or(subject);
         let body = configured.and_then(|c| c.body.as_deref()).unwrap_or(body);
@@ -784,6 +760,7 @@ fn mail_settings(raw: RawMail, smtp: Option<RawSmtp>, thresholds: &[u8]) -> Resu
         cc,
         templates,
         digest_to: raw.digest_to.clone(),
+        language,
         max_attempts: raw.max_attempts,
         max_age_hours: raw.max_age_hours,
     })
@@ -1017,6 +994,7 @@ flavor = "freepbx17"
         let mail = c.mail.expect("mail");
         assert_eq!(mail.cc, ["telecom-admin@example.com"]);
         assert_eq!(mail.digest_to, ["boss@example.com"]);
+        assert_eq!(mail.language, crate::language::Language::En);
         assert!(matches!(
             mail.transport,
             MailTransport::Smtp(SmtpSettings {
@@ -1047,6 +1025,14 @@ flavor = "freepbx17"
                 "not both",
             ),
             (format!("{GOOD}[mail]\n{smtp}security = \"ssl\"\n"), "smtp.security"),
+            (
+                format!("{GOOD}[mail]\nlanguage = \"de\"\n{smtp}"),
+                "mail.language \"de\" is not one of \"en\", \"ru\", \"kk\"",
+            ),
+            (
+                format!("{GOOD}[mail]\ndigest_to = [\"boss\"]\n{smtp}"),
+                "mail.digest_to \"boss\" is not an email address",
+            ),
             (
                 format!("{GOOD}[mail.templates.75]\nsubject = \"x\"\n{smtp}"),
                 "mail.templates.75 is not one of",

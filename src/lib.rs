@@ -23,6 +23,7 @@ pub mod freepbx;
 pub mod html_report;
 pub mod import;
 pub mod include_file;
+pub mod language;
 pub mod live;
 pub mod lock;
 pub mod mailer;

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use crate::config::{NoticeTemplate, default_texts};
-use crate::duration::format as human;
 use crate::template::Template;
 
 /// The figures a notice reports.
@@ -18,6 +17,8 @@ pub struct Figures<'a> {
     pub allowance_s: u64,
     /// The day is over when the notice goes out: past tense, no "until tomorrow".
     pub day_over: bool,
+    /// How durations and the day are written, and the built-in texts' language.
+    pub language: crate::language::Language,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +34,19 @@ pub fn compose(templates: &BTreeMap<u8, NoticeTemplate>, figures: &Figures<'_>) 
         ("name", figures.name.to_string()),
         ("extension", figures.extension.to_string()),
         ("percent", figures.threshold.to_string()),
-        ("used", human(figures.used_s)),
-        ("allowance", human(figures.allowance_s)),
-        ("remaining", human(figures.allowance_s.saturating_sub(figures.used_s))),
-        ("day", figures.day.to_string()),
+        ("used", figures.language.duration(figures.used_s)),
+        ("allowance", figures.language.duration(figures.allowance_s)),
+        (
+            "remaining",
+            figures
+                .language
+                .duration(figures.allowance_s.saturating_sub(figures.used_s)),
+        ),
+        (
+            "day",
+            chrono::NaiveDate::parse_from_str(figures.day, "%Y-%m-%d")
+                .map_or_else(|_| figures.day.to_string(), |d| figures.language.date(d)),
+        ),
     ]
     .into_iter()
     .collect();
@@ -51,7 +61,7 @@ pub fn compose(templates: &BTreeMap<u8, NoticeTemplate>, figures: &Figures<'_>) 
             body: fill(&t.body),
         },
         None => {
-            let [subject, body, subject_past, body_past] = default_texts(figures.threshold);
+            let [subject, body, subject_past, body_past] = default_texts(figures.threshold, figures.language);
             let (subject, body) = if figures.day_over {
                 (subject_past, body_past)
             } else {
@@ -79,6 +89,7 @@ mod tests {
             used_s: 1650,
             allowance_s: 1800,
             day_over: false,
+            language: crate::language::Language::En,
         }
     }
 

@@ -91,8 +91,22 @@ pub const AUDIT_EVENTS: [&str; 18] = [
 ];
 
 /// A closed day's ledgers, each with the user's name and the time (RFC 3339)
-/// a run first blocked them, and the day's `grant` audit rows.
-pub type DigestFacts = (Vec<(Ledger, String, Option<String>)>, Vec<AuditEntry>);
+/// a run first blocked them, and the day's grants.
+pub type DigestFacts = (Vec<(Ledger, String, Option<String>)>, Vec<DayGrant>);
+
+/// One grant, with who entered it and for whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayGrant {
+    pub extension: String,
+    pub seconds: u64,
+    pub reason: String,
+    /// `grant --by`; empty when not given.
+    pub on_behalf_of: String,
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// The audit row's actor.
+    pub by: Option<String>,
+}
 
 static ACTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -340,8 +354,8 @@ impl State {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let at = timestamp(now);
         tx.execute(
-            "INSERT INTO grants (extension, day, seconds, reason, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![extension.as_str(), day_text(day), to_sql_seconds(seconds), reason, at],
+            "INSERT INTO grants (extension, day, seconds, reason, created_at, on_behalf_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![extension.as_str(), day_text(day), to_sql_seconds(seconds), reason, at, on_behalf_of],
         )?;
         append_audit(
             &tx,
@@ -509,15 +523,25 @@ impl State {
             )?;
             rows.push((l, name.unwrap_or_default(), blocked_at));
         }
-        let grants = self.audit_entries(&AuditFilter {
-            events: vec!["grant".into()],
-            ..AuditFilter::default()
-        })?;
-        let day_text = day_text(day);
-        let grants = grants
-            .into_iter()
-            .filter(|g| g.day.as_deref() == Some(day_text.as_str()))
-            .collect();
+        // Each grant with who entered it (the actor of its audit row, written in the same transaction).
+        let mut stmt = self.conn.prepare(
+            "SELECT g.extension, g.seconds, g.reason, COALESCE(g.on_behalf_of, ''), g.created_at,
+                    (SELECT a.actor FROM audit a WHERE a.event = 'grant' AND a.extension = g.extension
+                     AND a.at = g.created_at ORDER BY a.id LIMIT 1)
+             FROM grants g WHERE g.day = ?1 ORDER BY g.id",
+        )?;
+        let grants = stmt
+            .query_map([day_text(day)], |r| {
+                Ok(DayGrant {
+                    extension: r.get(0)?,
+                    seconds: r.get::<_, i64>(1)?.max(0) as u64,
+                    reason: r.get(2)?,
+                    on_behalf_of: r.get(3)?,
+                    at: r.get(4)?,
+                    by: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((rows, grants))
     }
 

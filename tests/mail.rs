@@ -570,12 +570,12 @@ fn the_daily_digest_goes_once_per_closed_day() {
     assert_eq!(d["content_type"], "multipart/alternative");
     let body = d["body"].as_str().unwrap();
     assert!(
-        body.contains("2055     User 2055                    11m 40s     10m 00s   116%  11:00"),
+        body.contains("2055     User 2055                      11m 40s       10m 00s    116%  11:00"),
         "blocked by the 11:00 run: {body}"
     );
-    assert!(body.contains("+5m 00s for 2026-11-26: big <deal> (by alice)"), "{body}");
+    assert!(body.contains("  12:00 2066 +5m 00s: big <deal> (by alice)"), "{body}");
     let html = d["html"].as_str().unwrap();
-    assert!(html.contains("big &lt;deal&gt; (by alice)"), "{html}");
+    assert!(html.contains("+5m 00s: big &lt;deal&gt; (by alice)"), "{html}");
     assert!(
         html.contains("<td align=\"right\" style=\"padding:4px 8px\">116%</td>"),
         "{html}"
@@ -586,4 +586,96 @@ fn the_daily_digest_goes_once_per_closed_day() {
     );
     let list = site.ok("2026-11-27T09:00:00", &["mail", "list"]);
     assert!(list.contains("digest"), "{list}");
+}
+
+/// `[mail] language = "ru" | "kk"`: the notices and the digest are written in
+/// that language, durations and dates in its usual form, with no English
+/// left (every Latin word must be a name, an address or "callquota").
+#[test]
+fn notices_and_digests_speak_russian_and_kazakh() {
+    for (code, day, used) in [
+        ("ru", "26.11.2026", "27 мин 50 с"),
+        ("kk", "26.11.2026", "27 мин 50 сек"),
+    ] {
+        let sink = SmtpSink::start();
+        let site = site_with(&sink, "");
+        let config = std::fs::read_to_string(&site.config).unwrap();
+        site.write_config(&config.replace(
+            "[mail]\ntransport = \"smtp\"\n",
+            &format!("[mail]\ntransport = \"smtp\"\nlanguage = \"{code}\"\ndigest_to = [\"boss@example.com\"]\n"),
+        ));
+        site.ok(
+            "2026-11-26T08:00:00",
+            &[
+                "user",
+                "add",
+                "2055",
+                "--name",
+                "Әсел Нұрланқызы",
+                "--email",
+                "asel@example.kz",
+                "--daily-limit",
+                "30m",
+            ],
+        );
+        for (time, billsec) in [("09:00", 900), ("10:00", 770), ("11:00", 200)] {
+            site.insert(&[Call::answered(
+                "2055",
+                MOBILE,
+                &format!("2026-11-26 {time}:00"),
+                billsec,
+            )]);
+            site.run(&format!("2026-11-26T{time}:30"));
+        }
+        let grant = site
+            .cmd()
+            .env("SUDO_USER", "admin")
+            .args([
+                "--now",
+                "2026-11-26T12:00:00",
+                "grant",
+                "2055",
+                "5m",
+                "--reason",
+                "клиент",
+                "--by",
+                "Ержан",
+            ])
+            .output()
+            .unwrap();
+        assert!(grant.status.success(), "{}", stderr(&grant));
+        site.run("2026-11-27T00:05:00");
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 4, "3 notices and the digest: {messages:?}");
+        let mut texts = String::new();
+        for m in &messages {
+            for field in ["subject", "body"] {
+                texts.push_str(m[field].as_str().unwrap_or(""));
+                texts.push('\n');
+            }
+            if let Some(html) = m["html"].as_str() {
+                // The text of the page, without its tags.
+                let mut inside = false;
+                for c in html.chars() {
+                    match c {
+                        '<' => inside = true,
+                        '>' => inside = false,
+                        c if !inside => texts.push(c),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let mut left = texts.clone();
+        for allowed in ["callquota", "asel@example.kz", "boss@example.com", "admin"] {
+            left = left.replace(allowed, "");
+        }
+        let english: Vec<&str> = left
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|w| w.len() > 1)
+            .collect();
+        assert!(english.is_empty(), "{code}: untranslated {english:?} in:\n{texts}");
+        assert!(texts.contains(day), "{code}: the day as {day}:\n{texts}");
+        assert!(texts.contains(used), "{code}: durations as {used}:\n{texts}");
+    }
 }

@@ -149,6 +149,7 @@ fn prepare_notice(
             used_s: entry.used_s,
             allowance_s: entry.allowance_s,
             day_over: entry.day < ctx.today().format("%Y-%m-%d").to_string(),
+            language: settings.language,
         },
     );
     Ok(Prepared {
@@ -193,13 +194,15 @@ fn prepare_digest(
     let grants: Vec<crate::digest::DigestGrant> = grants
         .into_iter()
         .map(|g| crate::digest::DigestGrant {
-            extension: g.extension.unwrap_or_default(),
-            detail: g.detail,
-            by: g.actor,
+            extension: g.extension,
+            seconds: g.seconds,
+            reason: g.reason,
+            on_behalf_of: Some(g.on_behalf_of).filter(|o| !o.is_empty()),
+            by: g.by,
             at: local(&g.at),
         })
         .collect();
-    let digest = crate::digest::compose(&entry.day, rows, &grants);
+    let digest = crate::digest::compose(settings.language, day, rows, &grants);
     Ok(Prepared {
         to_name: None,
         to: first.clone(),
