@@ -125,7 +125,8 @@ from email.parser import BytesParser
 from pathlib import Path
 for path in sorted(Path(sys.argv[1]).glob("*.eml"), key=lambda p: p.stat().st_mtime):
     m = BytesParser(policy=policy.default).parse(open(path, "rb"))
-    print(f"To: {m['to']}\nCc: {m['cc']}\nSubject: {m['subject']}\n\n{m.get_content().strip()}\n---")
+    text = m.get_body(preferencelist=("plain",)).get_content().strip()
+    print(f"To: {m['to']}\nCc: {m['cc']}\nSubject: {m['subject']}\n\n{text}\n---")
 PY
 
 section "Audit log"
