@@ -280,10 +280,21 @@ fn render_predial(w: &mut String, settings: &DialplanSettings) {
 /// tracked user's paid call with L(remaining ms), never with an empty L().
 fn render_hook_body(w: &mut String, settings: &DialplanSettings, context: &str, end: &str) {
     let _ = writeln!(w, "[{context}]");
-    let _ = writeln!(
-        w,
-        "exten => s,1,Gosub(callquota-check,s,1(${{AMPUSER}},${{DIAL_NUMBER}}))"
-    );
+    // Whose call it is: the extension whose settings placed it. FreePBX names
+    // the caller in AMPUSER; on a forward or follow-me (EXTTOCALL, inherited,
+    // with DIVERSION_REASON or through a Local channel) or a blind transfer
+    // (BLINDTRANSFER, the transferring device) another extension placed it.
+    // The leg's CDR row then names that extension in cnum, as `run` charges it.
+    for line in [
+        "exten => s,1,Set(CALLQUOTA_PAYER=${AMPUSER})",
+        " same => n,ExecIf($[\"${EXTTOCALL}\" != \"\" & (\"${DIVERSION_REASON}\" != \"\" | \"${CHANNEL(channeltype)}\" = \"Local\")]?Set(CALLQUOTA_PAYER=${EXTTOCALL}))",
+        " same => n,ExecIf($[\"${BLINDTRANSFER}\" != \"\"]?Set(CALLQUOTA_PAYER=${DB(DEVICE/${CUT(CUT(BLINDTRANSFER,/,2),-,1)}/user)}))",
+        " same => n,ExecIf($[\"${CALLQUOTA_PAYER}\" = \"\"]?Set(CALLQUOTA_PAYER=${AMPUSER}))",
+        " same => n,ExecIf($[\"${CALLQUOTA_PAYER}\" != \"${AMPUSER}\"]?Set(CDR(cnum)=${CALLQUOTA_PAYER}))",
+        " same => n,Gosub(callquota-check,s,1(${CALLQUOTA_PAYER},${DIAL_NUMBER}))",
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
     let _ = writeln!(w, " same => n,GotoIf($[\"${{CALLQUOTA_RESULT}}\" = \"DENY\"]?deny)");
     if settings.cap_calls {
         let _ = writeln!(w, " same => n,GotoIf($[\"${{CALLQUOTA_LIMIT_MS}}\" = \"\"]?done)");

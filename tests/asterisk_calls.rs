@@ -584,3 +584,118 @@ fn a_call_answered_before_dial_overruns_by_the_time_before_it_freepbx17() {
 fn a_call_answered_before_dial_overruns_by_the_time_before_it_freepbx16() {
     a_call_answered_before_dial_overruns_by_the_time_before_it(Flavor::FreePbx16);
 }
+
+/// Whose call is it: the extension whose settings placed the paid call pays.
+/// A customer (an outside caller, untracked) calls 2055, whose call forward
+/// sends the call to a mobile through FreePBX's Local/NUMBER@from-internal/n:
+/// the forwarded leg is capped at 2055's allowance, counted for 2055 live and
+/// in the CDR (its row names 2055 in cnum), and refused once 2055 is spent.
+/// A follow-me of 2077 to a mobile is 2077's.
+fn a_forward_is_charged_to_the_forwarding_extension(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    // Only the carrier legs count here (the forward's own leg is a Local channel too).
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace("trunk_channels = [\"Local/\"]", "trunk_channels = [\"Local/870\"]"));
+    site.ok_now(&["user", "add", "2055", "--name", "Forwarder", "--daily-limit", "10"]);
+    site.ok_now(&["run"]);
+    pbx.cli(&format!("database put CF 2055 {MOBILE}"));
+
+    let before = pbx.cdr_rows().len();
+    pbx.place("87005550000", "2055", 30);
+    let rows = pbx.phone_rows_after(before, 1, std::time::Duration::from_secs(60));
+    let all: Vec<_> = pbx.cdr_rows().into_iter().skip(before).collect();
+    let forwarded = all
+        .iter()
+        .find(|r| r.dstchannel.contains("@carrier") && r.disposition == "ANSWERED")
+        .unwrap_or_else(|| panic!("no forwarded leg: {all:?} {rows:?}"));
+    assert!((9..=11).contains(&forwarded.billsec), "capped at 2055's 10 s: {all:?}");
+    assert_eq!(
+        forwarded.cnum, "2055",
+        "the leg names the forwarding extension: {all:?}"
+    );
+    let live = status_of(&site, "2055");
+    assert!((9..=11).contains(&live["live_used_s"].as_i64().unwrap()), "{live}");
+    site.ok_now(&["run"]);
+    let charged = status_of(&site, "2055");
+    assert_eq!(charged["used_s"].as_i64(), Some(forwarded.billsec), "{charged}");
+
+    // 2055 is spent: the next forwarded call is refused, the caller's own calls are not limited.
+    let before = pbx.cdr_rows().len();
+    pbx.place("87005550000", "2055", 30);
+    pbx.phone_rows_after(before, 1, std::time::Duration::from_secs(60));
+    let again: Vec<_> = pbx.cdr_rows().into_iter().skip(before).collect();
+    assert!(
+        again.iter().all(|r| r.dst != MOBILE || r.billsec == 0),
+        "refused once 2055 is spent: {again:?}"
+    );
+    assert_eq!(pbx.call("2066", MOBILE, 3).billsec, 3, "an untracked caller's own call");
+
+    // Follow-me (no DIVERSION_REASON, a Local channel): 2077 pays for it too.
+    site.ok_now(&["user", "add", "2077", "--name", "Follower", "--daily-limit", "6"]);
+    site.ok_now(&["run"]);
+    pbx.cli(&format!("database put FM 2077 {MOBILE}"));
+    let before = pbx.cdr_rows().len();
+    pbx.place("87005550000", "2077", 30);
+    pbx.phone_rows_after(before, 1, std::time::Duration::from_secs(60));
+    let all: Vec<_> = pbx.cdr_rows().into_iter().skip(before).collect();
+    let followed = all
+        .iter()
+        .find(|r| r.dstchannel.contains("@carrier") && r.disposition == "ANSWERED")
+        .unwrap_or_else(|| panic!("no follow-me leg: {all:?}"));
+    assert!((5..=7).contains(&followed.billsec), "capped at 2077's 6 s: {all:?}");
+    assert_eq!(followed.cnum, "2077", "{all:?}");
+}
+
+/// A blind transfer: 2055 answers a customer at the desk and transfers the
+/// customer to a mobile. The transferring extension pays: the leg is capped
+/// at 2055's allowance and its CDR row names 2055.
+fn a_blind_transfer_is_charged_to_the_transferring_extension(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace("trunk_channels = [\"Local/\"]", "trunk_channels = [\"Local/870\"]"));
+    site.ok_now(&["user", "add", "2055", "--name", "Transferrer", "--daily-limit", "8"]);
+    site.ok_now(&["run"]);
+    pbx.cli("database put DESK 2055 yes");
+    pbx.cli("database put DEVICE/2055 user 2055");
+
+    let before = pbx.cdr_rows().len();
+    pbx.place("87005550000", "2055", 30);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    pbx.blind_transfer("2055", MOBILE);
+    pbx.phone_rows_after(before, 1, std::time::Duration::from_secs(60));
+    let all: Vec<_> = pbx.cdr_rows().into_iter().skip(before).collect();
+    let paid = all
+        .iter()
+        .find(|r| r.dstchannel.contains("@carrier") && r.disposition == "ANSWERED")
+        .unwrap_or_else(|| panic!("no transferred leg: {all:?}"));
+    assert!((7..=9).contains(&paid.billsec), "capped at 2055's 8 s: {all:?}");
+    assert_eq!(paid.cnum, "2055", "the leg names the transferring extension: {all:?}");
+    site.ok_now(&["run"]);
+    assert_eq!(status_of(&site, "2055")["used_s"].as_i64(), Some(paid.billsec));
+}
+
+#[test]
+fn a_blind_transfer_is_charged_to_the_transferring_extension_freepbx17() {
+    a_blind_transfer_is_charged_to_the_transferring_extension(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_blind_transfer_is_charged_to_the_transferring_extension_freepbx16() {
+    a_blind_transfer_is_charged_to_the_transferring_extension(Flavor::FreePbx16);
+}
+
+#[test]
+fn a_forward_is_charged_to_the_forwarding_extension_freepbx17() {
+    a_forward_is_charged_to_the_forwarding_extension(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_forward_is_charged_to_the_forwarding_extension_freepbx16() {
+    a_forward_is_charged_to_the_forwarding_extension(Flavor::FreePbx16);
+}

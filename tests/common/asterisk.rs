@@ -197,13 +197,44 @@ exten => s,1,Set(CDR_PROP(disable)=1)
  same => n,Hangup()
 
 ; FreePBX's macro-user-callerid: AMPUSER and the CDR's cnum are the extension.
+; A four-digit number is an extension (ext-local).
 [from-internal]
+exten => _XXXX,1,Goto(ext-local,${{EXTEN}},1)
 exten => _X.,1,Set(AMPUSER=${{CALLERID(num)}})
  same => n,Set(CDR(cnum)=${{CALLERID(num)}})
  same => n,Goto(outbound-allroutes,${{EXTEN}},1)
 
 [outbound-allroutes]
 include => outrt-1
+
+; FreePBX's sub-dial-one for extension EXTEN, reduced to forwards: the first
+; extension a call reaches is EXTTOCALL (inherited); with CF/EXTEN set in
+; AstDB the call goes on to that number through Local/NUMBER@from-internal/n,
+; marked with DIVERSION_REASON, as FreePBX does when a ring timer is set; with
+; FM/EXTEN (follow-me) the same without DIVERSION_REASON; with DESK/EXTEN a
+; desk phone answers. Otherwise nobody answers.
+[ext-local]
+exten => _XXXX,1,ExecIf($[\"${{EXTTOCALL}}\" = \"\"]?Set(__EXTTOCALL=${{EXTEN}}))
+ same => n,GotoIf($[\"${{DB(CF/${{EXTEN}})}}\" = \"\"]?absent)
+ same => n,Set(__DIVERSION_REASON=unconditional)
+ same => n,Dial(Local/${{DB(CF/${{EXTEN}})}}@from-internal/n,300)
+ same => n,Hangup()
+ same => n(absent),GotoIf($[\"${{DB(FM/${{EXTEN}})}}\" = \"\"]?desk)
+; Follow-me: the external number is rung through a Local channel, no DIVERSION_REASON.
+ same => n,Dial(Local/${{DB(FM/${{EXTEN}})}}@from-internal/n,300)
+ same => n,Hangup()
+ same => n(desk),GotoIf($[\"${{DB(DESK/${{EXTEN}})}}\" = \"\"]?busy)
+ same => n,Dial(Local/${{EXTEN}}-desk@desk/n,300)
+ same => n,Hangup()
+ same => n(busy),Busy(5)
+
+; A desk phone that answers and stays on the line (for transfers); its channel
+; is named Local/EXT-desk@desk-..., so its device is EXT, as PJSIP/EXT-... is.
+[desk]
+exten => _X.,1,Set(CDR_PROP(disable)=1)
+ same => n,Answer()
+ same => n,Wait(3600)
+ same => n,Hangup()
 
 ; Trunk 1 is congested for a call placed with FAILOVER=1; trunk 2 always works.
 [carrier-1]
@@ -505,6 +536,29 @@ impl Pbx {
     /// Starts a call whose carrier rings `ring_s` seconds unanswered; returns at once.
     pub fn place_ringing(&self, ext: &str, number: &str, ring_s: u32) {
         self.originate(&format!("{ext}-{number}-r{ring_s}"));
+    }
+
+    /// The desk phone of `ext` (answering calls to it) blind-transfers its
+    /// caller to `number` (AMI BlindTransfer, as a phone's transfer key does).
+    pub fn blind_transfer(&self, ext: &str, number: &str) {
+        let channels = self.cli("core show channels concise");
+        let desk = channels
+            .lines()
+            .filter_map(|l| l.split('!').next())
+            .find(|c| c.starts_with(&format!("Local/{ext}-desk@desk-")) && c.ends_with(";1"))
+            .unwrap_or_else(|| panic!("no desk phone of {ext} on a call:\n{channels}"))
+            .to_string();
+        let answer = self.ami(&[
+            ("Action", "BlindTransfer"),
+            ("Channel", &desk),
+            ("Context", "from-internal"),
+            ("Exten", number),
+        ]);
+        assert!(
+            answer.contains("Success"),
+            "blind transfer: {answer}\n{}",
+            self.diagnostics()
+        );
     }
 
     /// The caller of `ext`'s call in progress hangs up (AMI Hangup of its phone leg).
