@@ -598,7 +598,10 @@ fn a_forward_is_charged_to_the_forwarding_extension(flavor: Flavor) {
     };
     // Only the carrier legs count here (the forward's own leg is a Local channel too).
     let config = std::fs::read_to_string(&site.config).unwrap();
-    site.write_config(&config.replace("trunk_channels = [\"Local/\"]", "trunk_channels = [\"Local/870\"]"));
+    site.write_config(&config.replace(
+        "trunk_channels = [\"Local/\"]",
+        &format!("trunk_channels = [\"Local/{MOBILE}@carrier-\"]"),
+    ));
     site.ok_now(&["user", "add", "2055", "--name", "Forwarder", "--daily-limit", "10"]);
     site.ok_now(&["run"]);
     pbx.cli(&format!("database put CF 2055 {MOBILE}"));
@@ -658,7 +661,10 @@ fn a_blind_transfer_is_charged_to_the_transferring_extension(flavor: Flavor) {
         return;
     };
     let config = std::fs::read_to_string(&site.config).unwrap();
-    site.write_config(&config.replace("trunk_channels = [\"Local/\"]", "trunk_channels = [\"Local/870\"]"));
+    site.write_config(&config.replace(
+        "trunk_channels = [\"Local/\"]",
+        &format!("trunk_channels = [\"Local/{MOBILE}@carrier-\"]"),
+    ));
     site.ok_now(&["user", "add", "2055", "--name", "Transferrer", "--daily-limit", "8"]);
     site.ok_now(&["run"]);
     pbx.cli("database put DESK 2055 yes");
@@ -678,6 +684,56 @@ fn a_blind_transfer_is_charged_to_the_transferring_extension(flavor: Flavor) {
     assert_eq!(paid.cnum, "2055", "the leg names the transferring extension: {all:?}");
     site.ok_now(&["run"]);
     assert_eq!(status_of(&site, "2055")["used_s"].as_i64(), Some(paid.billsec));
+}
+
+/// An attended transfer with the in-call transfer key (Asterisk's atxfer,
+/// FreePBX's *2): 2055 answers a customer at the desk, presses the key, the
+/// consultation call reaches a mobile, 2055 hangs up and the customer talks
+/// on. The carrier leg is 2055's call throughout: the consultation channel
+/// dialled it through the hook, so it stays capped at 2055's allowance after
+/// the transfer, its CDR row names 2055, and `run` charges 2055 for it alone.
+fn an_attended_transfer_is_charged_to_the_transferring_extension(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace(
+        "trunk_channels = [\"Local/\"]",
+        &format!("trunk_channels = [\"Local/{MOBILE}@carrier-\"]"),
+    ));
+    site.ok_now(&["user", "add", "2055", "--name", "Transferrer", "--daily-limit", "12"]);
+    site.ok_now(&["run"]);
+    pbx.cli("database put DESK 2055 yes");
+    pbx.cli(&format!("database put XFER 2055 {MOBILE}"));
+    let before = pbx.cdr_rows().len();
+    pbx.place("87005550000", "2055", 40);
+    pbx.phone_rows_after(before, 1, std::time::Duration::from_secs(90));
+    let all: Vec<_> = pbx.cdr_rows().into_iter().skip(before).collect();
+    let carrier: Vec<_> = all.iter().filter(|r| r.dstchannel.contains("@carrier")).collect();
+    assert_eq!(carrier.len(), 1, "{all:?}");
+    let paid = carrier[0];
+    assert_eq!(paid.cnum, "2055", "the leg names the transferring extension: {all:?}");
+    assert!(
+        (11..=13).contains(&paid.billsec),
+        "capped at 2055's 12 s through the transfer (the carrier talks 40): {all:?}"
+    );
+    site.ok_now(&["run"]);
+    assert_eq!(
+        status_of(&site, "2055")["used_s"].as_i64(),
+        Some(paid.billsec),
+        "{all:?}"
+    );
+}
+
+#[test]
+fn an_attended_transfer_is_charged_to_the_transferring_extension_freepbx17() {
+    an_attended_transfer_is_charged_to_the_transferring_extension(Flavor::FreePbx17);
+}
+
+#[test]
+fn an_attended_transfer_is_charged_to_the_transferring_extension_freepbx16() {
+    an_attended_transfer_is_charged_to_the_transferring_extension(Flavor::FreePbx16);
 }
 
 #[test]

@@ -3,9 +3,9 @@
 # tarballs in ../shared/asterisk/ (22.10.1 = FreePBX 17, 20.20.1 with
 # app_macro = FreePBX 16), with only the modules a FreePBX-shaped outbound
 # path and callquota's dialplan use, into a cache outside the checkout keyed
-# by the tarball's sha256, so a warm machine reuses it:
+# by the tarball's sha256 and the module list, so a warm machine reuses it:
 #
-#   $CALLQUOTA_ASTERISK_CACHE (default /var/cache/callquota-test-asterisk)/<sha256>/
+#   $CALLQUOTA_ASTERISK_CACHE (default /var/cache/callquota-test-asterisk)/<sha256>-<modules>/
 #       sbin/asterisk, lib/asterisk/modules/, ...
 #
 #   tests/asterisk/build.sh            # every tarball found; prints one "VERSION PREFIX" line each
@@ -44,13 +44,15 @@ modules=(pbx_config app_dial app_stack app_exec app_playback app_cdr app_echo ap
   func_cut func_logic func_strings func_dialplan func_db func_lock func_channel func_math func_groupcount
   bridge_builtin_interval_features bridge_builtin_features bridge_simple bridge_native_rtp res_odbc
   cdr_adaptive_odbc cdr_manager res_agi codec_ulaw codec_alaw format_wav format_pcm res_timing_timerfd
-  res_musiconhold)
+  res_musiconhold app_senddtmf)
+# The cache key names the tarball and this module list: adding a module builds anew.
+recipe=$(printf '%s\n' "${modules[@]}" | sha256sum | cut -c1-12)
 
 for tarball in "${tarballs[@]}"; do
   version=$(basename "$tarball" .tar.xz); version=${version#asterisk-}
   if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " == *" $version "* ]]; then continue; fi
   sha=$(sha256sum "$tarball" | cut -d' ' -f1)
-  prefix=$cache/$sha
+  prefix=$cache/$sha-$recipe
   if [ -f "$prefix/.built" ]; then
     printf '%s %s\n' "$version" "$prefix"
     continue

@@ -224,7 +224,11 @@ exten => _XXXX,1,ExecIf($[\"${{EXTTOCALL}}\" = \"\"]?Set(__EXTTOCALL=${{EXTEN}})
  same => n,Dial(Local/${{DB(FM/${{EXTEN}})}}@from-internal/n,300)
  same => n,Hangup()
  same => n(desk),GotoIf($[\"${{DB(DESK/${{EXTEN}})}}\" = \"\"]?busy)
- same => n,Dial(Local/${{EXTEN}}-desk@desk/n,300)
+ same => n,Set(__TRANSFER_CONTEXT=from-internal)
+; XFER/EXT = NUMBER: where the desk phone's attended transfer goes (FreePBX's
+; phones dial it; here Asterisk's TRANSFER_EXTEN stands for those digits).
+ same => n,ExecIf($[\"${{DB(XFER/${{EXTEN}})}}\" != \"\"]?Set(__TRANSFER_EXTEN=${{DB(XFER/${{EXTEN}})}}))
+ same => n,Dial(Local/${{EXTEN}}-desk@desk/n,300,t)
  same => n,Hangup()
  same => n(busy),Busy(5)
 
@@ -233,7 +237,14 @@ exten => _XXXX,1,ExecIf($[\"${{EXTTOCALL}}\" = \"\"]?Set(__EXTTOCALL=${{EXTEN}})
 [desk]
 exten => _X.,1,Set(CDR_PROP(disable)=1)
  same => n,Answer()
- same => n,Wait(3600)
+ same => n,GotoIf($[\"${{DB(XFER/${{CUT(EXTEN,-,1)}})}}\" = \"\"]?hold)
+; With an attended transfer set up (XFER/EXT): press the transfer key (*2),
+; talk with the new party for 6 s, hang up, which completes the transfer.
+ same => n,Wait(2)
+ same => n,SendDTMF(*2)
+ same => n,Wait(6)
+ same => n,Hangup()
+ same => n(hold),Wait(3600)
  same => n,Hangup()
 
 ; Trunk 1 is congested for a call placed with FAILOVER=1; trunk 2 always works.
@@ -333,6 +344,11 @@ impl Pbx {
         )
         .expect("write odbc.ini");
         std::fs::write(root.join("odbc/odbcinst.ini"), "").expect("write odbcinst.ini");
+        // The desk phones' transfer key.
+        write(
+            "features.conf",
+            "[general]\ntransferdigittimeout = 2\n\n[featuremap]\natxfer => *2\n".into(),
+        );
         write("extensions_custom.conf", "#tryinclude callquota.conf\n".into());
         write("extensions.conf", dialplan(flavor));
 
