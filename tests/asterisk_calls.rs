@@ -585,6 +585,18 @@ fn a_call_answered_before_dial_overruns_by_the_time_before_it_freepbx16() {
     a_call_answered_before_dial_overruns_by_the_time_before_it(Flavor::FreePbx16);
 }
 
+/// A PBX for calls that pass through more than one Local channel (forwards,
+/// transfers): only the carrier's leg to MOBILE counts as the trunk.
+fn pbx_for_forwards(site: &Site, flavor: Flavor) -> Option<Pbx> {
+    let pbx = Pbx::start_for_calls(site, flavor)?;
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace(
+        "trunk_channels = [\"Local/\"]",
+        &format!("trunk_channels = [\"Local/{MOBILE}@carrier-\"]"),
+    ));
+    Some(pbx)
+}
+
 /// Whose call is it: the extension whose settings placed the paid call pays.
 /// A customer (an outside caller, untracked) calls 2055, whose call forward
 /// sends the call to a mobile through FreePBX's Local/NUMBER@from-internal/n:
@@ -593,15 +605,9 @@ fn a_call_answered_before_dial_overruns_by_the_time_before_it_freepbx16() {
 /// A follow-me of 2077 to a mobile is 2077's.
 fn a_forward_is_charged_to_the_forwarding_extension(flavor: Flavor) {
     let site = Site::without_pbx();
-    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+    let Some(pbx) = pbx_for_forwards(&site, flavor) else {
         return;
     };
-    // Only the carrier legs count here (the forward's own leg is a Local channel too).
-    let config = std::fs::read_to_string(&site.config).unwrap();
-    site.write_config(&config.replace(
-        "trunk_channels = [\"Local/\"]",
-        &format!("trunk_channels = [\"Local/{MOBILE}@carrier-\"]"),
-    ));
     site.ok_now(&["user", "add", "2055", "--name", "Forwarder", "--daily-limit", "10"]);
     site.ok_now(&["run"]);
     pbx.cli(&format!("database put CF 2055 {MOBILE}"));
@@ -657,14 +663,9 @@ fn a_forward_is_charged_to_the_forwarding_extension(flavor: Flavor) {
 /// at 2055's allowance and its CDR row names 2055.
 fn a_blind_transfer_is_charged_to_the_transferring_extension(flavor: Flavor) {
     let site = Site::without_pbx();
-    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+    let Some(pbx) = pbx_for_forwards(&site, flavor) else {
         return;
     };
-    let config = std::fs::read_to_string(&site.config).unwrap();
-    site.write_config(&config.replace(
-        "trunk_channels = [\"Local/\"]",
-        &format!("trunk_channels = [\"Local/{MOBILE}@carrier-\"]"),
-    ));
     site.ok_now(&["user", "add", "2055", "--name", "Transferrer", "--daily-limit", "8"]);
     site.ok_now(&["run"]);
     pbx.cli("database put DESK 2055 yes");
@@ -694,14 +695,9 @@ fn a_blind_transfer_is_charged_to_the_transferring_extension(flavor: Flavor) {
 /// the transfer, its CDR row names 2055, and `run` charges 2055 for it alone.
 fn an_attended_transfer_is_charged_to_the_transferring_extension(flavor: Flavor) {
     let site = Site::without_pbx();
-    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+    let Some(pbx) = pbx_for_forwards(&site, flavor) else {
         return;
     };
-    let config = std::fs::read_to_string(&site.config).unwrap();
-    site.write_config(&config.replace(
-        "trunk_channels = [\"Local/\"]",
-        &format!("trunk_channels = [\"Local/{MOBILE}@carrier-\"]"),
-    ));
     site.ok_now(&["user", "add", "2055", "--name", "Transferrer", "--daily-limit", "12"]);
     site.ok_now(&["run"]);
     pbx.cli("database put DESK 2055 yes");

@@ -332,3 +332,51 @@ fn a_site_hook_that_shadows_ours_fails_the_run_until_define_hook_is_off() {
     assert!(site.include().contains("[callquota-predial]"));
     assert!(stdout(&site.at(T, &["check"])).contains("your own pre-dial hook must call"));
 }
+
+/// The reading commands added for admins and managers fail in one line and
+/// change nothing: an HTML report to a folder that is not there, a CSV file
+/// that is not there, `calls` without MySQL; `status` without Asterisk still
+/// shows the CDR figures and says in one line why the live ones are missing.
+#[test]
+fn reports_imports_and_calls_fail_in_one_line_and_change_nothing() {
+    let site = running_site();
+    let before = site.dump();
+    let page = site.path("no/such/dir/report.html");
+    let err = one_line_error(
+        &site.at(T, &["report", "--html", page.to_str().unwrap()]),
+        1,
+        "cannot write",
+    );
+    assert!(
+        err.contains("report.html") && err.contains("user cannot create a file in"),
+        "{err}"
+    );
+    assert!(!page.exists());
+    let missing = site.path("staff.csv");
+    one_line_error(
+        &site.at(T, &["user", "import", "--csv", missing.to_str().unwrap()]),
+        2,
+        "staff.csv: cannot be read",
+    );
+    let good = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&good.replace(&common::mysql_root_url(), "mysql://nobody@127.0.0.1:1"));
+    one_line_error(&site.at(T, &["calls", "2055"]), 1, "cannot connect to the CDR database");
+    site.write_config(&good);
+    assert_eq!(site.dump(), before, "nothing changed");
+
+    // Asterisk's CLI fails: the table still shows, one line says why the live figures are missing.
+    let start = good.find("asterisk_cli =").unwrap();
+    let end = good[start..].find('\n').unwrap() + start;
+    let mut no_cli = good.clone();
+    no_cli.replace_range(start..end, "asterisk_cli = [\"/bin/false\"]");
+    site.write_config(&no_cli);
+    let out = site.at(T, &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("2055"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("LIVE USED"), "{}", stdout(&out));
+    let note = stderr(&out);
+    assert_eq!(note.trim_end().lines().count(), 1, "{note}");
+    assert!(note.contains("live figures unavailable"), "{note}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&site.at(T, &["status", "--json"]))).unwrap();
+    assert_eq!(json[0]["live_used_s"], serde_json::Value::Null, "{json}");
+}

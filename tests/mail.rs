@@ -14,6 +14,17 @@ fn site_with(sink: &SmtpSink, extra: &str) -> Site {
     })
 }
 
+/// Like [`site_with`], with more keys in the [mail] section.
+fn site_with_mail_keys(sink: &SmtpSink, keys: &str) -> Site {
+    let site = site_with(sink, "");
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace(
+        "[mail]\ntransport = \"smtp\"\n",
+        &format!("[mail]\ntransport = \"smtp\"\n{keys}"),
+    ));
+    site
+}
+
 fn subjects(sink: &SmtpSink) -> Vec<String> {
     sink.messages()
         .iter()
@@ -509,12 +520,7 @@ fn a_refused_copy_address_does_not_stop_the_notice() {
 #[test]
 fn the_daily_digest_goes_once_per_closed_day() {
     let sink = SmtpSink::start();
-    let site = site_with(&sink, "");
-    let config = std::fs::read_to_string(&site.config).unwrap();
-    site.write_config(&config.replace(
-        "[mail]\ntransport = \"smtp\"\n",
-        "[mail]\ntransport = \"smtp\"\ndigest_to = [\"boss@example.com\", \"cfo@example.com\"]\n",
-    ));
+    let site = site_with_mail_keys(&sink, "digest_to = [\"boss@example.com\", \"cfo@example.com\"]\n");
     site.add_user("2026-11-26T08:00:00", "2055", "10m");
     site.add_user("2026-11-26T08:00:00", "2066", "30m");
     site.insert(&[
@@ -598,12 +604,10 @@ fn notices_and_digests_speak_russian_and_kazakh() {
         ("kk", "26.11.2026", "27 мин 50 сек"),
     ] {
         let sink = SmtpSink::start();
-        let site = site_with(&sink, "");
-        let config = std::fs::read_to_string(&site.config).unwrap();
-        site.write_config(&config.replace(
-            "[mail]\ntransport = \"smtp\"\n",
-            &format!("[mail]\ntransport = \"smtp\"\nlanguage = \"{code}\"\ndigest_to = [\"boss@example.com\"]\n"),
-        ));
+        let site = site_with_mail_keys(
+            &sink,
+            &format!("language = \"{code}\"\ndigest_to = [\"boss@example.com\"]\n"),
+        );
         site.ok(
             "2026-11-26T08:00:00",
             &[

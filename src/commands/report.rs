@@ -294,10 +294,12 @@ fn write_new_file(path: &std::path::Path, text: &str) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
+    // Commands act as the state's owner (the callquota user), also under sudo.
     let mut temp = tempfile::NamedTempFile::new_in(&dir).with_context(|| {
         format!(
-            "cannot write {}: cannot create a file in {}",
+            "cannot write {}: the {} user cannot create a file in {}; give a folder it may write to, e.g. /tmp",
             path.display(),
+            crate::privileges::current_user_name(),
             dir.display()
         )
     })?;
