@@ -79,6 +79,11 @@ getent passwd callquota >/dev/null || fail "system user not created"
 [ "$(stat -c '%a %U %G' /var/lib/callquota/state.db)" = "640 callquota callquota" ] || fail "state.db mode/owner"
 [ "$(stat -c '%a %U %G' /var/lib/callquota/state.db.lock)" = "640 callquota callquota" ] || fail "lock file mode/owner"
 [ "$(stat -c '%a %U %G' /etc/callquota/config.toml)" = "640 root callquota" ] || fail "config mode/owner"
+# The day's zone is the host's, written into the config (never the caller's TZ).
+host_zone=$(readlink /etc/localtime | sed -n 's|^.*zoneinfo/||p')
+[ -z "$host_zone" ] || grep -qx "timezone = \"$host_zone\"" /etc/callquota/config.toml ||
+  fail "postinst did not write the host's zone ($host_zone) into the config"
+[ "$(grep -c '^timezone' /etc/callquota/config.toml)" -le 1 ] || fail "timezone written twice"
 if getent group asterisk >/dev/null; then
   id -nG callquota | grep -qw asterisk || fail "callquota not in group asterisk"
 fi
@@ -122,6 +127,7 @@ sql -e "CREATE DATABASE $db"
 sql "$db" <tests/fixtures/cdr-schema.sql
 install -d -o root -g cqpkgast -m 0775 "$work/asterisk"
 install -d -o callquota -g callquota -m 0755 "$work/ast"
+install -d -o root -g cqpkgast -m 0775 "$work/mail"
 fake=$PWD/tests/fixtures/fake-asterisk
 cat >/etc/callquota/config.toml <<CONF
 timezone = "UTC"
@@ -135,6 +141,10 @@ include_file = "$work/asterisk/callquota.conf"
 flavor = "freepbx17"
 reload_command = ["$fake", "$work/ast", "$work/asterisk/callquota.conf", "-rx", "module reload pbx_config.so"]
 asterisk_cli = ["$fake", "$work/ast", "$work/asterisk/callquota.conf", "-rx"]
+[mail]
+transport = "dir"
+dir = "$work/mail"
+from = "callquota@example.com"
 CONF
 as_cron() { (cd / && runuser -u callquota -- env -i PATH=/usr/bin:/bin "$@"); }
 as_attacker() { runuser -u cqattacker -- "$@"; }
@@ -164,6 +174,26 @@ grep -q 'symbolic link' <<<"$out" || fail "run did not name the link: $out"
 head -c 15 /var/lib/callquota/state.db | grep -q 'SQLite format 3' || fail "state overwritten through the include link"
 rm -f "$work/asterisk/callquota.conf"
 as_cron /usr/bin/callquota run || fail "run after the link was removed"
+# Issue #21, 1: a link at the mail probe's name, aimed at the state; root runs check.
+as_attacker ln -s /var/lib/callquota/state.db "$work/mail/.callquota-probe"
+/usr/bin/callquota check >/dev/null 2>&1 || true
+head -c 16 /var/lib/callquota/state.db | grep -q 'SQLite format 3' || fail "check truncated the state through the probe link"
+/usr/bin/callquota user list | grep -q 2055 || fail "users lost through the probe link"
+[ -L "$work/mail/.callquota-probe" ] || fail "the planted probe link was replaced"
+# An empty state is never taken for a new one: cron's run refuses, the file stays.
+cp -p /var/lib/callquota/state.db "$work/state.db.saved"
+: >/var/lib/callquota/state.db
+out=$(as_cron /usr/bin/callquota run --if-configured 2>&1) && fail "a run took an empty state for a new one"
+grep -q 'is empty' <<<"$out" || fail "the run did not name the empty state: $out"
+[ ! -s /var/lib/callquota/state.db ] || fail "the empty state was filled"
+cat "$work/state.db.saved" >/var/lib/callquota/state.db
+as_cron /usr/bin/callquota run || fail "run after the state was restored"
+# Issue #21, 4: the asterisk group swaps in a 0640 copy Asterisk cannot read.
+as_attacker sh -c "cp '$work/asterisk/callquota.conf' '$work/asterisk/x' && chmod 640 '$work/asterisk/x' && mv '$work/asterisk/x' '$work/asterisk/callquota.conf'"
+out=$(/usr/bin/callquota check 2>&1) && fail "check passed with an include Asterisk cannot read"
+grep -q 'mode 0640' <<<"$out" || fail "check did not name the unreadable include: $out"
+as_cron /usr/bin/callquota run || fail "run over the 0640 include"
+[ "$(stat -c '%a %U' "$work/asterisk/callquota.conf")" = "644 callquota" ] || fail "the run left the include $(stat -c '%a %U' "$work/asterisk/callquota.conf")"
 
 step "remove leaves an inert include and reloads Asterisk"
 sql "$db" -e "INSERT INTO cdr (calldate, cnum, src, channel, dst, dstchannel, disposition, billsec, duration, lastapp) VALUES (UTC_TIMESTAMP(), '2055', '2055', 'PJSIP/2055-1', '87011234567', 'PJSIP/kcell-1', 'ANSWERED', 4000, 4005, 'Dial')"
@@ -186,7 +216,8 @@ step "upgrade over itself keeps state and config edits"
 echo "# edited by the admin" >>/etc/callquota/config.toml
 before=$(sha256sum /var/lib/callquota/state.db | cut -d' ' -f1)
 echo "keep" >/var/lib/callquota/marker
-dpkg -i "$deb" >/dev/null </dev/null
+# As `sudo dpkg -i` runs it: sudo's variables must not make postinst's migrate a delegated command.
+SUDO_UID=1000 SUDO_USER=admin dpkg -i "$deb" >/dev/null </dev/null || fail "upgrade under sudo's environment"
 grep -q 'edited by the admin' /etc/callquota/config.toml || fail "upgrade lost the config edit"
 [ -f /var/lib/callquota/marker ] || fail "upgrade lost state"
 [ "$(sha256sum /var/lib/callquota/state.db | cut -d' ' -f1)" = "$before" ] || fail "upgrade changed the state db"

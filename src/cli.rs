@@ -1,17 +1,20 @@
 //! The command line as the admin types it (no I/O here).
 
+// clap shows these doc comments as `--help`; `[cdr]` there is config syntax, not a link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::extension::Extension;
+use crate::values::extension::Extension;
 
-fn pattern(text: &str) -> Result<crate::pattern::Pattern, String> {
-    crate::pattern::Pattern::parse(text).map_err(|e| e.to_string())
+fn pattern(text: &str) -> Result<crate::core::pattern::Pattern, String> {
+    crate::core::pattern::Pattern::parse(text).map_err(|e| e.to_string())
 }
 
 fn duration(text: &str) -> Result<u64, String> {
-    crate::duration::parse(text).map_err(|e| e.to_string())
+    crate::values::duration::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Parser)]
@@ -117,7 +120,7 @@ pub struct RunArgs {
     /// (a fresh install); every other config error still exits 78. For cron.
     #[arg(long)]
     pub if_configured: bool,
-    /// Accept a clock more than 2 days past the last run (a host that was off
+    /// Accept a clock more than max_jump_days (default 14) past the last run (a host that was off
     /// that long): the days in between are closed in order.
     #[arg(long)]
     pub force: bool,
@@ -135,7 +138,7 @@ pub struct StatusArgs {
     pub ascii: bool,
     /// Row order: used (% used, highest first), ext or name.
     #[arg(long, value_enum, default_value = "used")]
-    pub sort: crate::status_view::SortKey,
+    pub sort: crate::views::status::SortKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,7 +168,7 @@ pub enum UserCommand {
         all: bool,
         /// The users whose extension matches this Asterisk pattern, e.g. _20XX.
         #[arg(long, value_parser = pattern, value_name = "PATTERN")]
-        only: Option<crate::pattern::Pattern>,
+        only: Option<crate::core::pattern::Pattern>,
         #[arg(long, conflicts_with_all = ["all", "only"])]
         name: Option<String>,
         #[arg(long, conflicts_with_all = ["all", "only"])]
@@ -195,7 +198,7 @@ pub enum UserCommand {
         daily_limit: Option<u64>,
         /// Only extensions matching this Asterisk pattern, e.g. _20XX.
         #[arg(long, value_parser = pattern, value_name = "PATTERN")]
-        only: Option<crate::pattern::Pattern>,
+        only: Option<crate::core::pattern::Pattern>,
         /// Print what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -263,6 +266,9 @@ pub struct CallsArgs {
     pub to: Option<chrono::NaiveDate>,
     #[arg(long)]
     pub json: bool,
+    /// Show at most N rows (a line says when there are more).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub limit: u32,
 }
 
 #[derive(Debug, Args)]

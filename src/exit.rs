@@ -1,7 +1,7 @@
 //! Exit codes, and the typed errors that select them.
 
+use crate::adapters::lock::LockHeld;
 use crate::config::ConfigError;
-use crate::lock::LockHeld;
 
 pub const OK: i32 = 0;
 pub const FAILURE: i32 = 1;

@@ -24,8 +24,9 @@ fn main() {
         Ok(()) => callquota::exit::OK,
         Err(error) => {
             // One line: the whole context chain, never a backtrace.
+            // Outside text in it (Asterisk's or a server's reply) is shown escaped.
             let message = format!("{error:#}").replace(['\n', '\r'], " ");
-            eprintln!("callquota: {message}");
+            eprintln!("callquota: {}", callquota::values::text::escape_controls(&message));
             callquota::exit::code_for(&error)
         }
     };

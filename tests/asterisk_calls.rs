@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::asterisk::{Flavor, Pbx};
+use common::asterisk::{CdrRow, Flavor, Pbx};
 use common::*;
 
 fn status_of(site: &Site, ext: &str) -> serde_json::Value {
@@ -42,8 +42,8 @@ fn capped_refused_then_granted(flavor: Flavor) {
     let refused = pbx.call("2055", MOBILE, 30);
     assert_eq!(refused.billsec, 0, "no paid talk once blocked: {refused:?}");
     assert_eq!(
-        refused.cause, "21",
-        "refused with cause 21 (call rejected): {refused:?}"
+        refused.cause, "21/SUCCESS",
+        "refused with cause 21 (call rejected) after saying why: {refused:?}"
     );
     assert_ne!(refused.disposition, "ANSWERED", "{refused:?}");
 
@@ -198,8 +198,93 @@ fn wiring_flavor_and_disarm_freepbx16() {
     wiring_flavor_and_disarm(Flavor::FreePbx16);
 }
 
+/// FreePBX's "CID Num Alias": with AMPUSER/2055/cidnum set, FreePBX writes
+/// the alias into the CDR's cnum. The hook names the payer there always, so
+/// `run` charges 2055 (before, it charged the alias, nobody: no usage, no
+/// notices, and a full day carried over every day).
+fn a_cid_num_alias_is_charged_to_the_extension(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    pbx.cli("database put AMPUSER/2055 cidnum 5550100");
+    site.ok_now(&["user", "add", "2055", "--name", "Aliased", "--daily-limit", "20"]);
+    site.ok_now(&["run"]);
+    let call = pbx.call("2055", MOBILE, 5);
+    assert_eq!(call.cnum, "2055", "the payer, not the alias: {call:?}");
+    assert_eq!(call.billsec, 5, "{call:?}");
+    site.ok_now(&["run"]);
+    let row = status_of(&site, "2055");
+    assert_eq!(row["used_s"], 5, "{row}");
+    // Asterisk's own count rounds its milliseconds up to the second.
+    let live = row["live_used_s"].as_i64().unwrap_or(-1);
+    assert!((5..=6).contains(&live), "Asterisk counted the call for 2055 too: {row}");
+}
+
+#[test]
+fn a_cid_num_alias_is_charged_to_the_extension_freepbx17() {
+    a_cid_num_alias_is_charged_to_the_extension(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_cid_num_alias_is_charged_to_the_extension_freepbx16() {
+    a_cid_num_alias_is_charged_to_the_extension(Flavor::FreePbx16);
+}
+
+/// A refusal with a deny sound: the caller hears it as early media, and the
+/// call is never answered, so it writes no ANSWERED row and nothing bills
+/// (before, `Playback` answered it: a 3 s sound wrote 3 s rows that `run`
+/// could charge).
+fn a_refusal_plays_its_sound_without_answering(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    pbx.install_sound("custom/callquota-test-deny");
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace(
+        "[dialplan]\n",
+        "[dialplan]\ndeny_sound = \"custom/callquota-test-deny\"\n",
+    ));
+    site.ok_now(&["user", "add", "2055", "--name", "Vasya", "--daily-limit", "3"]);
+    site.ok_now(&["run"]);
+    let capped = pbx.call("2055", MOBILE, 10);
+    assert!((2..=4).contains(&capped.billsec), "{capped:?}");
+    site.ok_now(&["run"]);
+    assert_eq!(status_of(&site, "2055")["blocked"], true);
+    let used = status_of(&site, "2055")["used_s"].clone();
+
+    let before = pbx.cdr_rows().len();
+    for _ in 0..3 {
+        let refused = pbx.call("2055", MOBILE, 10);
+        assert_eq!(
+            refused.cause, "21/SUCCESS",
+            "the sound played, then cause 21: {refused:?}"
+        );
+        assert_ne!(refused.disposition, "ANSWERED", "never answered: {refused:?}");
+        assert_eq!(refused.billsec, 0, "{refused:?}");
+    }
+    let rows: Vec<_> = pbx.cdr_rows().into_iter().skip(before).collect();
+    assert!(
+        rows.iter().all(|r| r.disposition != "ANSWERED" && r.billsec == 0),
+        "a refusal writes no answered row: {rows:?}"
+    );
+    site.ok_now(&["run"]);
+    assert_eq!(status_of(&site, "2055")["used_s"], used, "refusals charge nothing");
+}
+
+#[test]
+fn a_refusal_plays_its_sound_without_answering_freepbx17() {
+    a_refusal_plays_its_sound_without_answering(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_refusal_plays_its_sound_without_answering_freepbx16() {
+    a_refusal_plays_its_sound_without_answering(Flavor::FreePbx16);
+}
+
 /// Talk time of answered paid calls of `ext` in `rows`.
-fn talked(rows: &[common::asterisk::CdrRow]) -> i64 {
+fn talked(rows: &[CdrRow]) -> i64 {
     rows.iter()
         .filter(|r| r.disposition == "ANSWERED")
         .map(|r| r.billsec)
@@ -224,7 +309,7 @@ fn the_live_guard_holds_between_runs(flavor: Flavor) {
     assert_eq!(calls[0].billsec, 12, "{calls:?}");
     assert!((7..=9).contains(&calls[1].billsec), "{calls:?}");
     assert_eq!(calls[2].billsec, 0, "nothing left: refused at once: {calls:?}");
-    assert_eq!(calls[2].cause, "21", "{calls:?}");
+    assert_eq!(calls[2].cause, "21/SUCCESS", "{calls:?}");
     assert!(talked(&calls) <= 20 + 2, "{calls:?}");
 
     // At the same time: the first reserves the allowance, the second is refused.
@@ -393,6 +478,50 @@ fn check_verifies_the_live_guard_modules_on_real_asterisk() {
     );
 }
 
+/// `check` looks for every prompt the generated dialplan may play in the
+/// real Asterisk's sounds folder, for its default language and each of
+/// `dialplan.languages`: the test build has its prompts only in the
+/// language-less folder (a warning: callers hear that version), and a
+/// warning sound nobody installed fails, naming it.
+#[test]
+fn check_finds_the_prompts_callers_hear_on_real_asterisk() {
+    let site = Site::new();
+    let Some(pbx) = &site.pbx else { return };
+    site.add_user("2026-11-26T08:00:00", "2055", "30m");
+    site.run("2026-11-26T09:00:00");
+    let out = site.at("2026-11-26T09:00:00", &["check"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "warn  en/vm-youhave, en/digits/0, en/queue-minutes, en/vm-goodbye, en/cannot-complete-as-dialed"
+        ) && text.contains("only in the language-less folder"),
+        "{text}"
+    );
+    assert!(!text.contains("callers would hear silence"), "{text}");
+
+    pbx.install_sound("custom/callquota-test-deny");
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace(
+        "[dialplan]\n",
+        "[dialplan]\ndeny_sound = \"custom/callquota-test-deny\"\nwarn_sound = \"custom/nowhere\"\nlanguages = [\"ru\"]\n",
+    ));
+    let out = site.at("2026-11-26T09:00:00", &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.contains("callers would hear silence"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.starts_with("FAIL") && line.contains("en/custom/nowhere") && line.contains("ru/custom/nowhere"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("callquota-test-deny"),
+        "the installed deny sound is found: {line}"
+    );
+}
+
 /// Busy, unanswered and caller-cancelled paid calls release what they
 /// reserved and add no talk time. While a call rings it holds what it
 /// reserved (all that is left), so a second call of the user is refused;
@@ -423,7 +552,11 @@ fn an_unanswered_call_settles_to_zero(flavor: Flavor) {
         pbx.cli("group show channels")
     );
     let refused = pbx.call("2055", MOBILE2, 5);
-    assert_eq!((refused.billsec, refused.cause.as_str()), (0, "21"), "{refused:?}");
+    assert_eq!(
+        (refused.billsec, refused.cause.as_str()),
+        (0, "21/SUCCESS"),
+        "{refused:?}"
+    );
     let before = pbx.cdr_rows().len();
     pbx.hang_up_caller("2055");
     let cancelled = pbx.phone_rows_after(before, 1, std::time::Duration::from_secs(30));
@@ -544,6 +677,99 @@ fn midnight_with_calls_on_both_sides(flavor: Flavor) {
     assert!(left.contains(&day_key(tomorrow)), "{left}");
 }
 
+/// From midnight to the day's first run the loaded file is yesterday's. A
+/// call after midnight is judged by the new day's figures all the same (the
+/// file carries them; the check picks by the call's local date): on a day
+/// off a user with time left yesterday is refused, and on a workday a user
+/// who used up yesterday gets the new day's allowance, capped at it; a file
+/// two days old refuses tracked users. The files are made for past days
+/// (`--now`); Asterisk's clock says today.
+fn a_call_after_midnight_is_judged_by_the_new_day(flavor: Flavor) {
+    use chrono::Datelike;
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    let zone: chrono_tz::Tz = "Asia/Almaty".parse().unwrap();
+    let today = chrono::Utc::now().with_timezone(&zone).date_naive();
+    let yesterday = today.pred_opt().unwrap();
+    let name = |d: chrono::NaiveDate| {
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][d.weekday().num_days_from_monday() as usize]
+    };
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    let with_workdays = |days: &str| config.replace("[limits]\n", &format!("[limits]\nworkdays = [{days}]\n"));
+    let at = |time: &str| format!("{yesterday}T{time}");
+
+    // A file two days old: runs have stopped, no day's figures are known, so
+    // a tracked user's paid call is refused (an untracked one's is not).
+    let before_yesterday = yesterday.pred_opt().unwrap();
+    site.ok(
+        &format!("{before_yesterday}T08:00:00"),
+        &["user", "add", "2055", "--name", "A", "--daily-limit", "20"],
+    );
+    site.ok(&format!("{before_yesterday}T23:50:00"), &["run"]);
+    let stale = pbx.call("2055", MOBILE, 10);
+    assert_eq!((stale.billsec, stale.cause.as_str()), (0, "21/SUCCESS"), "{stale:?}");
+    assert_eq!(pbx.call("2099", MOBILE, 3).billsec, 3, "an untracked caller");
+
+    // Only yesterday is a workday: 2055 has 20 s left of it, today nothing.
+    site.write_config(&with_workdays(&format!("\"{}\"", name(yesterday))));
+    site.ok(&at("23:50:00"), &["run"]);
+    // Yesterday (the file's day) 2055 has time left.
+    let include = site.include();
+    let yesterdays = include
+        .split("[callquota-users]\n")
+        .nth(1)
+        .and_then(|t| t.lines().next());
+    assert!(
+        yesterdays.is_some_and(|l| l.starts_with("exten => 2055,1,Return(") && !l.contains("DENY")),
+        "{include}"
+    );
+    let refused = pbx.call("2055", MOBILE, 10);
+    assert_eq!(
+        (refused.billsec, refused.cause.as_str()),
+        (0, "21/SUCCESS"),
+        "today is a day off: {refused:?}"
+    );
+
+    // Both days are workdays; 2066 used up yesterday's 8 s and is blocked in
+    // yesterday's figures, but today is a new day.
+    site.write_config(&with_workdays(&format!("\"{}\", \"{}\"", name(yesterday), name(today))));
+    site.ok(
+        &at("23:51:00"),
+        &["user", "add", "2066", "--name", "B", "--daily-limit", "8"],
+    );
+    let mut used_up = Call::answered("2066", MOBILE, &at("23:52:00"), 8);
+    used_up.dstchannel = format!("Local/{MOBILE}@carrier-1-000000ff;1"); // the test PBX's trunk
+    site.insert(&[used_up]);
+    site.ok(&at("23:55:00"), &["run"]);
+    assert!(site.include().contains("exten => 2066,1,Return(DENY)"));
+    let capped = pbx.call("2066", MOBILE, 30);
+    assert!(
+        (7..=9).contains(&capped.billsec),
+        "today's 8 s, not yesterday's block: {capped:?}"
+    );
+    let counters = pbx.cli_until(
+        &format!("database show callquota/{}", today.format("%Y%m%d")),
+        std::time::Duration::from_secs(10),
+        |out| out.contains("2066/used"),
+    );
+    assert!(
+        counters.contains("2066/used"),
+        "settled into today's counters: {counters}"
+    );
+}
+
+#[test]
+fn a_call_after_midnight_is_judged_by_the_new_day_freepbx17() {
+    a_call_after_midnight_is_judged_by_the_new_day(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_call_after_midnight_is_judged_by_the_new_day_freepbx16() {
+    a_call_after_midnight_is_judged_by_the_new_day(Flavor::FreePbx16);
+}
+
 #[test]
 fn midnight_with_calls_on_both_sides_freepbx17() {
     midnight_with_calls_on_both_sides(Flavor::FreePbx17);
@@ -555,9 +781,10 @@ fn midnight_with_calls_on_both_sides_freepbx16() {
 }
 
 /// A documented limit, measured: a call the PBX answered before `Dial` (an
-/// IVR, a DISA) is billed from that answer, like `ANSWEREDTIME_MS`, but
-/// `L()` caps only the dialled part, so that one call overruns by the time
-/// before the dial; the live figure has it, so the next call is refused.
+/// IVR, a DISA). The carrier's leg is capped and counted live as usual, but
+/// the phone's CDR row is billed from the PBX's answer, so the CDR figure
+/// has the time before the dial too (an overcharge, never a leak); the next
+/// call is refused.
 fn a_call_answered_before_dial_overruns_by_the_time_before_it(flavor: Flavor) {
     let site = Site::without_pbx();
     let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
@@ -571,7 +798,10 @@ fn a_call_answered_before_dial_overruns_by_the_time_before_it(flavor: Flavor) {
         "10 s capped talk + 4 s answered before the dial: {early:?}"
     );
     let live = status_of(&site, "2055");
-    assert!((14..=15).contains(&live["live_used_s"].as_i64().unwrap()), "{live}");
+    assert!(
+        (10..=11).contains(&live["live_used_s"].as_i64().unwrap()),
+        "the carrier's 10 s: {live}"
+    );
     assert_eq!(pbx.call("2055", MOBILE, 5).billsec, 0, "nothing left");
 }
 
@@ -608,13 +838,20 @@ fn a_forward_is_charged_to_the_forwarding_extension(flavor: Flavor) {
     let Some(pbx) = pbx_for_forwards(&site, flavor) else {
         return;
     };
+    // A warning due 3 s before the cut would go to the caller: here an
+    // outside customer, who must hear nothing of 2055's allowance.
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace("[dialplan]\n", "[dialplan]\nwarn_before = \"3s\"\n"));
     site.ok_now(&["user", "add", "2055", "--name", "Forwarder", "--daily-limit", "10"]);
     site.ok_now(&["run"]);
     pbx.cli(&format!("database put CF 2055 {MOBILE}"));
 
     let before = pbx.cdr_rows().len();
+    let from = pbx.log_len();
     pbx.place("87005550000", "2055", 30);
     let rows = pbx.phone_rows_after(before, 1, std::time::Duration::from_secs(60));
+    let played = pbx.played_since(from);
+    assert!(played.is_empty(), "the outside caller hears no warning: {played:?}");
     let all: Vec<_> = pbx.cdr_rows().into_iter().skip(before).collect();
     let forwarded = all
         .iter()
@@ -658,6 +895,183 @@ fn a_forward_is_charged_to_the_forwarding_extension(flavor: Flavor) {
     assert_eq!(followed.cnum, "2077", "{all:?}");
 }
 
+/// The carrier bills its channel for as long as it is answered, whoever it is
+/// bridged to. 2055 (20 s a day) calls a mobile and, 3 s in, hands the call
+/// to a colleague's desk phone (the transfer key: a blind transfer of the
+/// caller's channel). The carrier talks on with 2066 and is cut when 2055's
+/// 20 s are used; meanwhile 2055's next paid call finds the allowance still
+/// reserved and is refused. Asterisk's live figure and `run`'s both equal the
+/// carrier's talk time (its row before the transfer and its own row after
+/// it), charged to 2055. Before, both counts stopped at the transfer.
+fn a_transferred_paid_call_is_the_payers_until_the_carrier_hangs_up(flavor: Flavor) {
+    let Some((_pbx, site, all, first_carrier)) = hand_over(flavor, 2, |pbx| {
+        pbx.place("2055", MOBILE, 40);
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        pbx.transfer_caller("2055", "2066");
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let second = pbx.call("2055", MOBILE, 10);
+        assert_eq!(
+            second.billsec, 0,
+            "refused while the transferred call's carrier talks: {second:?}"
+        );
+    }) else {
+        return;
+    };
+    assert!(
+        all.iter().any(|r| r.channel == first_carrier.dstchannel),
+        "the carrier's own row after the transfer: {all:?}"
+    );
+    carrier_leg_is_capped_and_counted(&site, &all);
+}
+
+/// 2055 (20 s a day) places a paid call and hands it to the desk phone of
+/// 2066 as `call` does, ending with `phone_rows` calls of 2055's phone.
+/// Returns the PBX (dropped first), the site, the call's CDR rows and the
+/// first answered row to the carrier; `None` when the tests must skip.
+/// The caller is warned 5 s before the cut, so Dial's `L()` is a feature of
+/// the first bridge (not a hang-up time on the carrier), as on every call
+/// with more than `warn_before` (1 minute by default) left.
+fn hand_over(flavor: Flavor, phone_rows: usize, call: impl FnOnce(&Pbx)) -> Option<(Pbx, Site, Vec<CdrRow>, CdrRow)> {
+    hand_over_with(flavor, phone_rows, "warn_before = \"5s\"", call)
+}
+
+/// [`hand_over`] with `dialplan_extra` added to the config's `[dialplan]`.
+fn hand_over_with(
+    flavor: Flavor,
+    phone_rows: usize,
+    dialplan_extra: &str,
+    call: impl FnOnce(&Pbx),
+) -> Option<(Pbx, Site, Vec<CdrRow>, CdrRow)> {
+    let site = Site::without_pbx();
+    let pbx = pbx_for_forwards(&site, flavor)?;
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace("[dialplan]\n", &format!("[dialplan]\n{dialplan_extra}\n")));
+    site.ok_now(&["user", "add", "2055", "--name", "Caller", "--daily-limit", "20"]);
+    site.ok_now(&["run"]);
+    pbx.cli("database put DESK 2066 yes");
+    let before = pbx.cdr_rows().len();
+    call(&pbx);
+    pbx.phone_rows_after(before, phone_rows, std::time::Duration::from_secs(90));
+    let all: Vec<_> = pbx.cdr_rows().into_iter().skip(before).collect();
+    let first_carrier = all
+        .iter()
+        .find(|r| r.dstchannel.contains("@carrier") && r.disposition == "ANSWERED" && r.billsec > 0)
+        .cloned()
+        .unwrap_or_else(|| panic!("no answered carrier leg: {all:?}"));
+    Some((pbx, site, all, first_carrier))
+}
+
+#[test]
+fn a_transferred_paid_call_is_the_payers_until_the_carrier_hangs_up_freepbx17() {
+    a_transferred_paid_call_is_the_payers_until_the_carrier_hangs_up(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_transferred_paid_call_is_the_payers_until_the_carrier_hangs_up_freepbx16() {
+    a_transferred_paid_call_is_the_payers_until_the_carrier_hangs_up(Flavor::FreePbx16);
+}
+
+/// 2055 (20 s) calls a mobile and, 3 s in, blind-transfers the carrier to
+/// `to` (then `meanwhile` runs): the carrier's own row after the transfer is
+/// there, and its leg stays capped and counted for 2055.
+fn handed_to(flavor: Flavor, to: &str, meanwhile: impl FnOnce(&Pbx)) {
+    let Some((_pbx, site, all, first_carrier)) = hand_over(flavor, 1, |pbx| {
+        pbx.place("2055", MOBILE, 40);
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        pbx.transfer_caller("2055", to);
+        meanwhile(pbx);
+    }) else {
+        return;
+    };
+    assert!(
+        all.iter().any(|r| r.channel == first_carrier.dstchannel),
+        "the carrier's own row after the transfer to {to}: {all:?}"
+    );
+    carrier_leg_is_capped_and_counted(&site, &all);
+}
+
+/// A paid call handed into a conference room (2055 blind-transfers the
+/// carrier to room 8300, ConfBridge): the carrier stays capped and counted.
+fn a_paid_call_handed_into_a_conference_stays_the_payers(flavor: Flavor) {
+    handed_to(flavor, "8300", |_| {});
+}
+
+#[test]
+fn a_paid_call_handed_into_a_conference_stays_the_payers_freepbx17() {
+    a_paid_call_handed_into_a_conference_stays_the_payers(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_paid_call_handed_into_a_conference_stays_the_payers_freepbx16() {
+    a_paid_call_handed_into_a_conference_stays_the_payers(Flavor::FreePbx16);
+}
+
+/// A paid call parked (2055 blind-transfers the carrier to the parking lot's
+/// 70 and nobody picks it up): the carrier waits answered and billed in the
+/// lot's holding bridge, and stays capped at 2055's 20 s and counted, live
+/// and by `run`, although the lot would hold it for a minute.
+fn a_parked_paid_call_stays_capped_and_counted(flavor: Flavor) {
+    handed_to(flavor, "70", |pbx| {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let lot = pbx.cli("parking show default");
+        assert!(
+            lot.contains(&format!("Local/{MOBILE}@carrier")),
+            "the carrier waits in the lot: {lot}"
+        );
+    });
+}
+
+#[test]
+fn a_parked_paid_call_stays_capped_and_counted_freepbx17() {
+    a_parked_paid_call_stays_capped_and_counted(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_parked_paid_call_stays_capped_and_counted_freepbx16() {
+    a_parked_paid_call_stays_capped_and_counted(Flavor::FreePbx16);
+}
+
+/// The same hand-over with an attended transfer: 2055 (20 s) calls a mobile,
+/// presses the transfer key 3 s in, consults 2066 for 4 s (the carrier waits
+/// on hold, answered and billed, in no CDR row) and hangs up; the carrier
+/// talks on with 2066 and stays capped and counted for 2055.
+fn a_paid_call_handed_over_with_an_attended_transfer_stays_the_payers(flavor: Flavor) {
+    let Some((_pbx, site, all, first_carrier)) = hand_over(flavor, 1, |pbx| {
+        pbx.place_and_attended_transfer("2055", MOBILE, 40, "2066");
+    }) else {
+        return;
+    };
+    assert!(
+        all.iter()
+            .any(|r| r.dstchannel == first_carrier.dstchannel && r.channel != first_carrier.channel),
+        "after the transfer completes, a row names the carrier: {all:?}"
+    );
+    carrier_leg_is_capped_and_counted(&site, &all);
+}
+
+/// The carrier of 2055's 20 s call was asked to talk 40 s, so the cap cut
+/// it: Asterisk's live figure says 20 s (at most 1 s over), `run`'s the same
+/// give or take the CDR's rounding: each row of the leg is whole seconds
+/// (seen under load: 2 s + 16 s rows for a leg Asterisk counted as 19-20 s).
+fn carrier_leg_is_capped_and_counted(site: &Site, rows: &[CdrRow]) {
+    let live = status_of(site, "2055")["live_used_s"].as_i64().unwrap_or(-1);
+    assert!((19..=21).contains(&live), "Asterisk counted {live} s: {rows:?}");
+    site.ok_now(&["run"]);
+    let used = status_of(site, "2055")["used_s"].as_i64().unwrap_or(-1);
+    assert!((18..=21).contains(&used), "run charged 2055 {used} s: {rows:?}");
+    assert!((used - live).abs() <= 2, "live {live} s, run {used} s: {rows:?}");
+}
+
+#[test]
+fn a_paid_call_handed_over_with_an_attended_transfer_stays_the_payers_freepbx17() {
+    a_paid_call_handed_over_with_an_attended_transfer_stays_the_payers(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_paid_call_handed_over_with_an_attended_transfer_stays_the_payers_freepbx16() {
+    a_paid_call_handed_over_with_an_attended_transfer_stays_the_payers(Flavor::FreePbx16);
+}
+
 /// A blind transfer: 2055 answers a customer at the desk and transfers the
 /// customer to a mobile. The transferring extension pays: the leg is capped
 /// at 2055's allowance and its CDR row names 2055.
@@ -683,6 +1097,11 @@ fn a_blind_transfer_is_charged_to_the_transferring_extension(flavor: Flavor) {
         .unwrap_or_else(|| panic!("no transferred leg: {all:?}"));
     assert!((7..=9).contains(&paid.billsec), "capped at 2055's 8 s: {all:?}");
     assert_eq!(paid.cnum, "2055", "the leg names the transferring extension: {all:?}");
+    let live = status_of(&site, "2055")["live_used_s"].as_i64().unwrap_or(-1);
+    assert!(
+        (paid.billsec - 1..=paid.billsec + 1).contains(&live),
+        "live {live}: {all:?}"
+    );
     site.ok_now(&["run"]);
     assert_eq!(status_of(&site, "2055")["used_s"].as_i64(), Some(paid.billsec));
 }
@@ -713,6 +1132,12 @@ fn an_attended_transfer_is_charged_to_the_transferring_extension(flavor: Flavor)
     assert!(
         (11..=13).contains(&paid.billsec),
         "capped at 2055's 12 s through the transfer (the carrier talks 40): {all:?}"
+    );
+    let live = status_of(&site, "2055")["live_used_s"].as_i64().unwrap_or(-1);
+    assert!(
+        (paid.billsec - 1..=paid.billsec + 1).contains(&live),
+        "Asterisk counted {live} s for the carrier's {} s after the consultation completed: {all:?}",
+        paid.billsec
     );
     site.ok_now(&["run"]);
     assert_eq!(
@@ -750,4 +1175,192 @@ fn a_forward_is_charged_to_the_forwarding_extension_freepbx17() {
 #[test]
 fn a_forward_is_charged_to_the_forwarding_extension_freepbx16() {
     a_forward_is_charged_to_the_forwarding_extension(Flavor::FreePbx16);
+}
+
+/// A dialled string that Asterisk's argument parsers would unescape or nest
+/// (a SIP URI dialled through a `.` route: `\,`, `"`, `(`) cannot be capped
+/// as dialled: the number the hook judges and what reaches the carrier
+/// differ. A tracked user's call to one is refused (and charges nothing); an
+/// untracked extension's still goes through. A bare comma, which the route's
+/// own Gosub/Macro splits off, leaves the number before it: capped, and
+/// charged by `run` as that number.
+fn a_number_that_splits_arguments_is_refused_not_uncapped(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    site.ok_now(&["user", "add", "2055", "--name", "Vasya", "--daily-limit", "8"]);
+    site.ok_now(&["run"]);
+    let before = pbx.cdr_rows().len();
+    for dialled in [
+        format!("{MOBILE}\\,"),
+        format!("{MOBILE}\"1,\""),
+        format!("{MOBILE}(1,2)"),
+    ] {
+        let from = pbx.log_len();
+        let refused = pbx.call_dialling("2055", &dialled, 20);
+        assert_eq!(refused.cause, "21/SUCCESS", "{dialled} is refused: {refused:?}");
+        let said: Vec<String> = pbx.played_since(from).into_iter().map(|(_, f)| f).collect();
+        assert_eq!(said, ["cannot-complete-as-dialed"], "{dialled}: says why");
+        assert_ne!(refused.disposition, "ANSWERED", "{dialled}: {refused:?}");
+    }
+    let rows: Vec<_> = pbx.cdr_rows().into_iter().skip(before).collect();
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.dstchannel.contains("@carrier") && r.disposition == "ANSWERED"),
+        "no carrier answered a refused call: {rows:?}"
+    );
+    let untracked = pbx.call_dialling("2066", &format!("{MOBILE}\\,"), 3);
+    assert_eq!(
+        (untracked.disposition.as_str(), untracked.billsec),
+        ("ANSWERED", 3),
+        "an untracked extension is not refused: {untracked:?}"
+    );
+    let capped = pbx.call_dialling("2055", &format!("{MOBILE},1"), 20);
+    assert_eq!(capped.disposition, "ANSWERED", "{capped:?}");
+    assert!((7..=9).contains(&capped.billsec), "capped at 8 s: {capped:?}");
+    site.ok_now(&["run"]);
+    let used = status_of(&site, "2055")["used_s"].as_i64().unwrap_or(-1);
+    assert_eq!(used, capped.billsec, "only the capped call is charged");
+}
+
+#[test]
+fn a_number_that_splits_arguments_is_refused_not_uncapped_freepbx17() {
+    a_number_that_splits_arguments_is_refused_not_uncapped(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_number_that_splits_arguments_is_refused_not_uncapped_freepbx16() {
+    a_number_that_splits_arguments_is_refused_not_uncapped(Flavor::FreePbx16);
+}
+
+/// What the caller hears. With `warn_before = "5s"`, a call capped at 12 s
+/// hears Asterisk's "you have 5 seconds" on the caller's channel only (never
+/// the carrier's) about 5 s before the cut, and still ends at the cap; a
+/// call with less than 5 s left hears no warning, but with `announce_below =
+/// "10s"` hears "you have 4 seconds" before it is dialled, which costs no
+/// talk time; a refusal says "you have 0 minutes, goodbye" as early media
+/// and is never answered.
+fn the_caller_is_warned_before_the_cut_and_told_why_when_refused(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    pbx.install_prompts();
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace(
+        "[dialplan]\n",
+        "[dialplan]\nwarn_before = \"5s\"\nannounce_below = \"10s\"\n",
+    ));
+    site.ok_now(&["user", "add", "2055", "--name", "Vasya", "--daily-limit", "12"]);
+    site.ok_now(&["run"]);
+
+    let from = pbx.log_len();
+    let capped = pbx.call("2055", MOBILE, 30);
+    assert_eq!(capped.disposition, "ANSWERED", "{capped:?}");
+    assert!((11..=13).contains(&capped.billsec), "still cut at 12 s: {capped:?}");
+    let played = pbx.played_since(from);
+    let warned: Vec<_> = played.iter().filter(|(_, f)| f == "vm-youhave").collect();
+    assert_eq!(warned.len(), 1, "one warning: {played:?}");
+    assert!(
+        warned[0].0.starts_with("Local/2055-") && warned[0].0.ends_with(";2"),
+        "played to the employee's phone: {played:?}"
+    );
+    assert!(
+        played.iter().all(|(c, _)| !c.contains("@carrier")),
+        "the outside party hears nothing: {played:?}"
+    );
+    // Asterisk says the whole seconds left when the warning starts: 4 (of 4.99) or 5.
+    assert!(
+        played.iter().any(|(_, f)| f == "digits/5" || f == "digits/4")
+            && played.iter().any(|(_, f)| f == "queue-seconds"),
+        "\"you have 5 seconds\": {played:?}"
+    );
+
+    site.ok_now(&["grant", "2055", "4"]);
+    let from = pbx.log_len();
+    let short = pbx.call("2055", MOBILE, 30);
+    assert!(
+        (3..=5).contains(&short.billsec),
+        "cut at the granted 4 s, the heads-up before the dial costs nothing: {short:?}"
+    );
+    let files: Vec<String> = pbx.played_since(from).into_iter().map(|(_, f)| f).collect();
+    assert!(
+        files == ["vm-youhave", "digits/4", "queue-seconds"] || files == ["vm-youhave", "digits/3", "queue-seconds"],
+        "4 s left: the heads-up and no warning: {files:?}"
+    );
+    let live = status_of(&site, "2055")["live_used_s"].as_i64().unwrap_or(-1);
+    assert!((15..=17).contains(&live), "Asterisk counted only talk: {live} s");
+
+    site.ok_now(&["run"]);
+    let from = pbx.log_len();
+    let refused = pbx.call("2055", MOBILE, 30);
+    assert_eq!(refused.cause, "21/SUCCESS", "said why, then cause 21: {refused:?}");
+    assert_ne!(refused.disposition, "ANSWERED", "never answered: {refused:?}");
+    let files: Vec<String> = pbx.played_since(from).into_iter().map(|(_, f)| f).collect();
+    assert_eq!(
+        files,
+        ["vm-youhave", "digits/0", "queue-minutes", "vm-goodbye"],
+        "\"you have 0 minutes, goodbye\""
+    );
+}
+
+#[test]
+fn the_caller_is_warned_before_the_cut_and_told_why_when_refused_freepbx17() {
+    the_caller_is_warned_before_the_cut_and_told_why_when_refused(Flavor::FreePbx17);
+}
+
+#[test]
+fn the_caller_is_warned_before_the_cut_and_told_why_when_refused_freepbx16() {
+    the_caller_is_warned_before_the_cut_and_told_why_when_refused(Flavor::FreePbx16);
+}
+
+/// The caller's language (FreePBX sets it per extension): a Russian-speaking
+/// phone hears the refusal from Asterisk's Russian prompts (`sounds/ru`,
+/// 3 s each here, so the refusal lasts about 12 s where the default ones
+/// take 4), with `SayNumber` in Russian; a language whose prompts are not
+/// installed falls back to the default ones: the caller still hears why.
+fn the_refusal_speaks_the_callers_language_or_falls_back(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    pbx.install_prompts_in("ru", 3);
+    for ext in ["2055", "2066", "2077"] {
+        site.ok_now(&["user", "add", ext, "--name", "Spent", "--daily-limit", "0"]);
+    }
+    site.ok_now(&["run"]);
+    pbx.cli("database put LANG 2055 ru");
+    pbx.cli("database put LANG 2066 kk");
+
+    for (ext, language, seconds) in [("2055", "ru", 11..=16), ("2066", "kk", 3..=7), ("2077", "en", 3..=7)] {
+        let from = pbx.log_len();
+        let refused = pbx.call(ext, MOBILE, 10);
+        assert_eq!(refused.cause, "21/SUCCESS", "{language}: said why: {refused:?}");
+        assert_ne!(refused.disposition, "ANSWERED", "{language}: {refused:?}");
+        assert!(
+            seconds.contains(&refused.duration),
+            "{language}: the refusal took {} s: {refused:?}",
+            refused.duration
+        );
+        let files: Vec<String> = pbx.played_since(from).into_iter().map(|(_, f)| f).collect();
+        assert_eq!(
+            files,
+            ["vm-youhave", "digits/0", "queue-minutes", "vm-goodbye"],
+            "{language}"
+        );
+        let languages = pbx.languages_since(from);
+        assert!(languages.iter().all(|l| l == language), "{language}: {languages:?}");
+    }
+}
+
+#[test]
+fn the_refusal_speaks_the_callers_language_or_falls_back_freepbx17() {
+    the_refusal_speaks_the_callers_language_or_falls_back(Flavor::FreePbx17);
+}
+
+#[test]
+fn the_refusal_speaks_the_callers_language_or_falls_back_freepbx16() {
+    the_refusal_speaks_the_callers_language_or_falls_back(Flavor::FreePbx16);
 }

@@ -108,11 +108,15 @@ fn a_clock_far_ahead_needs_force_and_a_forced_catch_up_is_bounded() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("run --force"), "{}", stderr(&out));
     assert_eq!(site.dump(), before, "a refused jump changes nothing");
-    // Three days off (a long weekend) is a jump too; --force closes each day in order.
-    let out = site.at("2026-11-29T10:00:00", &["run"]);
-    assert_eq!(out.status.code(), Some(1));
-    site.ok("2026-11-29T10:00:00", &["run", "--force"]);
+    // Three days off (a long weekend) is not a clock fault: the run closes each day in order.
+    site.ok("2026-11-29T10:00:00", &["run"]);
     assert_eq!(site.count("SELECT COUNT(*) FROM ledger WHERE extension = '2055'"), 4);
+    // Fifteen days past the last run (more than max_jump_days, 14) needs --force.
+    let before = site.dump();
+    let out = site.at("2026-12-14T10:00:00", &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("run --force"), "{}", stderr(&out));
+    assert_eq!(site.dump(), before);
     // A hundred years: at most a year of ledger rows per user, and the user stays limited.
     site.ok("2126-11-26T10:00:00", &["run", "--force"]);
     let rows = site.count("SELECT COUNT(*) FROM ledger WHERE extension = '2055'");

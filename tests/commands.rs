@@ -177,6 +177,27 @@ fn check_reports_each_part() {
     }
 }
 
+/// With `asterisk_cli = []` the live guard's counters cannot be cleaned nor
+/// read: `check` says so (and says nothing of it with live = false).
+#[test]
+fn check_says_the_live_guard_needs_the_asterisk_cli() {
+    let site = Site::new();
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    let start = config.find("asterisk_cli =").unwrap();
+    let end = start + config[start..].find('\n').unwrap();
+    let mut no_cli = config.clone();
+    no_cli.replace_range(start..end, "asterisk_cli = []");
+    site.write_config(&no_cli);
+    let warned = stdout(&site.at(T, &["check"]));
+    assert!(
+        warned.contains("warn  the live guard is on but asterisk_cli = []: nothing deletes its AstDB counters"),
+        "{warned}"
+    );
+    site.write_config(&no_cli.replace("[dialplan]\n", "[dialplan]\nlive = false\n"));
+    let quiet = stdout(&site.at(T, &["check"]));
+    assert!(!quiet.contains("the live guard is on"), "{quiet}");
+}
+
 #[test]
 fn check_fails_when_the_database_or_asterisk_is_missing() {
     let site = Site::with(|c| *c = c.replace("127.0.0.1:3306", "127.0.0.1:1"));
@@ -465,6 +486,44 @@ fn log_shows_local_times_and_durations_read_one_way() {
     assert!(status.contains("2h 00m 00s"), "{status}");
 }
 
+/// A grant typed at 23:59:59 that waited while the midnight run closed the
+/// day would be stored for a closed day and never apply: it is refused
+/// plainly instead, and nothing is stored.
+#[test]
+fn a_grant_for_a_day_a_run_closed_meanwhile_is_refused_and_stores_nothing() {
+    let site = Site::new();
+    site.add_user("2026-11-25T08:00:00", "2055", "30m");
+    site.run("2026-11-26T00:00:30");
+    let before = site.dump();
+    // The grant's clock read 23:59:59 on the 25th; the run already closed it.
+    let out = site.at("2026-11-25T23:59:59", &["grant", "2055", "10m"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("nothing granted: 2026-11-25 was closed") && err.contains("for 2026-11-26"),
+        "{err}"
+    );
+    assert!(!err.contains("recorded"), "{err}");
+    assert_eq!(site.dump(), before, "no grant row, no audit row");
+    assert_eq!(site.count("SELECT COUNT(*) FROM grants"), 0);
+}
+
+/// A corrupt `open_day` (an admin's sqlite3 edit) fails a grant in one line
+/// and stores nothing, rather than being taken for "no day closed yet".
+#[test]
+fn a_grant_over_a_corrupt_open_day_fails_and_stores_nothing() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "30m");
+    site.run("2026-11-26T09:00:00");
+    site.state()
+        .execute("UPDATE meta SET value = 'soon' WHERE key = 'open_day'", [])
+        .unwrap();
+    let out = site.at("2026-11-26T09:05:00", &["grant", "2055", "10m"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("meta open_day is corrupt"), "{}", stderr(&out));
+    assert_eq!(site.count("SELECT COUNT(*) FROM grants"), 0);
+}
+
 /// Who did it: every audit row names the person behind the command
 /// (`SUDO_USER` through sudo), and `grant --by` names whom it was for.
 #[test]
@@ -682,9 +741,11 @@ fn calls_explains_every_row_and_matches_the_ledger() {
             "billsec",
             "calldate",
             "counted",
+            "counted_s",
             "direction",
             "disposition",
             "dstchannel",
+            "note",
             "number",
             "pattern",
             "reason"

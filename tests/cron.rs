@@ -103,12 +103,12 @@ fn the_cron_file_gives_runs_the_sbin_directories() {
         .unwrap();
     let path = cron.lines().find_map(|l| l.strip_prefix("PATH=")).expect("PATH line");
     assert!(path.split(':').any(|d| d == "/usr/sbin"), "{path}");
-    let found = callquota::reload::cron_path(
+    let found = callquota::adapters::asterisk::cron_path(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/cron.d/callquota"),
     );
     assert_eq!(found, path);
     assert_eq!(
-        callquota::reload::cron_path(std::path::Path::new("/nonexistent")),
+        callquota::adapters::asterisk::cron_path(std::path::Path::new("/nonexistent")),
         "/usr/bin:/bin"
     );
 }

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use callquota::config::Config;
-use callquota::dialplan::render;
-use callquota::extension::Extension;
-use callquota::policy::Access;
+use callquota::core::dialplan::{Days, render};
+use callquota::core::policy::Access;
+use callquota::values::extension::Extension;
 
 fn config(dialplan_extra: &str, flavor: &str) -> Config {
     let text = format!(
@@ -57,8 +57,39 @@ fn access() -> Vec<(Extension, Access)> {
     ]
 }
 
+/// Tomorrow (a Friday): 2055 and 2066 get their base allowance, 2077 has none.
+fn tomorrow() -> Vec<(Extension, Access)> {
+    let e = |s: &str| Extension::parse(s).expect("extension");
+    let base = |ms| Access::Allow {
+        remaining_ms: ms,
+        allowance_ms: ms,
+        used_ms: 0,
+    };
+    vec![
+        (e("2055"), base(1_800_000)),
+        (e("2066"), base(600_000)),
+        (e("2077"), Access::Deny),
+    ]
+}
+
+/// The golden day's file for `config`.
+fn rendered(config: &Config, generation: u64) -> String {
+    let (today, tomorrow) = (access(), tomorrow());
+    let days = Days {
+        day: day(),
+        today: &today,
+        tomorrow: &tomorrow,
+    };
+    render(
+        &config.dialplan.options(config.timezone.name()),
+        &config.paid,
+        &days,
+        generation,
+    )
+}
+
 fn check(name: &str, config: &Config) {
-    let text = render(&config.dialplan, &config.paid, &access(), day(), 42);
+    let text = rendered(config, 42);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(name);
@@ -103,7 +134,24 @@ fn freepbx17_own_hook_untracked_deny_no_cap() {
 fn freepbx17_without_the_live_guard() {
     check(
         "freepbx17-no-live.conf",
-        &config("deny_sound = \"custom/limit-reached\"\nlive = false", "freepbx17"),
+        &config(
+            "deny_sound = \"custom/limit-reached\"\nlive = false\nwarn_before = 0",
+            "freepbx17",
+        ),
+    );
+}
+
+/// No deny_sound: the refusal says why with Asterisk's own prompts; the
+/// warning plays the admin's sound 30 s before the cut; a heads-up before
+/// the dial under 5 minutes left.
+#[test]
+fn freepbx17_spoken_refusal_and_own_warning() {
+    check(
+        "freepbx17-spoken.conf",
+        &config(
+            "warn_before = \"30s\"\nwarn_sound = \"custom/half-a-minute-left\"\nannounce_below = \"5m\"",
+            "freepbx17",
+        ),
     );
 }
 
@@ -117,7 +165,7 @@ fn every_context_header_is_closed_and_every_line_is_known() {
     // An unclosed '[' silently truncates the file in Asterisk; a stray line is skipped.
     for flavor in ["freepbx16", "freepbx17", "plain"] {
         let c = config("deny_sound = \"custom/x\"", flavor);
-        let text = render(&c.dialplan, &c.paid, &access(), day(), 1);
+        let text = rendered(&c, 1);
         for line in text.lines() {
             let ok = line.is_empty()
                 || line.starts_with(';')
@@ -132,7 +180,7 @@ fn every_context_header_is_closed_and_every_line_is_known() {
 #[test]
 fn freepbx16_hook_never_returns() {
     let c = config("", "freepbx16");
-    let text = render(&c.dialplan, &c.paid, &access(), day(), 1);
+    let text = rendered(&c, 1);
     let hook = text.split("[macro-dialout-trunk-predial-hook]").nth(1).expect("hook");
     assert!(hook.contains("MacroExit()") && !hook.contains("Return()"), "{hook}");
 }

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use callquota::duration;
-use callquota::extension::Extension;
-use callquota::pattern::Pattern;
-use callquota::policy::{Member, Rules, Snapshot, Usage, plan_run};
+use callquota::core::pattern::Pattern;
+use callquota::core::policy::{Member, Rules, Snapshot, Usage, plan_run};
+use callquota::values::duration;
+use callquota::values::extension::Extension;
 use chrono::NaiveDate;
 use proptest::prelude::*;
 

@@ -210,7 +210,7 @@ fn the_html_report_renders_in_chromium() {
     let report: serde_json::Value =
         serde_json::from_str(&site.ok(now, &["report", "--month", "2026-11", "--json"])).unwrap();
     for user in report["users"].as_array().unwrap() {
-        let used = callquota::duration::format(user["used_s"].as_u64().unwrap());
+        let used = callquota::values::duration::format(user["used_s"].as_u64().unwrap());
         let row = format!("<td class=\"l\">{}</td>", user["extension"].as_str().unwrap());
         assert!(html.contains(&row), "{row}");
         assert!(html.contains(&format!("<td>{used}</td>")), "{used}");

@@ -38,21 +38,40 @@ fn src_holding_the_outbound_cid_does_not_hide_the_caller() {
     site.run("2026-11-26T10:00:00");
     assert_eq!(site.user_status("2026-11-26T10:00:00", "2055")["used_s"], 600);
 
-    // Keyed on src (the wrong choice on FreePBX), the call would be nobody's.
-    let other = Site::with(|c| *c = c.replace("[cdr]\n", "[cdr]\ncaller_column = \"src\"\n"));
+    // Keyed on src (the wrong choice on FreePBX), the call would be nobody's:
+    // a plain site may choose it (its own hook), a FreePBX one is refused.
+    let other = Site::with(|c| {
+        *c = c
+            .replace("[cdr]\n", "[cdr]\ncaller_column = \"src\"\n")
+            .replace("flavor = \"freepbx17\"", "flavor = \"plain\"")
+    });
     other.add_user("2026-11-26T08:00:00", "2055", "1000");
     other.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
     other.run("2026-11-26T10:00:00");
     assert_eq!(other.user_status("2026-11-26T10:00:00", "2055")["used_s"], 0);
+    other.write_config(
+        &other
+            .default_config()
+            .replace("[cdr]\n", "[cdr]\ncaller_column = \"src\"\n"),
+    );
+    let refused = other.at("2026-11-26T10:05:00", &["run"]);
+    assert_eq!(refused.status.code(), Some(78));
+    assert!(
+        stderr(&refused).contains("caller_column = \"src\" with a FreePBX flavor"),
+        "{}",
+        stderr(&refused)
+    );
 }
 
 #[test]
 fn channel_caller_column_parses_the_endpoint_and_trunk_prefix_filters() {
     let site = Site::with(|c| {
-        *c = c.replace(
-            "[cdr]\n",
-            "[cdr]\ncaller_column = \"channel\"\ntrunk_channels = [\"PJSIP/kcell-\"]\n",
-        )
+        *c = c
+            .replace(
+                "[cdr]\n",
+                "[cdr]\ncaller_column = \"channel\"\ntrunk_channels = [\"PJSIP/kcell-\"]\n",
+            )
+            .replace("flavor = \"freepbx17\"", "flavor = \"plain\"")
     });
     site.add_user("2026-11-26T08:00:00", "2055", "1000");
     let mut local_leg = Call::answered("2055", MOBILE, "2026-11-26 09:05:00", 300);
@@ -173,11 +192,8 @@ fn a_host_off_for_days_catches_up_exactly() {
         daily.run(&format!("{day}T23:59:00"));
     }
     daily.run("2026-11-28T12:00:00");
-    // Five days later: past the unattended jump (2 days), so the admin confirms the date.
-    let out = late.at("2026-11-28T12:00:00", &["run"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("run --force"), "{}", stderr(&out));
-    late.ok("2026-11-28T12:00:00", &["run", "--force"]);
+    // Five days later: within max_jump_days (14 by default), the run catches up on its own.
+    late.ok("2026-11-28T12:00:00", &["run"]);
     let ledger = |site: &Site| -> Vec<(String, i64, i64, i64, i64)> {
         let conn = site.state();
         let mut stmt = conn
@@ -289,7 +305,7 @@ fn a_disabled_user_is_untracked_and_untracked_deny_is_rendered() {
     let include = site.include();
     assert_eq!(site.allows_ms("2055"), Some(600_000), "{include}");
     assert!(!include.contains("2066"));
-    assert!(include.contains("same => n,Set(CALLQUOTA_RESULT=DENY)\n same => n,Return()\n same => n(tracked)"));
+    assert!(include.contains("same => n(untracked),Set(CALLQUOTA_RESULT=DENY)\n same => n,Return()\n"));
 }
 
 #[test]
@@ -476,4 +492,20 @@ fn closing_a_day_deletes_the_live_counters_of_days_before_yesterday() {
     let left = pbx.cli("database show callquota");
     assert!(!left.contains("20261126"), "{left}");
     assert!(left.contains("20261127/2055/used"), "{left}");
+
+    // The run that closes a day is killed before it cleans up: the next run,
+    // which closes nothing, deletes them (before, they stayed for good).
+    pbx.cli("database put callquota 20261128/2055/used 3000");
+    let killed = site
+        .cmd()
+        .args(["--now", "2026-11-29T00:05:00", "run"])
+        .env("CALLQUOTA_CRASH_AT", "after-state-commit")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "{}", stderr(&killed));
+    assert!(pbx.cli("database show callquota").contains("20261127/2055/used"));
+    site.run("2026-11-29T00:10:00");
+    let left = pbx.cli("database show callquota");
+    assert!(!left.contains("20261127"), "{left}");
+    assert!(left.contains("20261128/2055/used"), "{left}");
 }

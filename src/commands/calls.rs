@@ -6,15 +6,15 @@ use anyhow::Result;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::Context;
-use crate::calendar::next_day;
-use crate::cdr::Cdr;
+use super::context::Context;
+use crate::adapters::cdr::Cdr;
+use crate::adapters::state::State;
 use crate::cli::CallsArgs;
-use crate::config::CallerColumn;
-use crate::duration::format as human;
+use crate::core::calendar::next_day;
+use crate::core::explain::{DayFacts, Judged};
+use crate::core::usage::CallerColumn;
 use crate::exit::UsageError;
-use crate::explain::{DayFacts, Judged};
-use crate::state::State;
+use crate::values::duration::format as human;
 
 /// The longest period one `calls` reads (one calldate range query).
 const MAX_DAYS: i64 = 366;
@@ -30,8 +30,12 @@ struct CallRow<'a> {
     billsec: i64,
     dstchannel: &'a str,
     counted: bool,
+    /// The seconds the row counts (its whole carrier leg, after a transfer).
+    counted_s: u64,
     /// Why the row is not counted; empty when it is.
     reason: &'a str,
+    /// What more than its own billsec a counted row's count holds.
+    note: &'a str,
 }
 
 pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
@@ -74,12 +78,27 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
         CallerColumn::Cnum | CallerColumn::Src => Some(ext.as_str()),
         CallerColumn::Channel => None,
     };
-    let rows: Vec<_> = cdr
-        .rows_of(clock.window(from).0, clock.window(to).1, server_side)?
-        .into_iter()
-        .filter(|r| crate::usage::caller_extension(ctx.config.cdr.caller_column, &r.caller).as_ref() == Some(ext))
+    let limit = args.limit as usize;
+    let mut rows = cdr.rows_of(
+        clock.window(from).0,
+        clock.window(to).1,
+        server_side,
+        |r| crate::core::usage::caller_extension(ctx.config.cdr.caller_column, &r.caller).as_ref() == Some(ext),
+        limit.saturating_add(1),
+    )?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    // The other rows of those calls: the carrier's, after a transfer (a call
+    // may go on past the period's end).
+    let mut linkedids: Vec<String> = rows
+        .iter()
+        .map(|r| r.linkedid.clone())
+        .filter(|id| !id.is_empty())
         .collect();
-    let judged = crate::explain::judge(&ctx.config.usage_rule(), &clock, ext, rows, &days);
+    linkedids.sort();
+    linkedids.dedup();
+    let others = cdr.rows_of_calls(clock.window(from).0, clock.window(next_day(to)).1, &linkedids)?;
+    let judged = crate::core::explain::judge(&ctx.config.usage_rule(), &clock, ext, rows, &others, &days);
 
     let zone = ctx.config.timezone;
     let local = |j: &Judged| {
@@ -103,11 +122,16 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
                     billsec: j.row.billsec,
                     dstchannel: &j.row.dstchannel,
                     counted: j.reason.is_empty(),
+                    counted_s: j.counted_s,
                     reason: &j.reason,
+                    note: &j.note,
                 }
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
+        if more {
+            eprintln!("{}", more_rows(limit, judged.last().map(local)));
+        }
         return Ok(());
     }
 
@@ -120,7 +144,9 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
             Some(m) => format!("{} {}", m.direction.name, m.pattern),
             None => "not paid".to_string(),
         };
-        let counted = if j.reason.is_empty() {
+        let counted = if j.reason.is_empty() && !j.note.is_empty() {
+            format!("yes, {} ({})", human(j.counted_s), j.note)
+        } else if j.reason.is_empty() {
             format!("yes, {}", human(j.counted_s))
         } else {
             format!("no: {}", j.reason)
@@ -139,16 +165,36 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
     if judged.is_empty() {
         println!("(no CDR rows of {ext} from {from} to {to})");
     }
-    for line in day_summaries(&judged, &ledgers, last_run_at, from, to, zone) {
+    // With rows left out, the last shown row's day and the days after it are incomplete.
+    let summed_to = match judged.last().filter(|_| more) {
+        Some(last) => {
+            println!("{}", more_rows(limit, Some(local(last))));
+            last.day.pred_opt().filter(|d| *d >= from)
+        }
+        None => Some(to),
+    };
+    let summed = summed_to.map_or_else(Vec::new, |end| {
+        day_summaries(&judged, &ledgers, last_run_at, from, end, zone)
+    });
+    for line in summed {
         println!("{line}");
     }
     Ok(())
 }
 
+/// The line that says rows were left out, and how to see them.
+fn more_rows(limit: usize, last: Option<String>) -> String {
+    format!(
+        "(more rows: only the first {limit} are shown, up to {}; the day totals stop before that day; narrow \
+         --day or --from/--to, or raise --limit)",
+        last.unwrap_or_default()
+    )
+}
+
 /// Per day: the counted total beside the ledger's, and what makes them differ.
 fn day_summaries(
     judged: &[Judged],
-    ledgers: &[crate::policy::Ledger],
+    ledgers: &[crate::core::policy::Ledger],
     last_run_at: Option<chrono::DateTime<chrono::Utc>>,
     from: NaiveDate,
     to: NaiveDate,

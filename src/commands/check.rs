@@ -6,12 +6,16 @@ use std::path::Path;
 
 use anyhow::{Result, anyhow};
 
-use super::Context;
-use crate::cdr::Cdr;
-use crate::dialplan::generation_in;
-use crate::include_file;
-use crate::reload::loaded_generation;
-use crate::state::State;
+use super::context::Context;
+use crate::adapters::asterisk::loaded_generation;
+use crate::adapters::cdr::Cdr;
+use crate::adapters::include_file;
+use crate::adapters::state::State;
+use crate::core::dialplan::generation_in;
+use crate::values::text::escape_controls;
+
+/// More than any `extensions_custom.conf` holds.
+const CUSTOM_LIMIT: u64 = 16 * 1024 * 1024;
 
 #[derive(Default)]
 struct Report {
@@ -19,15 +23,16 @@ struct Report {
 }
 
 impl Report {
+    // Lines carry outside text (CDR numbers, Asterisk's and servers' replies): escaped.
     fn ok(&mut self, what: impl AsRef<str>) {
-        println!("ok    {}", what.as_ref());
+        println!("ok    {}", escape_controls(what.as_ref()));
     }
     fn warn(&mut self, what: impl AsRef<str>) {
-        println!("warn  {}", what.as_ref());
+        println!("warn  {}", escape_controls(what.as_ref()));
     }
     fn fail(&mut self, what: impl AsRef<str>) {
         self.failures += 1;
-        println!("FAIL  {}", what.as_ref());
+        println!("FAIL  {}", escape_controls(what.as_ref()));
     }
 }
 
@@ -59,6 +64,13 @@ pub fn check(ctx: &Context) -> Result<()> {
                 )),
                 Err(e) => r.fail(format!("{e:#}")),
             }
+            if !cdr.has_call_ids() {
+                r.warn(format!(
+                    "CDR table {} has no linkedid and sequence columns (Asterisk before 1.8): the carrier's rows after \
+                     a transfer cannot be tied to the call, nor a leg's segments told from copies",
+                    config.cdr.table
+                ));
+            }
             check_numbers_agree(ctx, &mut cdr, &mut r);
             match cdr.write_privileges() {
                 Ok(grants) if grants.is_empty() => r.ok("the CDR account can only read"),
@@ -73,7 +85,7 @@ pub fn check(ctx: &Context) -> Result<()> {
 
     if let Some(freepbx) = &config.freepbx {
         // Only `user import --freepbx` needs it: a problem there is a warning.
-        match crate::freepbx::candidates(freepbx) {
+        match crate::adapters::freepbx::candidates(freepbx) {
             Ok(extensions) => r.ok(format!(
                 "FreePBX database {} reachable ({} extensions for user import --freepbx)",
                 freepbx.connection.describe(),
@@ -88,7 +100,7 @@ pub fn check(ctx: &Context) -> Result<()> {
     check_commands(ctx, &mut r);
     match &config.mail {
         None => r.ok("mail is off (no [mail] section): notices wait in the outbox"),
-        Some(settings) => match crate::mailer::Mailer::new(settings).and_then(|m| m.check()) {
+        Some(settings) => match crate::adapters::mailer::Mailer::new(settings).and_then(|m| m.check()) {
             Ok(what) => r.ok(format!("mail: {what}")),
             Err(e) => r.fail(format!("mail: {e:#}")),
         },
@@ -123,7 +135,7 @@ fn check_file_modes(ctx: &Context, r: &mut Report) {
 fn check_numbers_agree(ctx: &Context, cdr: &mut Cdr, r: &mut Report) {
     let clock = ctx.config.cdr_clock();
     let today = ctx.today();
-    let from = clock.window(crate::calendar::previous_day(today)).0;
+    let from = clock.window(crate::core::calendar::previous_day(today)).0;
     let until = clock.window(today).1;
     let rule = ctx.config.usage_rule();
     let rows = match cdr.dialled(from, until, 20_000) {
@@ -132,7 +144,7 @@ fn check_numbers_agree(ctx: &Context, cdr: &mut Cdr, r: &mut Report) {
     };
     let differ: Vec<_> = rows
         .iter()
-        .filter_map(|(dst, lastdata)| crate::usage::disagreement(&rule, dst, lastdata))
+        .filter_map(|(dst, lastdata)| crate::core::usage::disagreement(&rule, dst, lastdata))
         .collect();
     let Some((dst, sent, by_cdr)) = differ.first() else {
         return r.ok(format!(
@@ -160,7 +172,7 @@ fn check_freshness(ctx: &Context, r: &mut Report) {
     let last = State::open(&ctx.config.state_db).and_then(|s| s.last_run_at());
     match last {
         Ok(None) => r.warn("no run has succeeded yet: run `sudo -u callquota callquota run` once"),
-        Ok(Some(at)) if crate::policy::is_stale(Some(at), ctx.now) => r.fail(format!(
+        Ok(Some(at)) if crate::core::policy::is_stale(Some(at), ctx.now) => r.fail(format!(
             "the last successful run was at {} ({} minutes ago): cron runs are failing; run `sudo -u callquota \
              callquota run --verbose` to see why",
             at.with_timezone(&ctx.config.timezone).format("%Y-%m-%d %H:%M"),
@@ -171,6 +183,67 @@ fn check_freshness(ctx: &Context, r: &mut Report) {
             (ctx.now - at).num_minutes().max(0)
         )),
         Err(_) => {} // the state line above already failed
+    }
+}
+
+/// Every prompt the generated dialplan may play (the refusal, the warning,
+/// the heads-up) is in Asterisk's sounds folder, for Asterisk's default
+/// language and each of `dialplan.languages`: a missing one is silence where
+/// the caller should hear why.
+fn check_sounds(ctx: &Context, r: &mut Report) {
+    let settings = &ctx.config.dialplan;
+    let options = settings.options(ctx.config.timezone.name());
+    let (sounds, default_language) = match crate::adapters::asterisk::sound_settings(settings) {
+        Ok(found) => found,
+        Err(e) => {
+            r.warn(format!("cannot tell where Asterisk keeps its sounds: {e:#}"));
+            return;
+        }
+    };
+    let mut languages = vec![default_language];
+    for language in &settings.languages {
+        if !languages.contains(language) {
+            languages.push(language.clone());
+        }
+    }
+    let played = crate::core::dialplan::sounds_played(&options);
+    let mut missing = Vec::new();
+    let mut fallback = Vec::new();
+    for language in &languages {
+        for name in &played {
+            match crate::adapters::asterisk::sound_exists(&sounds, language, name) {
+                Ok(Some(true)) => {}
+                Ok(Some(false)) => fallback.push(format!("{language}/{name}")),
+                Ok(None) => missing.push(format!("{language}/{name}")),
+                Err(e) => {
+                    r.warn(format!(
+                        "cannot look for the prompts callers hear: {}; run check as root to see them",
+                        crate::values::text::escape_controls(&e.to_string())
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+    let shown = |list: &[String]| crate::values::text::escape_controls(&list.join(", ")).into_owned();
+    if !missing.is_empty() {
+        r.fail(format!(
+            "callers would hear silence: {} not in {} (any format); install those sounds (FreePBX: Admin > Sound \
+             Languages; your own recordings under custom/) or fix dialplan.deny_sound / warn_sound",
+            shown(&missing),
+            sounds.display()
+        ));
+    } else if !fallback.is_empty() {
+        r.warn(format!(
+            "{} only in the language-less folder {}: callers of those languages hear that version",
+            shown(&fallback),
+            sounds.display()
+        ));
+    } else {
+        r.ok(format!(
+            "the prompts callers hear are installed ({})",
+            languages.join(", ")
+        ));
     }
 }
 
@@ -207,7 +280,7 @@ fn check_include(ctx: &Context, r: &mut Report) {
     let writable = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
         // SAFETY: a NUL-terminated path; access(2) has no other preconditions.
         .is_ok_and(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0);
-    let user = crate::privileges::current_user_name();
+    let user = crate::adapters::privileges::current_user_name();
     if writable {
         r.ok(format!("{user} can replace files in {}", dir.display()));
     } else {
@@ -226,7 +299,18 @@ fn check_include(ctx: &Context, r: &mut Report) {
             ));
             None
         }
-        Ok(Some(text)) => generation_in(&text),
+        Ok(Some(text)) => {
+            match include_file::readable_by_others(path) {
+                Ok(Some((false, mode))) => r.fail(format!(
+                    "include file {} is mode {mode:04o}: Asterisk (another user) cannot read it, so #tryinclude \
+                     drops it and no limit applies; run `sudo -u callquota callquota run`, which rewrites it 0644",
+                    path.display()
+                )),
+                Ok(_) => {}
+                Err(e) => r.fail(format!("{e:#}")),
+            }
+            generation_in(&text)
+        }
         Ok(None) => {
             r.warn(format!(
                 "include file {} does not exist yet; `callquota run` writes it",
@@ -244,7 +328,16 @@ fn check_include(ctx: &Context, r: &mut Report) {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let wiring = std::fs::read_to_string(&custom).ok().and_then(|text| {
+    // Bounded, regular files only: a FIFO there cannot hang check, nor a link to /dev/zero eat the memory.
+    let custom_text = match crate::config::read_bounded(&custom, CUSTOM_LIMIT) {
+        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            r.warn(format!("cannot read {}: {e}", custom.display()));
+            None
+        }
+    };
+    let wiring = custom_text.and_then(|text| {
         text.lines()
             .map(str::trim_start)
             .find(|l| l.starts_with('#') && l.contains("include") && l.contains(&name))
@@ -266,11 +359,18 @@ fn check_include(ctx: &Context, r: &mut Report) {
                 path.display()
             ));
         }
+        if settings.live {
+            r.warn(
+                "the live guard is on but asterisk_cli = []: nothing deletes its AstDB counters of past days and \
+                 status shows no live figures; set asterisk_cli = [\"/usr/sbin/asterisk\", \"-rx\"] or live = false",
+            );
+        }
         return;
     }
+    check_sounds(ctx, r);
     if settings.live {
-        match crate::reload::missing_modules(settings, &crate::reload::LIVE_MODULES) {
-            Ok(missing) if missing.is_empty() => r.ok("the live guard's modules are loaded (func_lock, func_db, func_channel, func_groupcount)"),
+        match crate::adapters::asterisk::missing_modules(settings, &crate::adapters::asterisk::LIVE_MODULES) {
+            Ok(missing) if missing.is_empty() => r.ok("the live guard's modules are loaded (func_lock, func_db, func_channel, func_groupcount, func_global)"),
             Ok(missing) => r.fail(format!(
                 "the live guard needs {} loaded: load them (module load NAME, and in modules.conf) or set dialplan.live = false",
                 missing.join(", ")
@@ -280,7 +380,7 @@ fn check_include(ctx: &Context, r: &mut Report) {
     }
     if settings.flavor != crate::config::Flavor::Plain {
         // A hook ending with Return() entered by Macro kills every outbound call, and vice versa.
-        match crate::reload::live_flavor(settings) {
+        match crate::adapters::asterisk::live_flavor(settings) {
             Ok(Some(live)) if live != settings.flavor => r.fail(format!(
                 "dialplan.flavor is {} but FreePBX's trunk macro enters the pre-dial hook with {}: set flavor = \"{}\" \
                  before the next run, or every outbound call fails",
@@ -299,10 +399,25 @@ fn check_include(ctx: &Context, r: &mut Report) {
             Ok(None) => r.warn("no FreePBX [macro-dialout-trunk] is loaded; cannot confirm dialplan.flavor"),
             Err(e) => r.fail(format!("{e:#}")),
         }
+        let own_u = settings.live && crate::adapters::asterisk::trunk_dial_has_own_u(settings).unwrap_or(false);
+        if own_u && !settings.warn_before.is_zero() {
+            r.fail(
+                "FreePBX's trunk Dial carries its own U() (an outbound route's email notification): Dial keeps only \
+                 that one, and with dialplan.warn_before a transferred paid call then has no cap on those routes \
+                 (with a warning, L() ends with the bridge); set warn_before = 0 or turn the route's email \
+                 notification off",
+            );
+        } else if own_u {
+            r.warn(
+                "FreePBX's trunk Dial carries its own U() (an outbound route's email notification): Dial keeps only \
+                 that one, so on those routes a transferred paid call is settled when the caller hangs up, not when \
+                 the carrier does; turn the route's email notification off to keep transfers counted",
+            );
+        }
         if !settings.define_hook {
             r.ok("define_hook = false: your own pre-dial hook must call Gosub(callquota-predial,s,1)");
         } else {
-            match crate::reload::confirm_hook_is_ours(settings) {
+            match crate::adapters::asterisk::confirm_hook_is_ours(settings) {
                 Ok(()) => r.ok("the live pre-dial hook is callquota's"),
                 Err(e) => r.fail(format!("{e:#}")),
             }
@@ -328,8 +443,8 @@ fn check_include(ctx: &Context, r: &mut Report) {
 /// as this user (a root `check` has become the service user) with cron's PATH.
 fn check_commands(ctx: &Context, r: &mut Report) {
     let settings = &ctx.config.dialplan;
-    let cron_file = Path::new(crate::reload::CRON_FILE);
-    let path = crate::reload::cron_path(cron_file);
+    let cron_file = Path::new(crate::adapters::asterisk::CRON_FILE);
+    let path = crate::adapters::asterisk::cron_path(cron_file);
     let source = if cron_file.exists() {
         format!("the PATH of {}", cron_file.display())
     } else {
@@ -340,7 +455,7 @@ fn check_commands(ctx: &Context, r: &mut Report) {
         ("asterisk_cli", &settings.asterisk_cli),
     ] {
         let Some(program) = argv.first() else { continue };
-        match crate::reload::resolve(program, &path) {
+        match crate::adapters::asterisk::resolve(program, &path) {
             Some(found) => r.ok(format!(
                 "dialplan.{key} `{program}` runs under cron ({})",
                 found.display()
@@ -348,12 +463,12 @@ fn check_commands(ctx: &Context, r: &mut Report) {
             None => {
                 let elsewhere = std::env::var("PATH")
                     .ok()
-                    .and_then(|p| crate::reload::resolve(program, &p))
+                    .and_then(|p| crate::adapters::asterisk::resolve(program, &p))
                     .map_or(String::new(), |p| format!(" (it is at {})", p.display()));
                 r.fail(format!(
                     "dialplan.{key} `{program}` cannot be run by cron ({source} is {path}){elsewhere}: every cron \
                      run would fail; give the absolute path, e.g. {}",
-                    crate::reload::ASTERISK
+                    crate::config::ASTERISK
                 ));
             }
         }

@@ -3,23 +3,24 @@
 use anyhow::{Result, anyhow};
 use chrono::DateTime;
 
-use super::Context;
+use super::context::Context;
+use crate::adapters::lock;
+use crate::adapters::mailer::{Mailer, Outgoing, SendError};
+use crate::adapters::state::{Delivery, State};
 use crate::cli::MailCommand;
-use crate::contact::validate_email;
+use crate::core::retry::{give_up, retry_delay};
 use crate::exit::UsageError;
-use crate::lock;
-use crate::mailer::{Mailer, Outgoing, SendError};
-use crate::notice::{Figures, compose, give_up, retry_delay};
-use crate::state::{Delivery, State};
+use crate::values::contact::validate_email;
+use crate::views::notice::{Figures, compose};
 
 pub fn mail(ctx: &Context, command: MailCommand) -> Result<()> {
     match command {
         MailCommand::List { pending, json } => list(ctx, pending, json),
         MailCommand::Flush => {
-            let _lock = lock::acquire_within(&ctx.config.lock_file, super::run::ADMIN_LOCK_PATIENCE)?;
+            let _lock = lock::acquire_within(&ctx.config.lock_file, lock::ADMIN_PATIENCE)?;
             let mut state = State::open(&ctx.config.state_db)?;
             let summary = deliver(ctx, &mut state)?;
-            println!("{summary}");
+            println!("{}", crate::values::text::escape_controls(&summary));
             Ok(())
         }
         MailCommand::Test { address } => test(ctx, &address),
@@ -67,7 +68,7 @@ pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
                     .map_or(chrono::Duration::zero(), |c| ctx.now - c.to_utc());
                 match result {
                     Ok(()) => {
-                        crate::crashpoint::reached("during-mail");
+                        crate::adapters::crashpoint::reached("during-mail");
                         sent += 1;
                         Delivery::Sent { to: p.recipients() }
                     }
@@ -128,9 +129,9 @@ impl Prepared {
 /// A threshold notice to its user (and their cc), or why it is skipped.
 fn prepare_notice(
     ctx: &Context,
-    users: &[crate::state::User],
+    users: &[crate::core::user::User],
     settings: &crate::config::MailSettings,
-    entry: &crate::state::OutboxEntry,
+    entry: &crate::adapters::state::OutboxEntry,
 ) -> std::result::Result<Prepared, String> {
     let user = users
         .iter()
@@ -168,7 +169,7 @@ fn prepare_digest(
     ctx: &Context,
     state: &State,
     settings: &crate::config::MailSettings,
-    entry: &crate::state::OutboxEntry,
+    entry: &crate::adapters::state::OutboxEntry,
 ) -> std::result::Result<Prepared, String> {
     let Some((first, rest)) = settings.digest_to.split_first() else {
         return Err("[mail] digest_to is empty now".into());
@@ -183,7 +184,7 @@ fn prepare_digest(
     };
     let rows = ledgers
         .into_iter()
-        .map(|(l, name, blocked_at)| crate::digest::DigestRow {
+        .map(|(l, name, blocked_at)| crate::views::digest::DigestRow {
             extension: l.extension.to_string(),
             name,
             allowance_s: l.allowance_s(),
@@ -191,9 +192,9 @@ fn prepare_digest(
             blocked_at: blocked_at.as_deref().map(local),
         })
         .collect();
-    let grants: Vec<crate::digest::DigestGrant> = grants
+    let grants: Vec<crate::views::digest::DigestGrant> = grants
         .into_iter()
-        .map(|g| crate::digest::DigestGrant {
+        .map(|g| crate::views::digest::DigestGrant {
             extension: g.extension,
             seconds: g.seconds,
             reason: g.reason,
@@ -202,7 +203,7 @@ fn prepare_digest(
             at: local(&g.at),
         })
         .collect();
-    let digest = crate::digest::compose(settings.language, day, rows, &grants);
+    let digest = crate::views::digest::compose(settings.language, day, rows, &grants);
     Ok(Prepared {
         to_name: None,
         to: first.clone(),
@@ -239,7 +240,8 @@ fn list(ctx: &Context, pending: bool, json: bool) -> Result<()> {
             level,
             e.status,
             e.attempts,
-            e.last_error.as_deref().unwrap_or("")
+            // The SMTP server's reply: escaped.
+            crate::values::text::escape_controls(e.last_error.as_deref().unwrap_or(""))
         );
     }
     if ctx.config.mail.is_none() {

@@ -3,39 +3,34 @@
 
 mod calls;
 mod check;
+mod context;
+pub mod deadline;
 mod mail;
 mod report;
 mod run;
 mod user;
 
 use anyhow::Result;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::Utc;
 
-use crate::calendar::{local_day, parse_now};
+use crate::adapters::privileges::become_state_owner;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
+use crate::core::calendar::parse_now;
 use crate::exit::UsageError;
-use crate::privileges::become_state_owner;
 
-/// What every command gets: the checked config and the clock.
-pub struct Context {
-    pub config: Config,
-    pub now: DateTime<Utc>,
-}
-
-impl Context {
-    pub fn today(&self) -> NaiveDate {
-        local_day(self.now, self.config.timezone)
-    }
-}
+pub use context::Context;
 
 pub fn dispatch(cli: Cli) -> Result<()> {
+    if let Some(who) = crate::adapters::privileges::delegated_by() {
+        refuse_delegated(&cli, &who)?;
+    }
     if let Command::Migrate { state_db: Some(path) } = &cli.command {
         become_state_owner(path)?;
         return migrate(path);
     }
     // Who did it: known only before a root process becomes the service user.
-    crate::state::set_actor(&crate::privileges::acting_person());
+    crate::adapters::state::set_actor(&crate::adapters::privileges::acting_person());
     // Read as root if need be (the config is root:callquota 0640), then act as the service user.
     let config = match Config::load(&cli.config) {
         Ok(config) => config,
@@ -43,7 +38,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Err(e) => return Err(e.into()),
     };
     become_state_owner(&config.state_db)?;
-    crate::deadline::arm(config.run_timeout);
+    crate::commands::deadline::arm(config.run_timeout);
     let system_now = Utc::now();
     let now = match &cli.now {
         Some(text) => parse_now(text, config.timezone).map_err(|e| UsageError(e.to_string()))?,
@@ -77,6 +72,38 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
+/// A command run with someone else's rights (`sudo -u callquota callquota
+/// status`) may not choose what those rights act on: another config (its
+/// `asterisk_cli` and `reload_command` would run as the target user), the
+/// clock (`--now` in the future closes real days) or a path to read or write.
+fn refuse_delegated(cli: &Cli, who: &str) -> Result<()> {
+    use crate::cli::UserCommand;
+    let option = if cli.config != std::path::Path::new(crate::config::DEFAULT_PATH) {
+        Some("--config (or CALLQUOTA_CONFIG)")
+    } else if cli.now.is_some() {
+        Some("--now")
+    } else if cli.allow_future {
+        Some("--allow-future")
+    } else {
+        match &cli.command {
+            Command::Report(args) if args.html.is_some() => Some("report --html"),
+            Command::User(UserCommand::Import { csv: Some(_), .. }) => Some("user import --csv"),
+            Command::Migrate { state_db: Some(_) } => Some("migrate --state-db"),
+            _ => None,
+        }
+    };
+    match option {
+        None => Ok(()),
+        Some(option) => Err(UsageError(format!(
+            "{option} is refused for a delegated command (run by {who}): it would choose the config, clock or \
+             files the service user acts on; leave it out (the installed {} is used), or, as root in a sudo \
+             shell, run it as env -u SUDO_UID callquota ...",
+            crate::config::DEFAULT_PATH
+        ))
+        .into()),
+    }
+}
+
 /// `--if-configured`: a fresh install's cron job and package scripts stay quiet.
 fn if_configured(command: &Command) -> bool {
     match command {
@@ -106,7 +133,8 @@ fn changes_state(command: &Command) -> bool {
 }
 
 fn migrate(path: &std::path::Path) -> Result<()> {
-    crate::state::State::open(path)?;
+    crate::adapters::state::State::create_if_missing(path)?;
+    crate::adapters::state::State::open(path)?;
     println!("state {} is up to date", path.display());
     Ok(())
 }

@@ -1,15 +1,16 @@
 //! Read-only commands: `status`, `log`, `render`, `classify`.
 
+use crate::values::text::escape_controls;
 use anyhow::Result;
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
-use super::Context;
+use super::context::Context;
 use super::run::desired_include;
+use crate::adapters::state::State;
 use crate::cli::{ClassifyArgs, LogArgs, StatusArgs};
-use crate::duration::format as human;
-use crate::policy::{self, Ledger, Plan, Usage};
-use crate::state::State;
+use crate::core::policy::{self, Ledger, Plan, Usage};
+use crate::values::duration::format as human;
 
 /// What a run would decide if the CDR held nothing new: stored usage, plus
 /// today's rows for users the last run has not seen yet.
@@ -95,22 +96,22 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
             carried_in_s: l.carried_in_s,
             granted_s: l.granted_s,
             closed: l.closed,
-            percent_used: crate::status_view::percent_used(l.used_s, l.allowance_s()),
+            percent_used: crate::views::status::percent_used(l.used_s, l.allowance_s()),
             last_run_at: last_run_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
             stale,
-            live_used_s: live
-                .as_ref()
-                .map(|(c, t)| crate::live::seconds(crate::live::figures(c, t, day, l.extension.as_str()).used_ms)),
-            reserved_s: live
-                .as_ref()
-                .map(|(c, t)| crate::live::seconds(crate::live::figures(c, t, day, l.extension.as_str()).reserved_ms)),
+            live_used_s: live.as_ref().map(|(c, t)| {
+                crate::core::live::seconds(crate::core::live::figures(c, t, day, l.extension.as_str()).used_ms)
+            }),
+            reserved_s: live.as_ref().map(|(c, t)| {
+                crate::core::live::seconds(crate::core::live::figures(c, t, day, l.extension.as_str()).reserved_ms)
+            }),
         })
         .collect();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    use crate::status_view::{RowState, Style, ViewRow};
+    use crate::views::status::{RowState, Style, ViewRow};
     let mut view: Vec<ViewRow> = rows
         .iter()
         .map(|r| ViewRow {
@@ -143,7 +144,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
             }),
         }
     }
-    crate::status_view::sort(&mut view, args.sort);
+    crate::views::status::sort(&mut view, args.sort);
     use std::io::IsTerminal;
     let terminal = std::io::stdout().is_terminal();
     let style = Style {
@@ -152,7 +153,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
     };
     print!(
         "{}",
-        crate::status_view::render(&freshness_line(ctx, day, last_run_at), &view, style)
+        crate::views::status::render(&freshness_line(ctx, day, last_run_at), &view, style)
     );
     if rows.is_empty() {
         println!("(no tracked users on {day})");
@@ -161,7 +162,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
 }
 
 type LiveFigures = (
-    std::collections::BTreeMap<(NaiveDate, String), crate::live::Counters>,
+    std::collections::BTreeMap<(NaiveDate, String), crate::core::live::Counters>,
     std::collections::BTreeSet<String>,
 );
 
@@ -173,10 +174,16 @@ fn live_figures(ctx: &Context, day: NaiveDate) -> Option<LiveFigures> {
     if !settings.live || settings.asterisk_cli.is_empty() || day != ctx.today() {
         return None;
     }
-    match crate::reload::live_figures(settings) {
-        Ok((counters, groups)) => Some((crate::live::parse_counters(&counters), crate::live::talking(&groups))),
+    match crate::adapters::asterisk::live_figures(settings) {
+        Ok((counters, groups)) => Some((
+            crate::core::live::parse_counters(&counters),
+            crate::core::live::talking(&groups),
+        )),
         Err(e) => {
-            eprintln!("callquota: note: live figures unavailable (showing the CDR's only): {e:#}");
+            eprintln!(
+                "callquota: note: live figures unavailable (showing the CDR's only): {}",
+                escape_controls(&format!("{e:#}"))
+            );
             None
         }
     }
@@ -205,20 +212,20 @@ fn freshness_line(ctx: &Context, day: NaiveDate, last_run_at: Option<chrono::Dat
 pub fn log(ctx: &Context, args: &LogArgs) -> Result<()> {
     let zone = ctx.config.timezone;
     for event in &args.events {
-        if !crate::state::AUDIT_EVENTS.contains(&event.as_str()) {
+        if !crate::adapters::state::AUDIT_EVENTS.contains(&event.as_str()) {
             return Err(crate::exit::UsageError(format!(
                 "--event {}: no such event; the events are {}",
                 event.escape_debug(),
-                crate::state::AUDIT_EVENTS.join(", ")
+                crate::adapters::state::AUDIT_EVENTS.join(", ")
             ))
             .into());
         }
     }
-    let start = |d: NaiveDate| crate::calendar::day_start(d, zone);
-    let filter = crate::state::AuditFilter {
+    let start = |d: NaiveDate| crate::core::calendar::day_start(d, zone);
+    let filter = crate::adapters::state::AuditFilter {
         extension: args.ext.clone(),
         from: args.day.or(args.since).map(start),
-        until: args.day.map(|d| start(crate::calendar::next_day(d))),
+        until: args.day.map(|d| start(crate::core::calendar::next_day(d))),
         events: args.events.clone(),
         limit: args.limit,
     };
@@ -240,8 +247,9 @@ pub fn log(ctx: &Context, args: &LogArgs) -> Result<()> {
             e.extension.as_deref().unwrap_or("-"),
             e.day.as_deref().unwrap_or("-"),
             e.event,
-            e.actor.as_deref().unwrap_or("-"),
-            e.detail
+            // Details quote Asterisk's and servers' replies: escaped.
+            escape_controls(e.actor.as_deref().unwrap_or("-")),
+            escape_controls(&e.detail)
         );
     }
     Ok(())
@@ -265,23 +273,23 @@ pub fn period_report(ctx: &Context, args: &crate::cli::ReportArgs) -> Result<()>
         return Err(crate::exit::UsageError(format!("--to {to} is before --from {from}")).into());
     }
     let state = State::open(&ctx.config.state_db)?;
-    let report = crate::period::report(from, to, state.period(from, to)?);
+    let report = crate::views::period::report(from, to, state.period(from, to)?);
     let made = ctx
         .now
         .with_timezone(&ctx.config.timezone)
         .format("%Y-%m-%d %H:%M %Z")
         .to_string();
     if let Some(path) = &args.html {
-        let page = crate::html_report::render(&report, &state.daily(from, to)?, &made);
+        let page = crate::views::html_report::render(&report, &state.daily(from, to)?, &made);
         write_new_file(path, &page)?;
         eprintln!("wrote {}", path.display());
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.csv {
-        print!("{}", crate::period::render_csv(&report));
+        print!("{}", crate::views::period::render_csv(&report));
     } else {
-        print!("{}", crate::period::render_text(&report, &made));
+        print!("{}", crate::views::period::render_text(&report, &made));
     }
     Ok(())
 }
@@ -299,7 +307,7 @@ fn write_new_file(path: &std::path::Path, text: &str) -> Result<()> {
         format!(
             "cannot write {}: the {} user cannot create a file in {}; give a folder it may write to, e.g. /tmp",
             path.display(),
-            crate::privileges::current_user_name(),
+            crate::adapters::privileges::current_user_name(),
             dir.display()
         )
     })?;
@@ -314,7 +322,7 @@ fn write_new_file(path: &std::path::Path, text: &str) -> Result<()> {
 pub fn render(ctx: &Context) -> Result<()> {
     let state = State::open(&ctx.config.state_db)?;
     let plan = projected(ctx, &state)?;
-    let (text, _, _) = desired_include(ctx, &state, &plan.today)?;
+    let (text, _, _) = desired_include(ctx, &state, &plan)?;
     print!("{text}");
     Ok(())
 }

@@ -1,34 +1,43 @@
 //! `run` and `grant`: lock → state → CDR → plan → store → include file → reload.
 
+use crate::values::text::escape_controls;
 use anyhow::{Context as _, Result, anyhow};
+use chrono::NaiveDate;
 
-use super::Context;
-use crate::cdr::Cdr;
+use super::context::Context;
+use crate::adapters::asterisk::{confirm_hook_is_ours, reload_and_confirm};
+use crate::adapters::cdr::Cdr;
+use crate::adapters::include_file;
+use crate::adapters::lock;
+use crate::adapters::state::{EarlySnapshot, State};
 use crate::cli::{GrantArgs, RunArgs};
 use crate::config::Flavor;
-use crate::dialplan::{generation_in, render};
-use crate::duration::format as human;
+use crate::core::dialplan::{Days, generation_in, render};
+use crate::core::policy::{self, Access, Ledger, Plan, Usage};
+use crate::core::usage::Tally;
 use crate::exit::UsageError;
-use crate::include_file;
-use crate::lock;
-use crate::policy::{self, Access, Ledger, Plan, Usage};
-use crate::reload::{confirm_hook_is_ours, reload_and_confirm};
-use crate::state::{EarlySnapshot, State};
+use crate::values::duration::format as human;
 
 const INCLUDE_GENERATION: &str = "include_generation";
+/// `meta` key: the latest closed day a successful run read after its settle
+/// deadline (rows that arrived while runs failed are still charged).
+const SETTLED_DAY: &str = "settled_day";
+/// `meta` key: the first day whose live counters Asterisk still keeps.
+const LIVE_COUNTERS_FROM: &str = "live_counters_from";
 const CONFIRMED_GENERATION: &str = "confirmed_generation";
-
-/// How long `grant` waits for a cron run in progress.
-pub const ADMIN_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub fn run_command(ctx: &Context, args: &RunArgs) -> Result<()> {
     if args.dry_run {
         return dry_run(ctx);
     }
     let _lock = lock::try_acquire(&ctx.config.lock_file)?;
+    // An explicit run may start a site's state; cron's (--if-configured) never does.
+    if !args.if_configured {
+        State::create_if_missing(&ctx.config.state_db)?;
+    }
     let ran = run_locked(ctx, args.force)?;
     if args.verbose {
-        println!("{}", ran.summary);
+        println!("{}", escape_controls(&ran.summary));
     }
     ran.mail.map(drop)
 }
@@ -44,14 +53,18 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
     if args.seconds == 0 {
         return Err(UsageError("a grant must be more than 0 seconds".into()).into());
     }
-    if args.reason.chars().any(char::is_control) || args.reason.chars().count() > 200 {
-        return Err(UsageError("--reason must be printable text of at most 200 characters".into()).into());
+    if args.reason.chars().any(crate::values::text::needs_escape) || args.reason.chars().count() > 200 {
+        return Err(UsageError(
+            "--reason must be printable text of at most 200 characters (no control, bidi or zero-width characters)"
+                .into(),
+        )
+        .into());
     }
     if let Some(by) = &args.by {
-        crate::contact::validate_name(by).map_err(|e| UsageError(format!("--by: {e}")))?;
+        crate::values::contact::validate_name(by).map_err(|e| UsageError(format!("--by: {e}")))?;
     }
     let today = ctx.today();
-    state.add_grant(
+    let stored = state.add_grant(
         &user.extension,
         today,
         args.seconds,
@@ -59,9 +72,16 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
         args.by.as_deref(),
         ctx.now,
     )?;
+    if let Err(open_day) = stored {
+        return Err(anyhow!(
+            "nothing granted: {today} was closed by a run while the grant waited (it is {open_day} now); \
+             run the grant again to give {} for {open_day}",
+            human(args.seconds)
+        ));
+    }
     drop(state);
     let applied =
-        lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE).and_then(|_lock| run_locked(ctx, false));
+        lock::acquire_within(&ctx.config.lock_file, lock::ADMIN_PATIENCE).and_then(|_lock| run_locked(ctx, false));
     match applied {
         Ok(ran) => {
             println!(
@@ -71,7 +91,7 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
             );
             // The grant is in the ledger and the dialplan: a mail problem does not undo it.
             if let Err(e) = ran.mail {
-                eprintln!("callquota: warning: {e:#}");
+                eprintln!("callquota: warning: {}", escape_controls(&format!("{e:#}")));
             }
             Ok(())
         }
@@ -89,7 +109,7 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
 /// early snapshot is read; only a run that closes earlier days then asks for
 /// those days too, on the same connection. So a run costs little more than the
 /// CDR query itself, and its MySQL work is at most two range queries.
-fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Usage, EarlySnapshot)> {
+fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Read)> {
     let config = &ctx.config;
     let clock = config.cdr_clock();
     // The whole of today's calldate window, never "up to now": in the hour a
@@ -99,38 +119,55 @@ fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Usage, EarlySnaps
     let rule = config.usage_rule();
     let panicked = |_| anyhow!("internal: the CDR reader thread panicked");
     std::thread::scope(|scope| {
-        let reading_today = scope.spawn(|| -> Result<(Cdr, Usage)> {
+        let reading_today = scope.spawn(|| -> Result<(Cdr, Tally)> {
             let mut cdr = Cdr::connect(&config.cdr)?;
-            let usage = cdr.usage(&clock, &rule, today_start, until)?;
-            Ok((cdr, usage))
+            let mut tally = Tally::default();
+            cdr.tally(&clock, &rule, today_start, until, &mut tally)?;
+            Ok((cdr, tally))
         });
         let state = State::open(&config.state_db)?;
         let open_day = state.open_day()?;
         policy::check_clock_jump(open_day, ctx.today(), config.rules.max_jump_days, force)?;
         let days = policy::days_to_evaluate(open_day, state.first_since()?, ctx.today())?;
         let early = state.early_snapshot()?;
-        let (mut cdr, mut usage) = reading_today.join().map_err(panicked)??;
+        let (mut cdr, mut tally) = reading_today.join().map_err(panicked)??;
         // Earlier days to read: those to close, and the day before them while
         // it may still get late rows (their increase is charged to the open day).
         let mut from = clock.window(days[0]).0;
-        let settling = crate::calendar::previous_day(days[0]);
+        let settling = crate::core::calendar::previous_day(days[0]);
         let closed: Vec<&policy::Ledger> = early
             .snapshot()
             .ledgers
             .iter()
             .filter(|l| l.day == settling && l.closed)
             .collect();
+        let mut settled = None;
         if !closed.is_empty() {
-            let (start, end) = clock.window(settling);
-            if clock.calldate(ctx.now) < end + policy::settle_period(&closed, config.dialplan.cap_calls) {
-                from = start;
+            let settle = policy::settle_period(&closed, config.dialplan.cap_calls);
+            let open = policy::still_settling(ctx.now, settling, config.timezone, settle);
+            // Past its deadline a day is read once more by a successful run, so
+            // rows that arrived while runs failed (a rotated CDR password) count.
+            let read_after_deadline = state.day_meta(SETTLED_DAY)? >= Some(settling);
+            if open || !read_after_deadline {
+                from = clock.window(settling).0;
+                settled = (!open).then_some(settling);
             }
         }
         if from < today_start {
-            usage.extend(cdr.usage(&clock, &rule, from, today_start)?);
+            cdr.tally(&clock, &rule, from, today_start, &mut tally)?;
         }
-        Ok((state, usage, early))
+        let usage = tally.finish();
+        Ok((state, Read { usage, early, settled }))
     })
+}
+
+/// What a run read before it decides.
+struct Read {
+    usage: Usage,
+    early: EarlySnapshot,
+    /// A closed day read after its settle deadline: once the plan is stored,
+    /// it is settled for good.
+    settled: Option<NaiveDate>,
 }
 
 /// What a run did: an error here means the state or the dialplan is not
@@ -142,31 +179,42 @@ struct Ran {
 
 fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
     // A failed CDR read returns here: no state change, include file untouched.
-    let (mut state, usage, early) = open_and_read(ctx, force)?;
+    let (mut state, Read { usage, early, settled }) = open_and_read(ctx, force)?;
     state.queue_digests(ctx.config.mail.as_ref().is_some_and(|m| !m.digest_to.is_empty()));
-    crate::crashpoint::reached("after-cdr-read");
+    crate::adapters::crashpoint::reached("after-cdr-read");
     let today = ctx.today();
     let plan = state.plan_and_apply(ctx.now, Some(early), |snapshot| {
         Ok(policy::plan_run(&ctx.config.rules, today, snapshot, &usage)?)
     })?;
-    crate::crashpoint::reached("after-state-commit");
+    crate::adapters::crashpoint::reached("after-state-commit");
     // Mail comes last and never holds up a block; a dialplan failure does not hold up mail.
-    let dialplan = sync_dialplan(ctx, &state, &plan.today);
+    let dialplan = sync_dialplan(ctx, &state, &plan);
     let mail = super::mail::deliver(ctx, &mut state);
     let dialplan = dialplan?;
+    // Once the plan and the dialplan are in place (a crash or a failure before
+    // this only makes the next run read the day once more).
+    if let Some(day) = settled {
+        state.set_day_meta(SETTLED_DAY, day)?;
+    }
     // The figures and the dialplan are current: `status` and `check` go by this.
     state.set_last_run_at(ctx.now)?;
     let settings = &ctx.config.dialplan;
-    let day_closed = plan
-        .records
-        .iter()
-        .any(|r| matches!(r.event, policy::Event::DayClosed { .. }));
-    if settings.live && !settings.asterisk_cli.is_empty() && day_closed {
-        // Once a day. Best effort: a leftover counter of a past day is never read again.
-        if let Some(keep_from) = today.pred_opt()
-            && let Err(e) = crate::reload::forget_live_days_before(settings, keep_from)
-        {
-            eprintln!("callquota: warning: could not delete the live counters of past days: {e:#}");
+    // Counters of days before yesterday are never read again (yesterday's
+    // calls still talking hold reservations the check counts). Each run asks
+    // until one has deleted them for the day: a run that failed or was killed
+    // after closing the day cannot leave them to pile up; later runs of the
+    // day only read the `meta` mark.
+    if settings.live
+        && !settings.asterisk_cli.is_empty()
+        && let Some(keep_from) = today.pred_opt()
+        && state.day_meta(LIVE_COUNTERS_FROM)? < Some(keep_from)
+    {
+        match crate::adapters::asterisk::forget_live_days_before(settings, keep_from) {
+            Ok(_) => state.set_day_meta(LIVE_COUNTERS_FROM, keep_from)?,
+            Err(e) => eprintln!(
+                "callquota: warning: could not delete the live counters of past days: {}",
+                escape_controls(&format!("{e:#}"))
+            ),
         }
     }
     let summary = format!(
@@ -181,10 +229,10 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
 }
 
 fn dry_run(ctx: &Context) -> Result<()> {
-    let (state, usage, _) = open_and_read(ctx, true)?;
+    let (state, Read { usage, .. }) = open_and_read(ctx, true)?;
     let plan = policy::plan_run(&ctx.config.rules, ctx.today(), &state.snapshot()?, &usage)?;
     print_plan(&plan);
-    let (_, generation, changed) = desired_include(ctx, &state, &plan.today)?;
+    let (_, generation, changed) = desired_include(ctx, &state, &plan)?;
     println!(
         "include file {}: {}",
         ctx.config.dialplan.include_file.display(),
@@ -203,7 +251,7 @@ fn dry_run(ctx: &Context) -> Result<()> {
 /// not running) is reported but not an error: the file takes effect at its start.
 pub fn disarm(ctx: &Context) -> Result<()> {
     let settings = &ctx.config.dialplan;
-    let _lock = lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE)?;
+    let _lock = lock::acquire_within(&ctx.config.lock_file, lock::ADMIN_PATIENCE)?;
     let state = State::open(&ctx.config.state_db)?;
     let on_disk = include_file::read(&settings.include_file)?
         .as_deref()
@@ -212,7 +260,7 @@ pub fn disarm(ctx: &Context) -> Result<()> {
         .unwrap_or(0)
         .max(meta_number(&state, INCLUDE_GENERATION)?.unwrap_or(0))
         .saturating_add(1);
-    include_file::write_atomically(&settings.include_file, &crate::dialplan::render_inert(generation))?;
+    include_file::write_atomically(&settings.include_file, &crate::core::dialplan::render_inert(generation))?;
     let path = settings.include_file.display();
     state.record_meta_event(
         INCLUDE_GENERATION,
@@ -224,10 +272,11 @@ pub fn disarm(ctx: &Context) -> Result<()> {
     match reload_and_confirm(settings, generation) {
         Ok(summary) => {
             record_confirmed(ctx, &state, generation, &summary)?;
-            println!("{path} disarmed: it limits nothing; {summary}");
+            println!("{path} disarmed: it limits nothing; {}", escape_controls(&summary));
         }
         Err(e) => println!(
-            "{path} disarmed: it limits nothing; the reload did not happen ({e:#}): Asterisk picks the file up at its next reload or start"
+            "{path} disarmed: it limits nothing; the reload did not happen ({}): Asterisk picks the file up at its next reload or start",
+            escape_controls(&format!("{e:#}"))
         ),
     }
     Ok(())
@@ -235,7 +284,7 @@ pub fn disarm(ctx: &Context) -> Result<()> {
 
 /// `rewind`: undo the days a wrong clock ran ahead, then run on the real one.
 pub fn rewind(ctx: &Context) -> Result<()> {
-    let _lock = lock::acquire_within(&ctx.config.lock_file, ADMIN_LOCK_PATIENCE)?;
+    let _lock = lock::acquire_within(&ctx.config.lock_file, lock::ADMIN_PATIENCE)?;
     let mut state = State::open(&ctx.config.state_db)?;
     match state.rewind_to(ctx.today(), ctx.now)? {
         None => println!(
@@ -275,30 +324,32 @@ fn print_plan(plan: &Plan) {
     }
 }
 
-pub fn access_list(today: &[Ledger]) -> Vec<(crate::extension::Extension, Access)> {
+pub fn access_list(today: &[Ledger]) -> Vec<(crate::values::extension::Extension, Access)> {
     today.iter().map(|l| (l.extension.clone(), policy::access(l))).collect()
 }
 
 /// The include file the state asks for: its text, generation, and whether it
 /// differs from the file on disk. The generation only moves when the content does.
-pub fn desired_include(ctx: &Context, state: &State, today: &[Ledger]) -> Result<(String, u64, bool)> {
+pub fn desired_include(ctx: &Context, state: &State, plan: &Plan) -> Result<(String, u64, bool)> {
     let settings = &ctx.config.dialplan;
-    let access = access_list(today);
+    let options = settings.options(ctx.config.timezone.name());
+    let access = access_list(&plan.today);
+    let days = Days {
+        day: ctx.today(),
+        today: &access,
+        tomorrow: &plan.tomorrow,
+    };
     let existing = include_file::read(&settings.include_file)?;
     let on_disk = existing.as_deref().and_then(generation_in);
     if let (Some(text), Some(generation)) = (&existing, on_disk) {
-        let same = render(settings, &ctx.config.paid, &access, ctx.today(), generation);
+        let same = render(&options, &ctx.config.paid, &days, generation);
         if &same == text {
             return Ok((same, generation, false));
         }
     }
     let stored = meta_number(state, INCLUDE_GENERATION)?;
     let generation = on_disk.unwrap_or(0).max(stored.unwrap_or(0)).saturating_add(1);
-    Ok((
-        render(settings, &ctx.config.paid, &access, ctx.today(), generation),
-        generation,
-        true,
-    ))
+    Ok((render(&options, &ctx.config.paid, &days, generation), generation, true))
 }
 
 fn meta_number(state: &State, key: &str) -> Result<Option<u64>> {
@@ -324,12 +375,16 @@ fn record_confirmed(ctx: &Context, state: &State, generation: u64, summary: &str
 
 /// Writes the include file when its bytes change, and reloads when it changed
 /// or the last reload was not confirmed.
-fn sync_dialplan(ctx: &Context, state: &State, today: &[Ledger]) -> Result<String> {
+fn sync_dialplan(ctx: &Context, state: &State, plan: &Plan) -> Result<String> {
     let settings = &ctx.config.dialplan;
-    let (text, generation, changed) = desired_include(ctx, state, today)?;
+    let (text, generation, changed) = desired_include(ctx, state, plan)?;
     if changed {
         include_file::write_atomically(&settings.include_file, &text)?;
-        crate::crashpoint::reached("after-include-write");
+        crate::adapters::crashpoint::reached("after-include-write");
+    } else if include_file::needs_repair(&settings.include_file)?.is_some() {
+        // The right bytes with a mode or owner Asterisk may not read (or
+        // someone else could change): the same bytes again, 0644, ours.
+        include_file::write_atomically(&settings.include_file, &text)?;
     }
     // Also records a write whose run died before it could record it.
     if changed || meta_number(state, INCLUDE_GENERATION)? != Some(generation) {
@@ -353,7 +408,7 @@ fn sync_dialplan(ctx: &Context, state: &State, today: &[Ledger]) -> Result<Strin
     });
     match reloaded {
         Ok(summary) => {
-            crate::crashpoint::reached("after-reload");
+            crate::adapters::crashpoint::reached("after-reload");
             record_confirmed(ctx, state, generation, &summary)?;
             Ok(summary)
         }

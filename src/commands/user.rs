@@ -3,13 +3,14 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::Context;
+use super::context::Context;
+use crate::adapters::state::State;
 use crate::cli::UserCommand;
-use crate::contact::{normalize_email, validate_name};
-use crate::duration::format as human;
+use crate::core::user::User;
 use crate::exit::UsageError;
-use crate::extension::Extension;
-use crate::state::{State, User};
+use crate::values::contact::{normalize_email, validate_name};
+use crate::values::duration::format as human;
+use crate::values::extension::Extension;
 
 /// The most one user may get per day.
 const MAX_DAILY_LIMIT_S: u64 = 86_400;
@@ -36,10 +37,10 @@ fn import(
     freepbx: bool,
     csv: Option<&std::path::Path>,
     daily_limit: Option<u64>,
-    only: Option<&crate::pattern::Pattern>,
+    only: Option<&crate::core::pattern::Pattern>,
     dry_run: bool,
 ) -> Result<()> {
-    use crate::import::{Source, csv_candidates, plan};
+    use crate::core::import::{Source, csv_candidates, plan};
     if let Some(limit) = daily_limit {
         check_limit(limit)?;
     }
@@ -52,11 +53,14 @@ fn import(
                     .into(),
                 unconfigured: false,
             })?;
-            (Source::Freepbx, crate::freepbx::candidates(settings)?)
+            (Source::Freepbx, crate::adapters::freepbx::candidates(settings)?)
         }
         (false, Some(path)) => {
-            let text = std::fs::read_to_string(path)
+            // Bounded and regular files only: a FIFO or /dev/zero cannot hang or flood the import.
+            let bytes = crate::config::read_bounded(path, 64 * 1024 * 1024)
                 .map_err(|e| UsageError(format!("--csv {}: cannot be read: {e}", path.display())))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| UsageError(format!("--csv {}: is not UTF-8 text; save it as UTF-8", path.display())))?;
             (
                 Source::Csv,
                 csv_candidates(&text).map_err(|e| UsageError(e.to_string()))?,
@@ -80,7 +84,7 @@ fn import(
         println!(
             "change {}: {}",
             new.extension,
-            crate::state::user_changes(old, new).join(", ")
+            crate::core::user::user_changes(old, new).join(", ")
         );
     }
     for (extension, why) in &plan.skipped {
@@ -146,6 +150,10 @@ struct UserRow<'a> {
 }
 
 pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
+    // Adding users may start a site's state; other user commands need one.
+    if matches!(command, UserCommand::Add { .. } | UserCommand::Import { .. }) {
+        State::create_if_missing(&ctx.config.state_db)?;
+    }
     let mut state = State::open(&ctx.config.state_db)?;
     match command {
         UserCommand::Add {

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::duration::Seconds;
+use crate::core::usage::CallerColumn;
+use crate::values::duration::Seconds;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,26 +46,6 @@ fn default_caller_column() -> String {
 }
 fn default_cdr_timeout() -> Seconds {
     Seconds(10)
-}
-
-/// Which CDR column identifies the calling extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallerColumn {
-    /// FreePBX puts the extension here for outbound calls (the default).
-    Cnum,
-    Src,
-    /// The endpoint parsed from `channel` (`PJSIP/2055-0000001a` → `2055`).
-    Channel,
-}
-
-impl CallerColumn {
-    pub fn column(self) -> &'static str {
-        match self {
-            CallerColumn::Cnum => "cnum",
-            CallerColumn::Src => "src",
-            CallerColumn::Channel => "channel",
-        }
-    }
 }
 
 /// How to reach the CDR database. `Debug` and [`CdrConnection::describe`]
@@ -157,7 +138,10 @@ pub(super) fn mysql_connection(keys: ConnectionKeys<'_>) -> Result<CdrConnection
                     return Err(format!("set {section}.password or {section}.password_file, not both"));
                 }
                 (Some(p), None) => Some(p.clone()),
-                (None, Some(file)) => Some(super::read_password_file(&format!("{section}.password_file"), file)?),
+                (None, Some(file)) => Some(super::checks::read_password_file(
+                    &format!("{section}.password_file"),
+                    file,
+                )?),
                 (None, None) => None,
             };
             CdrConnection {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::cdr::{CdrConnection, ConnectionKeys, mysql_connection};
-use crate::duration::Seconds;
+use crate::values::duration::Seconds;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

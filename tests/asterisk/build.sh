@@ -44,7 +44,8 @@ modules=(pbx_config app_dial app_stack app_exec app_playback app_cdr app_echo ap
   func_cut func_logic func_strings func_dialplan func_db func_lock func_channel func_math func_groupcount
   bridge_builtin_interval_features bridge_builtin_features bridge_simple bridge_native_rtp res_odbc
   cdr_adaptive_odbc cdr_manager res_agi codec_ulaw codec_alaw format_wav format_pcm res_timing_timerfd
-  res_musiconhold app_senddtmf)
+  res_musiconhold app_senddtmf func_global app_confbridge bridge_softmix res_parking bridge_holding func_timeout
+  app_sayunixtime)
 # The cache key names the tarball and this module list: adding a module builds anew.
 recipe=$(printf '%s\n' "${modules[@]}" | sha256sum | cut -c1-12)
 

@@ -100,6 +100,9 @@ pub struct Pbx {
     root: PathBuf,
 }
 
+/// How long a parked call waits in the test's parking lot (extension 70).
+pub const PARK_S: u32 = 60;
+
 /// The FreePBX outbound path around the pre-dial hook, per flavor.
 fn dialplan(flavor: Flavor) -> String {
     let trunk_macro = match flavor {
@@ -119,7 +122,8 @@ exten => s,1,Set(DIAL_TRUNK=${ARG1})
 
 ; A route with two trunks: the second is tried when the first fails.
 [outrt-1]
-exten => _X.,1,Set(_ROUTEID=1)
+exten => _X.,1,Gosub(sub-user-callerid,s,1())
+ same => n,Set(_ROUTEID=1)
  same => n,Set(_ROUTENAME=all)
  same => n,Gosub(macro-dialout-trunk,s,1(1,${EXTEN},,off))
  same => n,Gosub(macro-dialout-trunk,s,1(2,${EXTEN},,off))
@@ -150,7 +154,8 @@ exten => bypass,1,MacroExit()
 
 ; A route with two trunks: the second is tried when the first fails.
 [outrt-1]
-exten => _X.,1,Set(_ROUTEID=1)
+exten => _X.,1,Gosub(sub-user-callerid,s,1())
+ same => n,Set(_ROUTEID=1)
  same => n,Set(_ROUTENAME=all)
  same => n,Macro(dialout-trunk,1,${EXTEN},,off)
  same => n,Macro(dialout-trunk,2,${EXTEN},,off)
@@ -178,16 +183,27 @@ writeprotect=no
 [phones]
 exten => _X.,1,Set(CHANNEL(hangup_handler_push)=hangup-cause,s,1)
  same => n,Set(CALLERID(num)=${{CUT(EXTEN,-,1)}})
+; The phone's language, as FreePBX sets it per extension (LANG/EXT in AstDB here).
+ same => n,ExecIf($[\"${{DB(LANG/${{CALLERID(num)}})}}\" != \"\"]?Set(CHANNEL(language)=${{DB(LANG/${{CALLERID(num)}})}}))
  same => n,Set(__TALK=${{CUT(EXTEN,-,3)}})
  same => n,Set(__FAILOVER=${{CUT(EXTEN,-,4)}})
 ; A fifth field PRE: the PBX answers the phone and waits PRE seconds before the route (an IVR).
  same => n,ExecIf($[\"${{CUT(EXTEN,-,5)}}\" != \"\"]?Answer())
  same => n,ExecIf($[\"${{CUT(EXTEN,-,5)}}\" != \"\"]?Wait(${{CUT(EXTEN,-,5)}}))
+; A sixth field XFER: where the phone's transfer key (*2, pressed by [hold-atxfer]) sends the call.
+ same => n,ExecIf($[\"${{CUT(EXTEN,-,6)}}\" != \"\"]?Set(TRANSFER_EXTEN=${{CUT(EXTEN,-,6)}}))
+ same => n,Set(TRANSFER_CONTEXT=from-internal)
+; NUMBER redirect: the phone waits to be sent (AMI Redirect) to a dialled
+; string that a Goto could not carry (a SIP URI's user part with commas).
+ same => n,GotoIf($[\"${{CUT(EXTEN,-,2)}}\" = \"redirect\"]?redirect)
  same => n,Goto(from-internal,${{CUT(EXTEN,-,2)}},1)
+ same => n(redirect),Wait(20)
+ same => n,Hangup()
 
-; The phone's hang-up cause lands in its CDR row's userfield (for the tests).
+; The phone's hang-up cause lands in its CDR row's userfield (for the tests),
+; followed by /SUCCESS or /FAILED when a Playback ran on the phone's channel.
 [hangup-cause]
-exten => s,1,Set(CDR(userfield)=${{HANGUPCAUSE}})
+exten => s,1,Set(CDR(userfield)=${{HANGUPCAUSE}}${{IF($[\"${{PLAYBACKSTATUS}}\" = \"\"]?:/${{PLAYBACKSTATUS}})}})
  same => n,Return()
 
 ; The originating half holds the line until the call ends; it writes no row.
@@ -196,13 +212,36 @@ exten => s,1,Set(CDR_PROP(disable)=1)
  same => n,Wait(3600)
  same => n,Hangup()
 
-; FreePBX's macro-user-callerid: AMPUSER and the CDR's cnum are the extension.
-; A four-digit number is an extension (ext-local).
+; The phone's user presses the transfer key 3 s into the call, talks with
+; the new party for 4 s and hangs up, which completes the attended transfer.
+[hold-atxfer]
+exten => s,1,Set(CDR_PROP(disable)=1)
+ same => n,Wait(3)
+ same => n,SendDTMF(*2)
+ same => n,Wait(4)
+ same => n,Hangup()
+
+; A four-digit number is an extension (ext-local); anything else goes to the
+; outbound routes, included as FreePBX does (so the dialled string, commas and
+; all, is the route's EXTEN: no Goto splits it).
 [from-internal]
+; A conference room (FreePBX's conferences module dials ConfBridge the same way).
+exten => 8300,1,ConfBridge(8300,quiet_bridge,quiet_user)
 exten => _XXXX,1,Goto(ext-local,${{EXTEN}},1)
-exten => _X.,1,Set(AMPUSER=${{CALLERID(num)}})
+include => parkedcalls
+include => outbound-allroutes
+
+; A parked call nobody picked up hangs up (FreePBX would ring the parker).
+[parked-timeout]
+exten => _X.,1,Hangup()
+
+; FreePBX's macro-user-callerid, which each route runs first: AMPUSER and the
+; CDR's cnum are the extension, or its CID Num Alias (AMPUSER/EXT/cidnum).
+[sub-user-callerid]
+exten => s,1,Set(AMPUSER=${{CALLERID(num)}})
+ same => n,ExecIf($[\"${{DB(AMPUSER/${{AMPUSER}}/cidnum)}}\" != \"\"]?Set(CALLERID(num)=${{DB(AMPUSER/${{AMPUSER}}/cidnum)}}))
  same => n,Set(CDR(cnum)=${{CALLERID(num)}})
- same => n,Goto(outbound-allroutes,${{EXTEN}},1)
+ same => n,Return()
 
 [outbound-allroutes]
 include => outrt-1
@@ -248,27 +287,35 @@ exten => _X.,1,Set(CDR_PROP(disable)=1)
  same => n,Hangup()
 
 ; Trunk 1 is congested for a call placed with FAILOVER=1; trunk 2 always works.
+; A carrier connects the digits of whatever it is sent (a SIP URI's `,` or `(` included).
 [carrier-1]
 exten => _X.,1,GotoIf($[\"${{FAILOVER}}\" = \"1\"]?down)
- same => n,Goto(carrier,${{EXTEN}},1)
+ same => n,Goto(carrier,${{FILTER(0-9,${{EXTEN}})}},1)
  same => n(down),Set(CDR_PROP(disable)=1)
  same => n,Congestion(1)
 
 [carrier-2]
-exten => _X.,1,Goto(carrier,${{EXTEN}},1)
+exten => _X.,1,Goto(carrier,${{FILTER(0-9,${{EXTEN}})}},1)
 
 ; The carrier: answers, talks TALK seconds, hangs up; writes no row of its own.
 ; TALK 0: busy. TALK rN: rings N seconds, then gives up unanswered (cause 19).
+; What it bills lands in AstDB: carrier/UNIQUEID = CALLER:ANSWERED MS:HANGUP MS.
 [carrier]
 exten => _X.,1,Set(CDR_PROP(disable)=1)
  same => n,ExecIf($[\"${{TALK}}\" = \"0\"]?Busy(5))
  same => n,GotoIf($[\"${{TALK:0:1}}\" = \"r\"]?ring)
  same => n,Answer()
+ same => n,Set(BILL_FROM=${{STRFTIME(,,%s%3q)}})
+ same => n,Set(CHANNEL(hangup_handler_push)=carrier-bill,s,1)
  same => n,Wait(${{TALK}})
  same => n,Hangup()
  same => n(ring),Ringing()
  same => n,Wait(${{TALK:1}})
  same => n,Hangup(19)
+
+[carrier-bill]
+exten => s,1,Set(DB(carrier/${{UNIQUEID}})=${{CALLERID(num)}}:${{BILL_FROM}}:${{STRFTIME(,,%s%3q)}})
+ same => n,Return()
 
 {trunk_macro}"
     )
@@ -312,9 +359,26 @@ impl Pbx {
             "modules.conf",
             "[modules]\nautoload = yes\nnoload => res_musiconhold.so\n".into(),
         );
+        // A conference room without prompts (the test build has no sounds).
+        write(
+            "confbridge.conf",
+            "[general]\n[quiet_bridge]\ntype = bridge\n[quiet_user]\ntype = user\nquiet = yes\n\
+             announce_only_user = no\n"
+                .into(),
+        );
+        // A parking lot as FreePBX's parking module makes one: 70 parks, the
+        // call waits in 71-79 until picked up or PARK_S seconds go by.
+        write(
+            "res_parking.conf",
+            format!(
+                "[general]\n[default]\nparkext => 70\nparkpos => 71-79\ncontext => parkedcalls\n\
+                 parkingtime => {PARK_S}\ncomebacktoorigin = no\ncomebackcontext = parked-timeout\n"
+            ),
+        );
         write(
             "logger.conf",
-            "[general]\n[logfiles]\nmessages.log => notice,warning,error\n".into(),
+            // verbose(3): the prompts each channel plays ("<CHANNEL> Playing 'FILE...'").
+            "[general]\n[logfiles]\nmessages.log => notice,warning,error,verbose(3)\n".into(),
         );
         write(
             "cdr.conf",
@@ -362,6 +426,8 @@ impl Pbx {
             ami_port,
             root,
         };
+        // Every Asterisk install has its core prompts; the refusal speaks with them.
+        pbx.install_prompts();
         pbx.boot();
         site.write_config(&pbx.site_config(site));
         Some(pbx)
@@ -423,7 +489,7 @@ impl Pbx {
 
     /// The generation of callquota's file that this Asterisk has loaded.
     pub fn loaded_generation(&self) -> Option<u64> {
-        callquota::dialplan::generation_in(&self.try_cli("dialplan show stamp@callquota-stamp")?)
+        callquota::core::dialplan::generation_in(&self.try_cli("dialplan show stamp@callquota-stamp")?)
     }
 
     /// The site's config, with this Asterisk as its reload and CLI command.
@@ -448,6 +514,86 @@ impl Pbx {
         )
     }
 
+    /// Makes `name` (e.g. `custom/deny`) a sound this Asterisk can play: one
+    /// second of silence as μ-law, in the test build's own sounds folder.
+    pub fn install_sound(&self, name: &str) {
+        self.install_sound_at(name, 1);
+    }
+
+    /// Like [`Pbx::install_sound`], `seconds` long, at `name` below the
+    /// sounds folder (e.g. `ru/vm-youhave` for a language's own prompt).
+    fn install_sound_at(&self, name: &str, seconds: usize) {
+        let path = self.prefix.join("var/lib/asterisk/sounds").join(format!("{name}.ulaw"));
+        if path.exists() {
+            return;
+        }
+        let dir = path.parent().expect("a sounds folder");
+        std::fs::create_dir_all(dir).expect("create the sounds folder");
+        // Written beside it and renamed: tests running at once see all or nothing.
+        let temp = tempfile::NamedTempFile::new_in(dir).expect("temp sound");
+        std::fs::write(temp.path(), vec![0xFFu8; 8000 * seconds]).expect("write the sound");
+        temp.persist(&path).expect("install the sound");
+    }
+
+    /// The prompts a caller hears (a second of silence each, in the
+    /// language-less folder Asterisk falls back to): Asterisk's own
+    /// "you have N minutes M seconds" and the refusal's words.
+    pub fn install_prompts(&self) {
+        self.install_prompts_at("", 1);
+    }
+
+    /// The same prompts in `language`'s own folder, `seconds` long each (so a
+    /// call's duration tells which folder Asterisk played from).
+    pub fn install_prompts_in(&self, language: &str, seconds: usize) {
+        self.install_prompts_at(&format!("{language}/"), seconds);
+    }
+
+    fn install_prompts_at(&self, folder: &str, seconds: usize) {
+        let words = [
+            "vm-youhave",
+            "queue-minutes",
+            "queue-seconds",
+            "vm-goodbye",
+            "vm-and",
+            "cannot-complete-as-dialed",
+        ];
+        let numbers = (0..=20).chain([30, 40, 50]).map(|n| format!("digits/{n}"));
+        for name in words.into_iter().map(String::from).chain(numbers) {
+            self.install_sound_at(&format!("{folder}{name}"), seconds);
+        }
+    }
+
+    /// The languages the prompts played since the log was `from` bytes long were asked in.
+    pub fn languages_since(&self, from: usize) -> Vec<String> {
+        let log = std::fs::read(&self.log).unwrap_or_default();
+        String::from_utf8_lossy(log.get(from..).unwrap_or_default())
+            .lines()
+            .filter(|l| l.contains("> Playing '"))
+            .filter_map(|l| Some(l.rsplit_once("(language '")?.1.split('\'').next()?.to_string()))
+            .collect()
+    }
+
+    /// How much Asterisk has logged so far (see [`Pbx::played_since`]).
+    pub fn log_len(&self) -> usize {
+        std::fs::metadata(&self.log).map(|m| m.len() as usize).unwrap_or(0)
+    }
+
+    /// The prompts played since the log was `from` bytes long: (channel, file without extension).
+    pub fn played_since(&self, from: usize) -> Vec<(String, String)> {
+        let log = std::fs::read(&self.log).unwrap_or_default();
+        String::from_utf8_lossy(log.get(from..).unwrap_or_default())
+            .lines()
+            .filter_map(|l| {
+                // `[date] VERBOSE[tid][C-id] file.c: <CHANNEL> Playing 'FILE.FORMAT' (language 'en')`
+                let (head, rest) = l.split_once("> Playing '")?;
+                let channel = head.rsplit_once('<')?.1;
+                let file = rest.split('\'').next()?;
+                let file = file.rsplit_once('.').map_or(file, |(f, _)| f);
+                Some((channel.to_string(), file.to_string()))
+            })
+            .collect()
+    }
+
     fn try_cli(&self, command: &str) -> Option<String> {
         let out = Command::new(self.prefix.join("sbin/asterisk"))
             .arg("-C")
@@ -463,6 +609,20 @@ impl Pbx {
     pub fn cli(&self, command: &str) -> String {
         self.try_cli(command)
             .unwrap_or_else(|| panic!("asterisk -rx {command:?} failed"))
+    }
+
+    /// Runs `command` until its output satisfies `done` or `within` passes,
+    /// and returns the last output: what a hangup handler writes lands a
+    /// moment after the CDR row that ends [`Pbx::call`].
+    pub fn cli_until(&self, command: &str, within: Duration, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let out = self.cli(command);
+            if done(&out) || Instant::now() >= deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Replaces `extensions_custom.conf` (the site's own file that wires ours in).
@@ -481,9 +641,9 @@ impl Pbx {
         )
         .expect("connect");
         conn.query_map(
-            "SELECT cnum, dst, channel, dstchannel, disposition, billsec, lastdata, userfield FROM cdr \
+            "SELECT cnum, dst, channel, dstchannel, disposition, billsec, lastdata, userfield, duration FROM cdr \
              ORDER BY calldate, sequence",
-            |(cnum, dst, channel, dstchannel, disposition, billsec, lastdata, cause)| CdrRow {
+            |(cnum, dst, channel, dstchannel, disposition, billsec, lastdata, cause, duration)| CdrRow {
                 cnum,
                 dst,
                 channel,
@@ -492,6 +652,7 @@ impl Pbx {
                 billsec,
                 lastdata,
                 cause,
+                duration,
             },
         )
         .expect("read cdr")
@@ -523,11 +684,51 @@ impl Pbx {
         )
     }
 
+    /// `ext` dials `dialled` exactly as given (commas, quotes, backslashes):
+    /// its phone is sent there by AMI Redirect, as a SIP phone's request URI
+    /// lands in `from-internal`. The carrier talks `talk_s` seconds.
+    pub fn call_dialling(&self, ext: &str, dialled: &str, talk_s: u32) -> CdrRow {
+        let phone = format!("{ext}-redirect-{talk_s}");
+        let channel_prefix = format!("Local/{phone}@phones-");
+        self.call_phone_with(&phone, Duration::from_secs(u64::from(talk_s) + 30), || {
+            self.originate(&phone);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let channel = loop {
+                let channels = self.cli("core show channels concise");
+                if let Some(c) = channels
+                    .lines()
+                    .filter_map(|l| l.split('!').next())
+                    .find(|c| c.starts_with(&channel_prefix) && c.ends_with(";2"))
+                {
+                    break c.to_string();
+                }
+                assert!(Instant::now() < deadline, "no phone {phone}:\n{channels}");
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            let answer = self.ami(&[
+                ("Action", "Redirect"),
+                ("Channel", &channel),
+                ("Context", "from-internal"),
+                ("Exten", dialled),
+                ("Priority", "1"),
+            ]);
+            assert!(answer.contains("Success"), "redirect: {answer}\n{}", self.diagnostics());
+        })
+    }
+
     fn call_phone(&self, phone: &str, within: Duration) -> CdrRow {
+        self.call_phone_with(phone, within, || self.originate(phone))
+    }
+
+    fn call_phone_with(&self, phone: &str, within: Duration, start: impl FnOnce()) -> CdrRow {
         let before = self.cdr_rows().len();
-        self.originate(phone);
+        start();
         let deadline = Instant::now() + within;
         let ours = format!("Local/{phone}@phones-");
+        // When the channels are gone, the ;2 row may still be on its way to
+        // MySQL (the backend writes each row on its own): it is waited for a
+        // few seconds before the ;1 row stands in for it.
+        let mut gone_at: Option<Instant> = None;
         loop {
             let new: Vec<CdrRow> = self
                 .cdr_rows()
@@ -535,10 +736,17 @@ impl Pbx {
                 .skip(before)
                 .filter(|r| r.channel.starts_with(&ours))
                 .collect();
-            if !new.is_empty() && !self.cli("core show channels concise").contains(&ours) {
-                // The phone's ;2 leg is the caller; a ;1 row appears only when nothing answered.
-                let phone = new.iter().find(|r| r.channel.ends_with(";2")).cloned();
-                return phone.unwrap_or_else(|| new[0].clone());
+            if gone_at.is_none() && !self.cli("core show channels concise").contains(&ours) {
+                gone_at = Some(Instant::now());
+            }
+            // The phone's ;2 leg is the caller; a ;1 row appears only when nothing answered.
+            if let (Some(gone), false) = (gone_at, new.is_empty()) {
+                if let Some(phone) = new.iter().find(|r| r.channel.ends_with(";2")) {
+                    return phone.clone();
+                }
+                if gone.elapsed() > Duration::from_secs(5) {
+                    return new[0].clone();
+                }
             }
             assert!(
                 Instant::now() < deadline,
@@ -575,6 +783,26 @@ impl Pbx {
             "blind transfer: {answer}\n{}",
             self.diagnostics()
         );
+    }
+
+    /// The phone of `ext`, on a call it placed, hands that call to `number`
+    /// (AMI BlindTransfer of the phone's channel, as its transfer key does):
+    /// the other party (e.g. the carrier) goes on with `number`.
+    pub fn transfer_caller(&self, ext: &str, number: &str) {
+        let channels = self.cli("core show channels concise");
+        let phone = channels
+            .lines()
+            .filter_map(|l| l.split('!').next())
+            .find(|c| c.starts_with(&format!("Local/{ext}-")) && c.contains("@phones-") && c.ends_with(";2"))
+            .unwrap_or_else(|| panic!("no call of {ext}'s phone:\n{channels}"))
+            .to_string();
+        let answer = self.ami(&[
+            ("Action", "BlindTransfer"),
+            ("Channel", &phone),
+            ("Context", "from-internal"),
+            ("Exten", number),
+        ]);
+        assert!(answer.contains("Success"), "transfer: {answer}\n{}", self.diagnostics());
     }
 
     /// The caller of `ext`'s call in progress hangs up (AMI Hangup of its phone leg).
@@ -643,6 +871,23 @@ impl Pbx {
         )
     }
 
+    /// What the carrier billed, call by call: (caller, answered at ms,
+    /// hung up at ms), from its own clock, whatever callquota thinks.
+    pub fn carrier_legs(&self) -> Vec<(String, i64, i64)> {
+        self.cli("database show carrier")
+            .lines()
+            .filter(|l| l.starts_with("/carrier/"))
+            .filter_map(|l| {
+                let value = l.split_once(':')?.1.trim();
+                let mut parts = value.split(':');
+                let caller = parts.next()?.to_string();
+                let from = parts.next()?.parse().ok()?;
+                let to = parts.next()?.parse().ok()?;
+                Some((caller, from, to))
+            })
+            .collect()
+    }
+
     /// Starts a call and returns at once (for calls at the same time).
     pub fn place(&self, ext: &str, number: &str, talk_s: u32) {
         self.originate(&format!("{ext}-{number}-{talk_s}"));
@@ -653,11 +898,21 @@ impl Pbx {
         self.originate(&format!("{ext}-{number}-{talk_s}-1"));
     }
 
+    /// `ext` calls `number` (the carrier talks `talk_s`), and 3 s in hands
+    /// the call to `to` with the transfer key (an attended transfer); returns at once.
+    pub fn place_and_attended_transfer(&self, ext: &str, number: &str, talk_s: u32, to: &str) {
+        self.originate_into(&format!("{ext}-{number}-{talk_s}---{to}"), "hold-atxfer");
+    }
+
     fn originate(&self, phone: &str) {
+        self.originate_into(phone, "hold");
+    }
+
+    fn originate_into(&self, phone: &str, context: &str) {
         let answer = self.ami(&[
             ("Action", "Originate"),
             ("Channel", &format!("Local/{phone}@phones")),
-            ("Context", "hold"),
+            ("Context", context),
             ("Exten", "s"),
             ("Priority", "1"),
             ("Async", "true"),
@@ -667,16 +922,26 @@ impl Pbx {
 
     /// Waits until `calls` phone rows (the callers' `;2` legs) follow the
     /// first `before` CDR rows and no call is up; returns them, in order.
+    /// A call's rows reach MySQL one by one after its channels are gone (a
+    /// transferred call's first row long before its last), so the calls must
+    /// have been over for a moment before the rows are taken.
     pub fn phone_rows_after(&self, before: usize, calls: usize, within: Duration) -> Vec<CdrRow> {
+        const SETTLE: Duration = Duration::from_secs(2);
         let deadline = Instant::now() + within;
+        let mut idle_since: Option<Instant> = None;
         loop {
+            idle_since = match (self.active_calls(), idle_since) {
+                (0, Some(t)) => Some(t),
+                (0, None) => Some(Instant::now()),
+                _ => None,
+            };
             let phones: Vec<CdrRow> = self
                 .cdr_rows()
                 .into_iter()
                 .skip(before)
                 .filter(|r| r.channel.ends_with(";2"))
                 .collect();
-            if phones.len() >= calls && self.active_calls() == 0 {
+            if phones.len() >= calls && idle_since.is_some_and(|t| t.elapsed() >= SETTLE) {
                 return phones;
             }
             assert!(
@@ -710,6 +975,8 @@ pub struct CdrRow {
     pub lastdata: String,
     /// The phone's hang-up cause (Q.850), from the CDR's userfield.
     pub cause: String,
+    /// Seconds from the start of the row to its end, answered or not.
+    pub duration: i64,
 }
 
 impl Drop for Pbx {

@@ -232,7 +232,13 @@ reload_timeout_s = 5
     /// The binary as an admin runs it, without `--allow-future`.
     pub fn strict_cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_callquota"));
-        c.arg("--config").arg(&self.config).env_remove("CALLQUOTA_CONFIG");
+        // A test run through sudo must not make every command a delegated one.
+        c.arg("--config")
+            .arg(&self.config)
+            .env_remove("CALLQUOTA_CONFIG")
+            .env_remove("SUDO_UID")
+            .env_remove("DOAS_USER")
+            .env_remove("PKEXEC_UID");
         c
     }
 
@@ -242,7 +248,10 @@ reload_timeout_s = 5
         c.arg("--config")
             .arg(&self.config)
             .arg("--allow-future")
-            .env_remove("CALLQUOTA_CONFIG");
+            .env_remove("CALLQUOTA_CONFIG")
+            .env_remove("SUDO_UID")
+            .env_remove("DOAS_USER")
+            .env_remove("PKEXEC_UID");
         c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         c
@@ -378,8 +387,11 @@ reload_timeout_s = 5
             ("audit", "id"),
             ("meta", "key"),
         ] {
+            // Read progress, not figures: when the last run was, which closed
+            // day a run last read after its settle deadline, from which day
+            // Asterisk keeps live counters.
             let filter = if table == "meta" {
-                " WHERE key <> 'last_run_at'"
+                " WHERE key NOT IN ('last_run_at', 'settled_day', 'live_counters_from')"
             } else {
                 ""
             };
@@ -453,13 +465,13 @@ reload_timeout_s = 5
     pub fn loaded_generation(&self) -> Option<u64> {
         match &self.pbx {
             Some(pbx) => pbx.loaded_generation(),
-            None => callquota::dialplan::generation_in(&self.loaded()),
+            None => callquota::core::dialplan::generation_in(&self.loaded()),
         }
     }
 
     /// The generation of the include file on disk.
     pub fn include_generation(&self) -> Option<u64> {
-        callquota::dialplan::generation_in(&self.include())
+        callquota::core::dialplan::generation_in(&self.include())
     }
 
     /// The fake Asterisk's "loaded" copy of the include file.

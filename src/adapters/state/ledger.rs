@@ -1,0 +1,316 @@
+//! The daily ledgers and the run's one transaction: snapshot the state,
+//! let the pure plan decide, store what it changed (ledgers, audit rows,
+//! notices, digests) and `open_day`, all or nothing.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::audit::append_audit;
+use super::db::{State, day_text, parse_day, parse_extension, seconds, timestamp, to_sql_seconds};
+use super::users::users;
+use crate::core::policy::{Event, Ledger, Plan, Snapshot};
+use crate::core::user::User;
+use crate::values::duration::format as human;
+use crate::values::extension::Extension;
+
+impl State {
+    /// Reads a snapshot and applies the plan `decide` makes of it, in one
+    /// write transaction (so a concurrent `grant` is either seen or waits).
+    pub fn plan_and_apply<F>(&mut self, now: DateTime<Utc>, early: Option<EarlySnapshot>, decide: F) -> Result<Plan>
+    where
+        F: FnOnce(&Snapshot) -> Result<Plan>,
+    {
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .with_context(|| format!("cannot write state_db {path}"))?;
+        // PRAGMA data_version moves when another connection commits: an early
+        // snapshot is used only if nothing changed since it was taken.
+        let current = data_version(&tx)?;
+        let snapshot = match early {
+            Some(early) if early.data_version == current => early.snapshot,
+            _ => snapshot(&tx).with_context(|| format!("cannot read state_db {path}"))?,
+        };
+        let plan = decide(&snapshot)?;
+        apply(&tx, &plan, now).with_context(|| format!("cannot write state_db {path}"))?;
+        if self.digests {
+            queue_digests(&tx, &plan, now).with_context(|| format!("cannot write state_db {path}"))?;
+        }
+        crate::adapters::crashpoint::reached("in-state-transaction");
+        tx.commit()
+            .with_context(|| format!("cannot commit to state_db {path}"))?;
+        Ok(plan)
+    }
+
+    /// From now on, each day a run closes queues one daily digest.
+    pub fn queue_digests(&mut self, on: bool) {
+        self.digests = on;
+    }
+
+    /// The state as `run` sees it, without changing anything.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        snapshot(&self.conn)
+    }
+
+    /// A snapshot taken ahead of the write transaction (while the CDR is
+    /// read), tagged so `plan_and_apply` can tell whether it is still current.
+    pub fn early_snapshot(&self) -> Result<EarlySnapshot> {
+        let tx = self.conn.unchecked_transaction()?;
+        let data_version = data_version(&tx)?;
+        let snapshot = snapshot(&tx)?;
+        tx.commit()?;
+        Ok(EarlySnapshot { snapshot, data_version })
+    }
+
+    /// The day the earliest active user was added (where a first run starts).
+    pub fn first_since(&self) -> Result<Option<NaiveDate>> {
+        let first: Option<String> =
+            self.conn
+                .query_row("SELECT MIN(since_day) FROM users WHERE active = 1", [], |r| r.get(0))?;
+        Ok(first.map(|d| parse_day(&d)).transpose()?)
+    }
+
+    pub fn ledgers_on(&self, day: NaiveDate) -> Result<Vec<Ledger>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM ledger WHERE day = ?1 ORDER BY extension")?;
+        let rows = stmt.query_map([day_text(day)], ledger_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One extension's ledgers from `from` to `to` (inclusive), by day.
+    pub fn ledgers_of(&self, extension: &Extension, from: NaiveDate, to: NaiveDate) -> Result<Vec<Ledger>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM ledger WHERE extension = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day")?;
+        let rows = stmt.query_map(
+            params![extension.as_str(), day_text(from), day_text(to)],
+            ledger_from_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// When each of the extension's days from `from` to `to` was closed (the
+    /// time of its `day_closed` audit row).
+    pub fn closed_at(
+        &self,
+        extension: &Extension,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<std::collections::BTreeMap<NaiveDate, DateTime<Utc>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT day, MIN(at) FROM audit WHERE event = 'day_closed' AND extension = ?1 AND day >= ?2 AND day <= ?3 \
+             GROUP BY day",
+        )?;
+        let rows = stmt.query_map(params![extension.as_str(), day_text(from), day_text(to)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut closed = std::collections::BTreeMap::new();
+        for row in rows {
+            let (day, at) = row?;
+            if let (Ok(day), Ok(at)) = (day.parse::<NaiveDate>(), DateTime::parse_from_rfc3339(&at)) {
+                closed.insert(day, at.with_timezone(&Utc));
+            }
+        }
+        Ok(closed)
+    }
+}
+
+/// See [`State::early_snapshot`].
+pub struct EarlySnapshot {
+    snapshot: Snapshot,
+    data_version: i64,
+}
+
+impl EarlySnapshot {
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
+pub(super) fn data_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}
+
+pub(super) fn ledger_from_row(r: &Row<'_>) -> rusqlite::Result<Ledger> {
+    Ok(Ledger {
+        extension: parse_extension(&r.get::<_, String>("extension")?)?,
+        day: parse_day(&r.get::<_, String>("day")?)?,
+        base_s: seconds(r, "base_s")?,
+        carried_in_s: seconds(r, "carried_in_s")?,
+        granted_s: seconds(r, "granted_s")?,
+        used_s: seconds(r, "used_s")?,
+        late_in_s: seconds(r, "late_in_s")?,
+        late_out_s: seconds(r, "late_out_s")?,
+        level: r.get::<_, i64>("level")?.clamp(0, 100) as u8,
+        notified_level: r.get::<_, i64>("notified_level")?.clamp(0, 100) as u8,
+        blocked: r.get("blocked")?,
+        closed: r.get("closed")?,
+    })
+}
+
+pub(super) fn snapshot(conn: &Connection) -> Result<Snapshot> {
+    let open_day: Option<NaiveDate> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'open_day'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()?
+        .map(|s| parse_day(&s))
+        .transpose()?;
+    let members = users(conn)?.iter().filter(|u| u.active).map(User::member).collect();
+    // Every unclosed ledger plus the day before the open day (for carry-over).
+    let from = open_day
+        .map(|d| day_text(crate::core::calendar::previous_day(d)))
+        .unwrap_or_default();
+    let mut stmt = conn.prepare("SELECT * FROM ledger WHERE closed = 0 OR day >= ?1")?;
+    let ledgers = stmt
+        .query_map([&from], ledger_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut grants = HashMap::new();
+    let mut stmt =
+        conn.prepare("SELECT extension, day, SUM(seconds) FROM grants WHERE day >= ?1 GROUP BY extension, day")?;
+    let rows = stmt.query_map([&from], |r| {
+        Ok((
+            parse_extension(&r.get::<_, String>(0)?)?,
+            parse_day(&r.get::<_, String>(1)?)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (extension, day, total) = row?;
+        grants.insert((extension, day), total.max(0) as u64);
+    }
+    Ok(Snapshot {
+        open_day,
+        members,
+        ledgers,
+        grants,
+    })
+}
+
+pub(super) fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
+    let at = timestamp(now);
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO ledger (extension, day, base_s, carried_in_s, granted_s, allowance_s, used_s, level, notified_level, blocked, closed, late_in_s, late_out_s)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (extension, day) DO UPDATE SET
+           base_s = excluded.base_s, carried_in_s = excluded.carried_in_s, granted_s = excluded.granted_s,
+           allowance_s = excluded.allowance_s, used_s = excluded.used_s, level = excluded.level,
+           notified_level = excluded.notified_level, blocked = excluded.blocked, closed = excluded.closed,
+           late_in_s = excluded.late_in_s, late_out_s = excluded.late_out_s",
+    )?;
+    for l in &plan.ledgers {
+        upsert.execute(params![
+            l.extension.as_str(),
+            day_text(l.day),
+            to_sql_seconds(l.base_s),
+            to_sql_seconds(l.carried_in_s),
+            to_sql_seconds(l.granted_s),
+            to_sql_seconds(l.allowance_s()),
+            to_sql_seconds(l.used_s),
+            l.level,
+            l.notified_level,
+            l.blocked,
+            l.closed,
+            to_sql_seconds(l.late_in_s),
+            to_sql_seconds(l.late_out_s)
+        ])?;
+    }
+    for record in &plan.records {
+        let (event, detail) = describe(&record.event);
+        append_audit(conn, &at, Some(&record.extension), Some(record.day), event, &detail)?;
+    }
+    let mut queue = conn.prepare_cached(
+        "INSERT INTO outbox (extension, day, threshold, used_s, allowance_s, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for n in &plan.notices {
+        queue.execute(params![
+            n.extension.as_str(),
+            day_text(n.day),
+            n.threshold,
+            to_sql_seconds(n.used_s),
+            to_sql_seconds(n.allowance_s),
+            at
+        ])?;
+    }
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('open_day', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+         WHERE value <> excluded.value",
+        [day_text(plan.open_day)],
+    )?;
+    Ok(())
+}
+
+/// One digest per day the plan closes, never a second for a day (a unique index).
+pub(super) fn queue_digests(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
+    let closed: std::collections::BTreeSet<NaiveDate> = plan
+        .records
+        .iter()
+        .filter(|r| matches!(r.event, Event::DayClosed { .. }))
+        .map(|r| r.day)
+        .collect();
+    for day in closed {
+        conn.execute(
+            "INSERT OR IGNORE INTO outbox (kind, extension, day, threshold, used_s, allowance_s, created_at)
+             SELECT 'digest', '', ?1, 0, COALESCE(SUM(used_s), 0), COALESCE(SUM(allowance_s), 0), ?2
+             FROM ledger WHERE day = ?1",
+            params![day_text(day), timestamp(now)],
+        )?;
+    }
+    Ok(())
+}
+
+/// The audit log's event name and human-readable detail.
+pub(super) fn describe(event: &Event) -> (&'static str, String) {
+    let of = |used: u64, allowance: u64| format!("used {} of {}", human(used), human(allowance));
+    match *event {
+        Event::LevelCrossed {
+            threshold,
+            used_s,
+            allowance_s,
+        } => (
+            "threshold_crossed",
+            format!("reached {threshold}%: {}", of(used_s, allowance_s)),
+        ),
+        Event::LevelLowered {
+            from,
+            to,
+            used_s,
+            allowance_s,
+        } => (
+            "level_lowered",
+            format!("{from}% -> {to}%: {}", of(used_s, allowance_s)),
+        ),
+        Event::Blocked { used_s, allowance_s } => {
+            ("blocked", format!("paid calls denied: {}", of(used_s, allowance_s)))
+        }
+        Event::Unblocked { used_s, allowance_s } => {
+            ("unblocked", format!("paid calls allowed: {}", of(used_s, allowance_s)))
+        }
+        Event::DayClosed {
+            allowance_s,
+            used_s,
+            unused_s,
+        } => (
+            "day_closed",
+            format!(
+                "allowance {}, used {}, unused {}",
+                human(allowance_s),
+                human(used_s),
+                human(unused_s)
+            ),
+        ),
+        Event::LateUsage { from_day, seconds } => (
+            "late_usage",
+            format!(
+                "{} of calls on {} whose CDR rows appeared after that day closed, charged here",
+                human(seconds),
+                day_text(from_day)
+            ),
+        ),
+    }
+}

@@ -1,0 +1,184 @@
+//! Read-only queries for what people read: a period's sums per user, each
+//! day's figures for the HTML strip, the facts of a day's digest.
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use rusqlite::{OptionalExtension, params};
+
+use super::db::{State, day_text};
+use crate::core::policy::Ledger;
+
+/// A closed day's ledgers, each with the user's name and the time (RFC 3339)
+/// a run first blocked them, and the day's grants.
+pub type DigestFacts = (Vec<(Ledger, String, Option<String>)>, Vec<DayGrant>);
+
+/// One grant, with who entered it and for whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayGrant {
+    pub extension: String,
+    pub seconds: u64,
+    pub reason: String,
+    /// `grant --by`; empty when not given.
+    pub on_behalf_of: String,
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// The audit row's actor.
+    pub by: Option<String>,
+}
+
+impl State {
+    /// What a day's digest says: each user's ledger of that day with their
+    /// name and when they were first blocked (local text is the caller's),
+    /// and the grants with who made them, from the audit log.
+    pub fn digest_facts(&self, day: NaiveDate) -> Result<DigestFacts> {
+        let ledgers = self.ledgers_on(day)?;
+        let mut rows = Vec::with_capacity(ledgers.len());
+        for l in ledgers {
+            let name: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT name FROM users WHERE extension = ?1",
+                    [l.extension.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let blocked_at: Option<String> = self.conn.query_row(
+                "SELECT MIN(at) FROM audit WHERE event = 'blocked' AND extension = ?1 AND day = ?2",
+                params![l.extension.as_str(), day_text(day)],
+                |r| r.get(0),
+            )?;
+            rows.push((l, name.unwrap_or_default(), blocked_at));
+        }
+        // Each grant with who entered it (the actor of its audit row, written in the same transaction).
+        let mut stmt = self.conn.prepare(
+            "SELECT g.extension, g.seconds, g.reason, COALESCE(g.on_behalf_of, ''), g.created_at,
+                    (SELECT a.actor FROM audit a WHERE a.event = 'grant' AND a.extension = g.extension
+                     AND a.at = g.created_at ORDER BY a.id LIMIT 1)
+             FROM grants g WHERE g.day = ?1 ORDER BY g.id",
+        )?;
+        let grants = stmt
+            .query_map([day_text(day)], |r| {
+                Ok(DayGrant {
+                    extension: r.get(0)?,
+                    seconds: r.get::<_, i64>(1)?.max(0) as u64,
+                    reason: r.get(2)?,
+                    on_behalf_of: r.get(3)?,
+                    at: r.get(4)?,
+                    by: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((rows, grants))
+    }
+
+    /// Every user's sums over `from`..=`to` from the ledgers, grants and
+    /// outbox (a few grouped queries, whatever the period's length).
+    pub fn period(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<crate::views::period::UserPeriod>> {
+        use std::collections::BTreeMap;
+        let (from_t, to_t) = (day_text(from), day_text(to));
+        let mut users: BTreeMap<String, crate::views::period::UserPeriod> = BTreeMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT g.extension, COALESCE(u.name, ''), g.days, g.allowance, g.used, g.blocked, g.open
+             FROM (SELECT extension, COUNT(*) AS days, SUM(allowance_s) AS allowance, SUM(used_s) AS used,
+                          SUM(blocked) AS blocked, SUM(closed = 0) AS open
+                   FROM ledger WHERE day >= ?1 AND day <= ?2 GROUP BY extension) g
+             LEFT JOIN users u ON u.extension = g.extension",
+        )?;
+        let rows = stmt.query_map(params![from_t, to_t], |r| {
+            Ok(crate::views::period::UserPeriod {
+                extension: r.get(0)?,
+                name: r.get(1)?,
+                days: r.get::<_, i64>(2)?.max(0) as u64,
+                allowance_s: r.get::<_, i64>(3)?.max(0) as u64,
+                used_s: r.get::<_, i64>(4)?.max(0) as u64,
+                days_blocked: r.get::<_, i64>(5)?.max(0) as u64,
+                open_days: r.get::<_, i64>(6)?.max(0) as u64,
+                ..Default::default()
+            })
+        })?;
+        for row in rows {
+            let row = row?;
+            users.insert(row.extension.clone(), row);
+        }
+        let mut add =
+            |sql: &str, args: &[&str], apply: &dyn Fn(&mut crate::views::period::UserPeriod, i64, i64)| -> Result<()> {
+                let mut stmt = self.conn.prepare(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+                while let Some(r) = rows.next()? {
+                    let ext: String = r.get(0)?;
+                    if let Some(u) = users.get_mut(&ext) {
+                        apply(u, r.get(1)?, r.get(2)?);
+                    }
+                }
+                Ok(())
+            };
+        add(
+            "SELECT extension, COUNT(*), SUM(seconds) FROM grants WHERE day >= ?1 AND day <= ?2 GROUP BY extension",
+            &[&from_t, &to_t],
+            &|u, n, s| {
+                u.grants = n.max(0) as u64;
+                u.granted_s = s.max(0) as u64;
+            },
+        )?;
+        add(
+            "SELECT extension, COUNT(*), 0 FROM outbox WHERE status = 'sent' AND day >= ?1 AND day <= ?2 \
+             GROUP BY extension",
+            &[&from_t, &to_t],
+            &|u, n, _| u.notices = n.max(0) as u64,
+        )?;
+        // Carry-over at the end, from each user's last day in the period: the
+        // next day's carried-in time once it exists, else (an open day) what it has left.
+        let mut stmt = self.conn.prepare(
+            "WITH last AS (SELECT extension, MAX(day) AS day FROM ledger
+                           WHERE day >= ?1 AND day <= ?2 GROUP BY extension)
+             SELECT l.extension, l.allowance_s - l.used_s, l.closed, n.carried_in_s
+             FROM last JOIN ledger l ON l.extension = last.extension AND l.day = last.day
+             LEFT JOIN ledger n ON n.extension = l.extension AND n.day = date(l.day, '+1 day')",
+        )?;
+        let mut rows = stmt.query(params![from_t, to_t])?;
+        while let Some(r) = rows.next()? {
+            let ext: String = r.get(0)?;
+            let (left, closed, next): (i64, bool, Option<i64>) = (r.get(1)?, r.get(2)?, r.get(3)?);
+            if let Some(u) = users.get_mut(&ext) {
+                u.carried_out_s = match next {
+                    Some(carried) => carried.max(0) as u64,
+                    None if !closed => left.max(0) as u64,
+                    None => 0,
+                };
+            }
+        }
+        Ok(users.into_values().collect())
+    }
+
+    /// Every ledger's figures from `from` to `to`, for the HTML day strips.
+    pub fn daily(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<crate::views::html_report::DayFigure>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT extension, day, allowance_s, used_s, blocked, closed FROM ledger
+             WHERE day >= ?1 AND day <= ?2 ORDER BY extension, day",
+        )?;
+        let rows = stmt.query_map(params![day_text(from), day_text(to)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, bool>(4)?,
+                r.get::<_, bool>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (extension, day, allowance, used, blocked, closed) = row?;
+            let Ok(day) = day.parse() else { continue };
+            out.push(crate::views::html_report::DayFigure {
+                extension,
+                day,
+                allowance_s: allowance.max(0) as u64,
+                used_s: used.max(0) as u64,
+                blocked,
+                closed,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,58 @@
+//! A tracked employee as the state stores them, and how a change to one is
+//! described in the audit log. Plain data.
+
+use chrono::NaiveDate;
+
+use crate::core::policy::Member;
+use crate::values::duration::format as human;
+use crate::values::extension::Extension;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub extension: Extension,
+    pub name: String,
+    pub email: String,
+    /// A supervisor copied on this user's notices ("" = none).
+    pub cc: String,
+    pub daily_limit_s: u64,
+    pub active: bool,
+    pub since: NaiveDate,
+}
+
+impl User {
+    pub fn member(&self) -> Member {
+        Member {
+            extension: self.extension.clone(),
+            daily_limit_s: self.daily_limit_s,
+            since: self.since,
+        }
+    }
+}
+
+/// Each changed field of a user, as the audit log says it.
+pub fn user_changes(old: &User, new: &User) -> Vec<String> {
+    let mut changes = Vec::new();
+    if old.name != new.name {
+        changes.push(format!("name {:?} -> {:?}", old.name, new.name));
+    }
+    if old.email != new.email {
+        changes.push(format!("email {:?} -> {:?}", old.email, new.email));
+    }
+    if old.cc != new.cc {
+        changes.push(format!("cc {:?} -> {:?}", old.cc, new.cc));
+    }
+    if old.daily_limit_s != new.daily_limit_s {
+        changes.push(format!(
+            "daily limit {} -> {}",
+            human(old.daily_limit_s),
+            human(new.daily_limit_s)
+        ));
+    }
+    if old.active != new.active {
+        changes.push(if new.active { "enabled" } else { "disabled" }.into());
+    }
+    if old.since != new.since {
+        changes.push(format!("tracked since {}", new.since.format("%Y-%m-%d")));
+    }
+    changes
+}
