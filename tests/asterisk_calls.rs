@@ -1364,3 +1364,178 @@ fn the_refusal_speaks_the_callers_language_or_falls_back_freepbx17() {
 fn the_refusal_speaks_the_callers_language_or_falls_back_freepbx16() {
     the_refusal_speaks_the_callers_language_or_falls_back(Flavor::FreePbx16);
 }
+
+/// What `SayNumber(n)` plays in English for a number below 60.
+fn number_files(n: u64) -> Vec<String> {
+    match n {
+        0..=20 => vec![format!("digits/{n}")],
+        _ if n.is_multiple_of(10) => vec![format!("digits/{n}")],
+        _ => vec![format!("digits/{}", n / 10 * 10), format!("digits/{}", n % 10)],
+    }
+}
+
+/// What the balance code says for `left_s` seconds: "you have N minutes M seconds".
+fn balance_words(left_s: u64) -> Vec<String> {
+    let (m, s) = (left_s / 60, left_s % 60);
+    let mut words = vec!["vm-youhave".to_string()];
+    if m > 0 {
+        words.extend(number_files(m));
+        words.push("queue-minutes".into());
+    }
+    if m == 0 || s > 0 {
+        words.extend(number_files(s));
+        words.push("queue-seconds".into());
+    }
+    words
+}
+
+/// The balance feature code (`*77`, wired in with one line under
+/// `[from-internal-custom]`) reads back exactly what `status` shows as live
+/// remaining: after a run, after a call Asterisk counted but no run has read
+/// yet, and with a call in progress (which holds what is left). A spent
+/// user hears 0; an extension without a limit hears that the feature does
+/// not apply to it; a Russian-speaking phone hears it in Russian.
+fn the_balance_code_says_what_status_shows_as_left(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    pbx.install_prompts();
+    pbx.install_prompts_in("ru", 1);
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace("[dialplan]\n", "[dialplan]\nbalance_code = \"*77\"\n"));
+    pbx.set_custom("#tryinclude callquota.conf\n\n[from-internal-custom]\ninclude => callquota-balance\n");
+    site.ok_now(&["user", "add", "2055", "--name", "Vasya", "--daily-limit", "200"]);
+    site.ok_now(&["user", "add", "2066", "--name", "Spent", "--daily-limit", "0"]);
+    site.ok_now(&["user", "add", "2077", "--name", "Ivan", "--daily-limit", "45"]);
+    site.ok_now(&["run"]);
+    let checked = site.strict_cmd().arg("check").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&checked.stdout).contains("the balance code *77 is reachable from from-internal"),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+
+    let ask = |ext: &str| {
+        let from = pbx.log_len();
+        let row = pbx.call(ext, "*77", 1);
+        assert_eq!(row.disposition, "ANSWERED", "the feature code answers: {row:?}");
+        let files: Vec<String> = pbx.played_since(from).into_iter().map(|(_, f)| f).collect();
+        (files, pbx.languages_since(from))
+    };
+    let left = |ext: &str| status_of(&site, ext)["live_remaining_s"].as_u64().unwrap();
+
+    assert_eq!(left("2055"), 200);
+    assert_eq!(ask("2055").0, balance_words(200), "3 minutes 20 seconds");
+
+    // A call Asterisk counted, which no run has read yet.
+    let call = pbx.call("2055", MOBILE, 10);
+    assert_eq!(call.disposition, "ANSWERED", "{call:?}");
+    let after_call = left("2055");
+    assert!((188..=190).contains(&after_call), "{after_call}");
+    assert_eq!(ask("2055").0, balance_words(after_call));
+
+    // A call in progress holds all that is left: a second call would be refused.
+    let before = pbx.cdr_rows().len();
+    pbx.place("2055", MOBILE, 12);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(left("2055"), 0, "{}", pbx.cli("database show callquota"));
+    assert_eq!(ask("2055").0, balance_words(0));
+    pbx.phone_rows_after(before, 1, std::time::Duration::from_secs(60));
+    let settled = left("2055");
+    assert!((175..=178).contains(&settled), "{settled}");
+    assert_eq!(ask("2055").0, balance_words(settled), "after the call ends");
+
+    assert_eq!(ask("2066").0, balance_words(0), "a spent allowance");
+    assert_eq!(ask("2099").0, ["feature-not-avail-line"], "no limit");
+    pbx.cli("database put LANG 2077 ru");
+    let (words, languages) = ask("2077");
+    assert_eq!(words, balance_words(45));
+    assert!(languages.iter().all(|l| l == "ru"), "{languages:?}");
+}
+
+#[test]
+fn the_balance_code_says_what_status_shows_as_left_freepbx17() {
+    the_balance_code_says_what_status_shows_as_left(Flavor::FreePbx17);
+}
+
+#[test]
+fn the_balance_code_says_what_status_shows_as_left_freepbx16() {
+    the_balance_code_says_what_status_shows_as_left(Flavor::FreePbx16);
+}
+
+/// Billing increments on real calls (`billing = "60/60"`, per started
+/// minute): a 5 s call costs a minute in the live guard and in `run`; with
+/// 90 s left the next call is cut at 60 s, the last whole minute that can be
+/// paid, not at 90 s; with 30 s left no minute fits, so the call is refused.
+/// `calls` shows each call's talk and its charge.
+fn a_per_minute_direction_is_capped_and_charged_by_whole_minutes(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    let billed = config.replace("\"_8747XXXXXXX\"]\n", "\"_8747XXXXXXX\"]\nbilling = \"60/60\"\n");
+    assert_ne!(billed, config);
+    site.write_config(&billed);
+    site.ok_now(&["user", "add", "2055", "--name", "Vasya", "--daily-limit", "150"]);
+    site.ok_now(&["run"]);
+    assert!(site.include().contains("Return(60/60)"), "{}", site.include());
+
+    let short = pbx.call("2055", MOBILE, 5);
+    assert!((4..=6).contains(&short.billsec), "{short:?}");
+    let live = status_of(&site, "2055");
+    assert_eq!(live["live_used_s"].as_u64(), Some(60), "a started minute: {live}");
+    assert_eq!(live["live_remaining_s"].as_u64(), Some(90), "{live}");
+
+    let capped = pbx.call("2055", MOBILE2, 100);
+    assert_eq!(capped.disposition, "ANSWERED", "{capped:?}");
+    assert!(
+        (59..=61).contains(&capped.billsec),
+        "90 s left: cut at 60 s, not 90: {capped:?}"
+    );
+    let legs = pbx.carrier_legs();
+    assert!(
+        legs.iter().all(|(_, answered, hangup)| hangup - answered <= 61_000),
+        "the carrier's own leg ended by the minute: {legs:?}"
+    );
+    assert_eq!(status_of(&site, "2055")["live_used_s"].as_u64(), Some(120));
+
+    let refused = pbx.call("2055", MOBILE, 10);
+    assert_eq!(
+        (refused.billsec, refused.cause.as_str()),
+        (0, "21/SUCCESS"),
+        "30 s left buys no started minute: {refused:?}"
+    );
+
+    site.ok_now(&["run"]);
+    let read = status_of(&site, "2055");
+    assert_eq!(
+        read["used_s"].as_u64(),
+        Some(120),
+        "run charges whole minutes too: {read}"
+    );
+    let calls: serde_json::Value = serde_json::from_str(&site.ok_now(&["calls", "2055", "--json"])).unwrap();
+    let charged: Vec<(u64, u64)> = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["counted"] == true)
+        .map(|c| (c["counted_s"].as_u64().unwrap(), c["charged_s"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(charged.len(), 2, "{calls}");
+    assert!(
+        charged.iter().all(|&(talk, charge)| charge == 60 && talk <= 61),
+        "{calls}"
+    );
+}
+
+#[test]
+fn a_per_minute_direction_is_capped_and_charged_by_whole_minutes_freepbx17() {
+    a_per_minute_direction_is_capped_and_charged_by_whole_minutes(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_per_minute_direction_is_capped_and_charged_by_whole_minutes_freepbx16() {
+    a_per_minute_direction_is_capped_and_charged_by_whole_minutes(Flavor::FreePbx16);
+}

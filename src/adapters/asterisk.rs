@@ -203,6 +203,13 @@ fn sources_in(output: &str) -> Vec<String> {
     files
 }
 
+/// The files whose dialplan answers `code` dialled in `context`, in the
+/// order `dialplan show` lists them (the first is what a phone reaches).
+pub fn code_sources(settings: &DialplanSettings, code: &str, context: &str) -> Result<Vec<String>> {
+    let output = asterisk_cli(settings, &format!("dialplan show {code}@{context}"))?;
+    Ok(sources_in(&output))
+}
+
 /// Fails unless the live pre-dial hook starts with ours. With two definitions
 /// Asterisk keeps the first file's priorities and merges in only the other's
 /// priorities that do not clash (with a log warning), so the live hook can

@@ -30,8 +30,10 @@ struct CallRow<'a> {
     billsec: i64,
     dstchannel: &'a str,
     counted: bool,
-    /// The seconds the row counts (its whole carrier leg, after a transfer).
+    /// The talk seconds the row counts (its whole carrier leg, after a transfer).
     counted_s: u64,
+    /// What they cost: rounded by the direction's billing increments.
+    charged_s: u64,
     /// Why the row is not counted; empty when it is.
     reason: &'a str,
     /// What more than its own billsec a counted row's count holds.
@@ -123,6 +125,7 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
                     dstchannel: &j.row.dstchannel,
                     counted: j.reason.is_empty(),
                     counted_s: j.counted_s,
+                    charged_s: j.charged_s,
                     reason: &j.reason,
                     note: &j.note,
                 }
@@ -144,10 +147,15 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
             Some(m) => format!("{} {}", m.direction.name, m.pattern),
             None => "not paid".to_string(),
         };
+        let charged = if j.charged_s != j.counted_s {
+            format!(", charged {}", human(j.charged_s))
+        } else {
+            String::new()
+        };
         let counted = if j.reason.is_empty() && !j.note.is_empty() {
-            format!("yes, {} ({})", human(j.counted_s), j.note)
+            format!("yes, {}{charged} ({})", human(j.counted_s), j.note)
         } else if j.reason.is_empty() {
-            format!("yes, {}", human(j.counted_s))
+            format!("yes, {}{charged}", human(j.counted_s))
         } else {
             format!("no: {}", j.reason)
         };
@@ -203,7 +211,8 @@ fn day_summaries(
     let mut lines = Vec::new();
     let mut day = from;
     while day <= to {
-        let counted: u64 = judged.iter().filter(|j| j.day == day).map(|j| j.counted_s).sum();
+        // What the ledger holds is the charge (talk rounded by the billing increments).
+        let counted: u64 = judged.iter().filter(|j| j.day == day).map(|j| j.charged_s).sum();
         match ledgers.iter().find(|l| l.day == day) {
             None => {
                 if counted > 0 || judged.iter().any(|j| j.day == day) {

@@ -247,6 +247,31 @@ fn check_sounds(ctx: &Context, r: &mut Report) {
     }
 }
 
+/// The balance code is reachable only once the site includes our context
+/// into `from-internal` (through `from-internal-custom`).
+fn check_balance_code(settings: &crate::config::DialplanSettings, code: &str, r: &mut Report) {
+    let ours = settings
+        .include_file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match crate::adapters::asterisk::code_sources(settings, code, "from-internal") {
+        Ok(sources) if sources.first() == Some(&ours) => {
+            r.ok(format!("the balance code {code} is reachable from from-internal"))
+        }
+        Ok(sources) if sources.is_empty() => r.warn(format!(
+            "dialplan.balance_code {code} is not reachable from from-internal: add `include => callquota-balance` \
+             under [from-internal-custom] in extensions_custom.conf"
+        )),
+        Ok(sources) => r.warn(format!(
+            "{code} dialled from from-internal reaches {} before {ours}: pick another dialplan.balance_code or \
+             remove that feature code",
+            sources[0]
+        )),
+        Err(e) => r.warn(format!("cannot tell whether the balance code is reachable: {e:#}")),
+    }
+}
+
 fn flavor_name(flavor: crate::config::Flavor) -> &'static str {
     match flavor {
         crate::config::Flavor::FreePbx16 => "freepbx16",
@@ -413,6 +438,9 @@ fn check_include(ctx: &Context, r: &mut Report) {
                  that one, so on those routes a transferred paid call is settled when the caller hangs up, not when \
                  the carrier does; turn the route's email notification off to keep transfers counted",
             );
+        }
+        if let Some(code) = settings.balance_code.as_deref() {
+            check_balance_code(settings, code, r);
         }
         if !settings.define_hook {
             r.ok("define_hook = false: your own pre-dial hook must call Gosub(callquota-predial,s,1)");

@@ -63,6 +63,10 @@ struct StatusRow {
     /// time Asterisk measured today, and what calls in progress hold.
     live_used_s: Option<u64>,
     reserved_s: Option<u64>,
+    /// What a paid call could talk right now, as the live guard and the
+    /// balance code work it out (whole seconds, rounded down), when
+    /// Asterisk answers (else null).
+    live_remaining_s: Option<u64>,
 }
 
 pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
@@ -104,6 +108,10 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
             }),
             reserved_s: live.as_ref().map(|(c, t)| {
                 crate::core::live::seconds(crate::core::live::figures(c, t, day, l.extension.as_str()).reserved_ms)
+            }),
+            live_remaining_s: live.as_ref().map(|(c, t)| {
+                let figures = crate::core::live::figures(c, t, day, l.extension.as_str());
+                crate::core::live::left_ms(&policy::access(l), figures) / 1000
             }),
         })
         .collect();

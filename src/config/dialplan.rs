@@ -25,6 +25,8 @@ pub(super) struct RawDialplan {
     warn_before: Seconds,
     warn_sound: Option<String>,
     announce_below: Option<Seconds>,
+    balance_code: Option<String>,
+    no_limit_sound: Option<String>,
     #[serde(default)]
     languages: Vec<String>,
     #[serde(default = "super::checks::yes")]
@@ -63,6 +65,10 @@ pub struct DialplanSettings {
     /// A tracked user's paid call hears "you have N minutes" before it is
     /// dialled when less than this is left (zero: never).
     pub announce_below: Duration,
+    /// The feature code that says what is left today (e.g. `*77`).
+    pub balance_code: Option<String>,
+    /// What an extension without a limit hears from the balance code.
+    pub no_limit_sound: Option<String>,
     /// Languages callers use besides Asterisk's default (`check` looks for
     /// the prompts in each).
     pub languages: Vec<String>,
@@ -89,6 +95,8 @@ impl DialplanSettings {
             warn_before_ms: self.warn_before.as_millis() as u64,
             warn_sound: self.warn_sound.as_deref(),
             announce_below_ms: self.announce_below.as_millis() as u64,
+            balance_code: self.balance_code.as_deref(),
+            no_limit_sound: self.no_limit_sound.as_deref(),
             cap_calls: self.cap_calls,
             live: self.live,
             untracked: self.untracked,
@@ -126,6 +134,15 @@ pub(super) fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, St
     }
     sound_name("dialplan.deny_sound", raw.deny_sound.as_deref())?;
     sound_name("dialplan.warn_sound", raw.warn_sound.as_deref())?;
+    sound_name("dialplan.no_limit_sound", raw.no_limit_sound.as_deref())?;
+    if let Some(code) = raw.balance_code.as_deref() {
+        // It becomes an extension name in the include file: a literal one.
+        if !(1..=10).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') {
+            return Err(format!(
+                "dialplan.balance_code {code:?} is not a feature code; use digits, * and # only, e.g. \"*77\""
+            ));
+        }
+    }
     let Seconds(announce_below_s) = raw.announce_below.unwrap_or(Seconds(0));
     if announce_below_s > 24 * 3600 {
         return Err(format!(
@@ -169,6 +186,8 @@ pub(super) fn dialplan_settings(raw: RawDialplan) -> Result<DialplanSettings, St
         warn_before: Duration::from_secs(warn_before_s),
         warn_sound: raw.warn_sound,
         announce_below: Duration::from_secs(announce_below_s),
+        balance_code: raw.balance_code,
+        no_limit_sound: raw.no_limit_sound,
         languages: raw.languages,
         cap_calls: raw.cap_calls,
         live: raw.live && raw.cap_calls,

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::core::billing::Billing;
 use crate::core::paid::{Direction, PaidDestinations, valid_direction_name};
 use crate::core::pattern::Pattern;
 use crate::core::policy::{MAX_CATCH_UP_DAYS, MAX_UNFORCED_JUMP_DAYS, Rules};
@@ -13,6 +14,7 @@ use crate::values::duration::Seconds;
 pub(super) struct RawDirection {
     name: String,
     patterns: Vec<String>,
+    billing: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -85,7 +87,28 @@ pub(super) fn directions(raw: Vec<RawDirection>) -> Result<PaidDestinations, Str
             .iter()
             .map(|p| Pattern::parse(p).map_err(|e| format!("direction {:?}: {e}", d.name)))
             .collect::<Result<Vec<_>, _>>()?;
-        out.push(Direction { name: d.name, patterns });
+        let billing = match d.billing.as_deref() {
+            None => Billing::PER_SECOND,
+            Some(text) => Billing::parse(text).map_err(|e| format!("direction {:?}: {e}", d.name))?,
+        };
+        // A number is billed one way: the dialplan and the CDR pick a
+        // direction by their own order, so differently billed ones may not share one.
+        for other in out.iter().filter(|o: &&Direction| o.billing != billing) {
+            for mine in &patterns {
+                if let Some(theirs) = other.patterns.iter().find(|p| p.overlaps(mine)) {
+                    return Err(format!(
+                        "directions {:?} ({billing}) and {:?} ({}) bill differently but both match some numbers \
+                         ({mine} and {theirs}); narrow one of the patterns so each number has one billing",
+                        d.name, other.name, other.billing
+                    ));
+                }
+            }
+        }
+        out.push(Direction {
+            name: d.name,
+            patterns,
+            billing,
+        });
     }
     Ok(PaidDestinations::new(out))
 }

@@ -408,7 +408,25 @@ flavor = "freepbx17"
                 "cdr.table",
             ),
             (GOOD.replace("flavor", "deny_sound = \"../x\"\nflavor"), "deny_sound"),
+            (
+                GOOD.replace("name = \"mobile\"", "name = \"mobile\"\nbilling = \"60\""),
+                "\"60/60\"",
+            ),
+            (
+                GOOD.to_string() + "[[direction]]\nname = \"intl\"\npatterns = [\"_8X.\"]\nbilling = \"60/60\"\n",
+                "bill differently",
+            ),
             (GOOD.replace("flavor", "warn_sound = \"x y\"\nflavor"), "warn_sound"),
+            (
+                GOOD.replace("flavor", "no_limit_sound = \"a,b\"\nflavor"),
+                "no_limit_sound",
+            ),
+            (
+                GOOD.replace("flavor", "balance_code = \"*77,1,Dial(x)\"\nflavor"),
+                "balance_code",
+            ),
+            (GOOD.replace("flavor", "balance_code = \"\"\nflavor"), "balance_code"),
+            (GOOD.replace("flavor", "balance_code = \"_X.\"\nflavor"), "balance_code"),
             (GOOD.replace("flavor", "warn_before = \"2h\"\nflavor"), "warn_before"),
             (
                 GOOD.replace("flavor", "languages = [\"../ru\"]\nflavor"),

@@ -42,6 +42,12 @@ pub struct Options<'a> {
     /// A tracked user's paid call hears what is left, as early media before
     /// the dial, when less than this is left (0: never).
     pub announce_below_ms: u64,
+    /// The feature code that says what is left today (digits, `*`, `#`;
+    /// validated by config), e.g. `*77`; `None`: no feature code.
+    pub balance_code: Option<&'a str>,
+    /// What an extension without a limit hears from the balance code
+    /// (validated like `deny_sound`); `None`: [`NOT_AVAILABLE_SOUND`].
+    pub no_limit_sound: Option<&'a str>,
     pub cap_calls: bool,
     /// The live guard (only with `cap_calls`).
     pub live: bool,
@@ -135,8 +141,18 @@ pub fn render(settings: &Options<'_>, paid: &PaidDestinations, days: &Days<'_>, 
     for direction in paid.directions() {
         let _ = writeln!(w, "; direction {}", direction.name);
     }
-    for pattern in paid.patterns() {
-        let _ = writeln!(w, "exten => {pattern},1,Return()");
+    // With billing increments, each pattern returns its direction's
+    // (FIRST/STEP seconds; config keeps differently billed ones apart).
+    let rounds = paid.rounds();
+    let mut seen = std::collections::BTreeSet::new();
+    for direction in paid.directions() {
+        for pattern in direction.patterns.iter().filter(|p| seen.insert(p.as_str())) {
+            if rounds {
+                let _ = writeln!(w, "exten => {pattern},1,Return({})", direction.billing);
+            } else {
+                let _ = writeln!(w, "exten => {pattern},1,Return()");
+            }
+        }
     }
     let _ = writeln!(w);
 
@@ -181,9 +197,6 @@ pub fn render(settings: &Options<'_>, paid: &PaidDestinations, days: &Days<'_>, 
     // A file more than a day old means runs have stopped (check and status
     // say so): a tracked user's paid call is refused then, as no day's
     // figures are known.
-    let zone = settings.zone;
-    let (today, prior) = (day.format("%Y%m%d"), day.pred_opt().unwrap_or(day).format("%Y%m%d"));
-    let next = day.succ_opt().unwrap_or(day).format("%Y%m%d");
     for line in [
         "exten => s,1,Set(CALLQUOTA_RESULT=ALLOW)".to_string(),
         " same => n,Set(CALLQUOTA_LIMIT_MS=)".to_string(),
@@ -207,22 +220,19 @@ pub fn render(settings: &Options<'_>, paid: &PaidDestinations, days: &Days<'_>, 
         // Paid as dialled, or by its digits (a trunk dials `870w1...` or
         // `870-1...` as 8701...: separators and dial pauses must not make a
         // paid number free).
-        " same => n,GotoIf($[${DIALPLAN_EXISTS(callquota-paid,${CALLQUOTA_NUMBER},1)}]?paid)".to_string(),
-        " same => n,GotoIf($[${DIALPLAN_EXISTS(callquota-paid,${FILTER(0-9*#+,${CALLQUOTA_NUMBER})},1)}]?paid)"
-            .to_string(),
+        " same => n,Set(LOCAL(paidas)=${CALLQUOTA_NUMBER})".to_string(),
+        " same => n,GotoIf($[${DIALPLAN_EXISTS(callquota-paid,${paidas},1)}]?paid)".to_string(),
+        " same => n,Set(LOCAL(paidas)=${FILTER(0-9*#+,${CALLQUOTA_NUMBER})})".to_string(),
+        " same => n,GotoIf($[${DIALPLAN_EXISTS(callquota-paid,${paidas},1)}]?paid)".to_string(),
         " same => n,Return()".to_string(),
-        format!(" same => n(paid),Set(LOCAL(date)=${{STRFTIME(${{EPOCH}},{zone},%Y%m%d)}})"),
-        " same => n,Set(LOCAL(users)=callquota-users)".to_string(),
-        format!(" same => n,Set(LOCAL(cday)={today})"),
-        format!(" same => n,Set(LOCAL(pday)={prior})"),
-        format!(" same => n,ExecIf($[${{date}} > {today}]?Set(LOCAL(users)=callquota-users-next))"),
-        format!(" same => n,ExecIf($[${{date}} > {today}]?Set(LOCAL(cday)=${{date}}))"),
-        format!(" same => n,ExecIf($[${{date}} > {today}]?Set(LOCAL(pday)={today}))"),
-        format!(" same => n,GotoIf($[${{date}} > {next}]?stale)"),
-        " same => n,GotoIf($[${DIALPLAN_EXISTS(${users},${ARG1},1)}]?tracked)".to_string(),
     ] {
         let _ = writeln!(w, "{line}");
     }
+    render_call_day(w, settings, day, "paid");
+    let _ = writeln!(
+        w,
+        " same => n,GotoIf($[${{DIALPLAN_EXISTS(${{users}},${{ARG1}},1)}}]?tracked)"
+    );
     let _ = writeln!(w, " same => n(untracked),Set(CALLQUOTA_RESULT={untracked})");
     for line in [
         " same => n,Return()",
@@ -234,12 +244,18 @@ pub fn render(settings: &Options<'_>, paid: &PaidDestinations, days: &Days<'_>, 
         let _ = writeln!(w, "{line}");
     }
     if settings.live {
-        render_live_check(w, settings);
+        render_live_check(w, settings, rounds);
     } else {
         // No warning without the live guard: with one, L() is a feature of
         // the bridge, and only the carrier leg's TIMEOUT (set by the live
         // guard's U()) would still cut a transferred call.
-        let _ = writeln!(w, " same => n,Set(CALLQUOTA_LIMIT_MS=${{GOSUB_RETVAL}})");
+        if rounds {
+            let _ = writeln!(w, " same => n,Set(LOCAL(avail)=${{GOSUB_RETVAL}})");
+            render_rounded_cap(w, "deny");
+            let _ = writeln!(w, " same => n,Set(CALLQUOTA_LIMIT_MS=${{avail}})");
+        } else {
+            let _ = writeln!(w, " same => n,Set(CALLQUOTA_LIMIT_MS=${{GOSUB_RETVAL}})");
+        }
         let _ = writeln!(w, " same => n,Return()");
     }
     let _ = writeln!(w, " same => n(deny),Set(CALLQUOTA_RESULT=DENY)");
@@ -256,13 +272,144 @@ pub fn render(settings: &Options<'_>, paid: &PaidDestinations, days: &Days<'_>, 
     let _ = writeln!(w, " same => n,Goto(deny)");
     let _ = writeln!(w);
     if settings.live {
-        render_live_settle(w, day);
+        render_live_settle(w, day, rounds);
+    }
+    if let Some(code) = settings.balance_code {
+        render_left(w, settings, day);
+        render_balance(w, settings, code);
     }
 
     if settings.flavor != Flavor::Plain {
         render_predial(w, settings);
     }
     out
+}
+
+/// Which day's figures judge a call: `date` is the call's local date,
+/// `users` the context with that day's figures, `cday` the call's day (never
+/// before the file's), `pday` the day before it; a call more than a day past
+/// the file's day goes to `stale`. The first line carries `label`.
+fn render_call_day(w: &mut String, settings: &Options<'_>, day: NaiveDate, label: &str) {
+    let zone = settings.zone;
+    let (today, prior) = (day.format("%Y%m%d"), day.pred_opt().unwrap_or(day).format("%Y%m%d"));
+    let next = day.succ_opt().unwrap_or(day).format("%Y%m%d");
+    for line in [
+        format!(" same => n({label}),Set(LOCAL(date)=${{STRFTIME(${{EPOCH}},{zone},%Y%m%d)}})"),
+        " same => n,Set(LOCAL(users)=callquota-users)".to_string(),
+        format!(" same => n,Set(LOCAL(cday)={today})"),
+        format!(" same => n,Set(LOCAL(pday)={prior})"),
+        format!(" same => n,ExecIf($[${{date}} > {today}]?Set(LOCAL(users)=callquota-users-next))"),
+        format!(" same => n,ExecIf($[${{date}} > {today}]?Set(LOCAL(cday)=${{date}}))"),
+        format!(" same => n,ExecIf($[${{date}} > {today}]?Set(LOCAL(pday)={today}))"),
+        format!(" same => n,GotoIf($[${{date}} > {next}]?stale)"),
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
+}
+
+/// `[callquota-left]`: what a paid call of the user could talk right now,
+/// from the same figures the check uses (the file's allowance and CDR usage,
+/// Asterisk's own count, what calls in progress hold), without reserving.
+/// The balance code says it; `status --json` shows it as `live_remaining_s`.
+fn render_left(w: &mut String, settings: &Options<'_>, day: NaiveDate) {
+    let _ = writeln!(
+        w,
+        "; Gosub(callquota-left,s,1(EXTENSION)) sets CALLQUOTA_LEFT_MS: the paid talk time EXTENSION has\n\
+         ; left now (0 when its paid calls are refused), or empty when it has no limit."
+    );
+    let _ = writeln!(w, "[callquota-left]");
+    let _ = writeln!(w, "exten => s,1,Set(CALLQUOTA_LEFT_MS=)");
+    render_call_day(w, settings, day, "day");
+    let _ = writeln!(
+        w,
+        " same => n,GotoIf($[${{DIALPLAN_EXISTS(${{users}},${{ARG1}},1)}}]?tracked)"
+    );
+    if settings.untracked == Untracked::Deny {
+        let _ = writeln!(w, " same => n(untracked),Set(CALLQUOTA_LEFT_MS=0)");
+    } else {
+        let _ = writeln!(w, " same => n(untracked),NoOp()");
+    }
+    for line in [
+        " same => n,Return()",
+        " same => n(stale),GotoIf($[${DIALPLAN_EXISTS(callquota-users-next,${ARG1},1)}]?none:untracked)",
+        " same => n(tracked),Gosub(${users},${ARG1},1)",
+        " same => n,GotoIf($[\"${GOSUB_RETVAL}\" = \"DENY\"]?none)",
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
+    if settings.live {
+        for line in [
+            " same => n,Set(LOCAL(allowance)=${CUT(GOSUB_RETVAL,:,1)})".to_string(),
+            " same => n,Set(LOCAL(cdr)=${CUT(GOSUB_RETVAL,:,2)})".to_string(),
+            format!(" same => n,Set(LOCAL(key)={LIVE_FAMILY}/${{cday}}/${{ARG1}})"),
+            format!(" same => n,Set(LOCAL(prior)={LIVE_FAMILY}/${{pday}}/${{ARG1}})"),
+            " same => n,Set(LOCAL(live)=$[0${DB(${key}/used)} + 0])".to_string(),
+            " same => n,Set(LOCAL(used)=${IF($[${live} > ${cdr}]?${live}:${cdr})})".to_string(),
+            // Reservations count only while one of the user's calls is alive, as in the check.
+            " same => n,Set(LOCAL(held)=0)".to_string(),
+            " same => n,ExecIf($[${GROUP_COUNT(live@callquota-${ARG1})} > 0]?Set(LOCAL(held)=$[0${DB(${key}/reserved)} + 0${DB(${prior}/reserved)}]))"
+                .to_string(),
+            " same => n,Set(LOCAL(left)=$[${allowance} - ${used} - ${held}])".to_string(),
+            " same => n,Set(CALLQUOTA_LEFT_MS=${IF($[${left} > 0]?${left}:0)})".to_string(),
+        ] {
+            let _ = writeln!(w, "{line}");
+        }
+    } else {
+        let _ = writeln!(w, " same => n,Set(CALLQUOTA_LEFT_MS=${{GOSUB_RETVAL}})");
+    }
+    let _ = writeln!(w, " same => n,Return()");
+    let _ = writeln!(w, " same => n(none),Set(CALLQUOTA_LEFT_MS=0)");
+    let _ = writeln!(w, " same => n,Return()");
+    let _ = writeln!(w);
+}
+
+/// The prompt an extension without a limit hears from the balance code when
+/// the admin names none: Asterisk has no "no limit" prompt, and FreePBX's own
+/// feature codes say this one when a feature does not apply to a line.
+pub const NOT_AVAILABLE_SOUND: &str = "feature-not-avail-line";
+
+/// `[callquota-balance]`: the feature code that says what is left today,
+/// "you have N minutes M seconds", in the channel's language. It answers (an
+/// internal call, nothing is billed) and asks `[callquota-left]` for the
+/// employee whose phone dialled it: FreePBX's AMPUSER, else the device's user
+/// (`DEVICE/<device>/user`, as FreePBX keeps it), else the caller ID number.
+fn render_balance(w: &mut String, settings: &Options<'_>, code: &str) {
+    let _ = writeln!(
+        w,
+        "; The balance feature code; wire it in with `include => callquota-balance` in [from-internal-custom]."
+    );
+    let _ = writeln!(w, "[callquota-balance]");
+    let no_limit = settings.no_limit_sound.unwrap_or(NOT_AVAILABLE_SOUND);
+    // Channel variables, not LOCAL(): a feature code runs outside any Gosub.
+    for line in [
+        format!("exten => {code},1,Answer()"),
+        " same => n,Wait(0.5)".to_string(),
+        " same => n,Set(CALLQUOTA_WHO=${AMPUSER})".to_string(),
+        " same => n,ExecIf($[\"${CALLQUOTA_WHO}\" = \"\"]?Set(CALLQUOTA_WHO=${DB(DEVICE/${CUT(CUT(CHANNEL,/,2),-,1)}/user)}))"
+            .to_string(),
+        // A caller ID is the phone's to choose: only plain digits are taken.
+        " same => n,ExecIf($[\"${CALLQUOTA_WHO}\" = \"\" & ${LEN(${FILTER(0-9,${CALLERID(num)})})} = ${LEN(${CALLERID(num)})}]?Set(CALLQUOTA_WHO=${CALLERID(num)}))"
+            .to_string(),
+        " same => n,Gosub(callquota-left,s,1(${CALLQUOTA_WHO}))".to_string(),
+        " same => n,GotoIf($[\"${CALLQUOTA_LEFT_MS}\" = \"\"]?nolimit)".to_string(),
+        " same => n,Set(CALLQUOTA_S=${MATH(${CALLQUOTA_LEFT_MS}/1000,int)})".to_string(),
+        " same => n,Set(CALLQUOTA_M=${MATH(${CALLQUOTA_S}/60,int)})".to_string(),
+        " same => n,Set(CALLQUOTA_S=$[${CALLQUOTA_S} - ${CALLQUOTA_M} * 60])".to_string(),
+        " same => n,Playback(vm-youhave)".to_string(),
+        // "N minutes", then "M seconds" unless that is 0 after whole minutes.
+        " same => n,GotoIf($[${CALLQUOTA_M} = 0]?seconds)".to_string(),
+        " same => n,SayNumber(${CALLQUOTA_M})".to_string(),
+        " same => n,Playback(queue-minutes)".to_string(),
+        " same => n,GotoIf($[${CALLQUOTA_S} = 0]?done)".to_string(),
+        " same => n(seconds),SayNumber(${CALLQUOTA_S})".to_string(),
+        " same => n,Playback(queue-seconds)".to_string(),
+        " same => n(done),Hangup()".to_string(),
+        format!(" same => n(nolimit),Playback({no_limit})"),
+        " same => n,Hangup()".to_string(),
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
+    let _ = writeln!(w);
 }
 
 fn render_users(w: &mut String, settings: &Options<'_>, access: &[(Extension, Access)]) {
@@ -305,7 +452,28 @@ pub const LIVE_FAMILY: &str = "callquota";
 /// user's calls is alive (`GROUP(callquota-EXT)` ends with its channel, even
 /// when Asterisk is killed), so a crash cannot lock a user out. On trunk
 /// failover the hook runs again on the same channel, which keeps its reservation.
-fn render_live_check(w: &mut String, settings: &Options<'_>) {
+/// Billing increments: the number's direction says how its carrier rounds
+/// (`LOCAL(billing)`, FIRST/STEP seconds), and `avail` (ms) becomes the
+/// longest talk whose rounded charge fits in it, a step boundary (with 60/60
+/// and 90 s left, 60 s); below the first step the call goes to `short`.
+fn render_rounded_cap(w: &mut String, short: &str) {
+    for line in [
+        " same => n,Gosub(callquota-paid,${paidas},1)".to_string(),
+        " same => n,Set(LOCAL(billing)=${GOSUB_RETVAL})".to_string(),
+        " same => n,GotoIf($[\"${billing}\" = \"1/1\"]?rounded)".to_string(),
+        " same => n,Set(LOCAL(first)=${CUT(billing,/,1)})".to_string(),
+        " same => n,Set(LOCAL(step)=${CUT(billing,/,2)})".to_string(),
+        " same => n,Set(LOCAL(whole)=${MATH(${avail}/1000,int)})".to_string(),
+        format!(" same => n,GotoIf($[${{whole}} < ${{first}}]?{short})"),
+        " same => n,Set(LOCAL(rest)=$[${whole} - ${first}])".to_string(),
+        " same => n,Set(LOCAL(avail)=$[(${first} + ${rest} - ${rest} % ${step}) * 1000])".to_string(),
+        " same => n(rounded),NoOp()".to_string(),
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
+}
+
+fn render_live_check(w: &mut String, settings: &Options<'_>, rounds: bool) {
     for line in [
         // Failover to the next trunk keeps the call's reservation; once a
         // carrier answered (and settles it), a new dial needs a new one.
@@ -326,16 +494,32 @@ fn render_live_check(w: &mut String, settings: &Options<'_>) {
         " same => n,Set(LOCAL(avail)=$[${allowance} - ${used} - 0${DB(${key}/reserved)} - 0${DB(${prior}/reserved)}])"
             .to_string(),
         " same => n,GotoIf($[${avail} < 1000]?busy)".to_string(),
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
+    // With billing increments the call reserves, and is capped at, what its
+    // rounded charge may reach; its handlers settle the rounded charge.
+    let billing_arg = if rounds {
+        render_rounded_cap(w, "busy");
+        ",${billing}"
+    } else {
+        ""
+    };
+    let leg_billing = if rounds { "^${billing}" } else { "" };
+    for line in [
         " same => n,Set(DB(${key}/reserved)=$[0${DB(${key}/reserved)} + ${avail}])".to_string(),
         " same => n,Set(GROUP(callquota-${ARG1})=live)".to_string(),
         " same => n,Set(LOCAL(unlocked)=${UNLOCK(callquota-${ARG1})})".to_string(),
         " same => n,Set(CALLQUOTA_RESERVED=${avail})".to_string(),
         // Numbers this channel's reservations, so a carrier's takeover is told per reservation.
         " same => n,Set(CALLQUOTA_N=$[0${CALLQUOTA_N} + 1])".to_string(),
-        " same => n,Set(CHANNEL(hangup_handler_push)=callquota-settle,s,1(${ARG1},${avail},${cday},${CALLQUOTA_N}))"
-            .to_string(),
+        format!(
+            " same => n,Set(CHANNEL(hangup_handler_push)=callquota-settle,s,1(${{ARG1}},${{avail}},${{cday}},${{CALLQUOTA_N}}{billing_arg}))"
+        ),
         // Dial's U() hands the reservation to the carrier's channel once it answers.
-        " same => n,Set(CALLQUOTA_LEG=callquota-leg^${ARG1}^${avail}^${cday}^${UNIQUEID}^${CALLQUOTA_N})".to_string(),
+        format!(
+            " same => n,Set(CALLQUOTA_LEG=callquota-leg^${{ARG1}}^${{avail}}^${{cday}}^${{UNIQUEID}}^${{CALLQUOTA_N}}{leg_billing})"
+        ),
         " same => n(reuse),Set(CALLQUOTA_LIMIT_MS=${CALLQUOTA_RESERVED})".to_string(),
     ] {
         let _ = writeln!(w, "{line}");
@@ -378,7 +562,7 @@ fn render_warning(w: &mut String, settings: &Options<'_>) {
 /// too (a late row). `LOCK()` gives up after 3 s; `apply` asks up to five
 /// times (15 s), so a burst of hangups queues instead of racing on the
 /// counters, and a wedged lock holds a hangup back no longer than that.
-fn render_live_settle(w: &mut String, day: NaiveDate) {
+fn render_live_settle(w: &mut String, day: NaiveDate, rounds: bool) {
     let day = day.format("%Y%m%d");
     let _ = writeln!(
         w,
@@ -390,7 +574,11 @@ fn render_live_settle(w: &mut String, day: NaiveDate) {
         // A hard cap on the carrier's own channel, whatever bridge it is in:
         // with a warning, Dial's L() is a bridge feature, not a hangup time.
         " same => n,Set(TIMEOUT(absolute)=$[${ARG2} / 1000])",
-        " same => n,Set(CHANNEL(hangup_handler_push)=callquota-settle,leg,1(${ARG1},${ARG2},${ARG3},${STRFTIME(,,%s%3q)}))",
+        if rounds {
+            " same => n,Set(CHANNEL(hangup_handler_push)=callquota-settle,leg,1(${ARG1},${ARG2},${ARG3},${STRFTIME(,,%s%3q)},${ARG6}))"
+        } else {
+            " same => n,Set(CHANNEL(hangup_handler_push)=callquota-settle,leg,1(${ARG1},${ARG2},${ARG3},${STRFTIME(,,%s%3q)}))"
+        },
         " same => n,Set(SHARED(CALLQUOTA_CARRIER_${ARG5},${ARG4})=${CHANNEL})",
         " same => n,Return()",
     ] {
@@ -402,12 +590,18 @@ fn render_live_settle(w: &mut String, day: NaiveDate) {
         "; Hangup handlers (EXTENSION,RESERVED_MS,DAY RESERVED,RESERVATION | ANSWERED AT MS): release the reservation, add the talk time."
     );
     let _ = writeln!(w, "[callquota-settle]");
+    // With billing increments each handler also gets the call's billing
+    // (s: ARG5, leg: ARG5) and apply adds the rounded charge (ARG5).
+    let billing = if rounds { ",${ARG5}" } else { "" };
     for line in [
         "exten => s,1,GotoIf($[\"${SHARED(CALLQUOTA_CARRIER_${ARG4})}\" != \"\"]?handed)".to_string(),
-        " same => n,Gosub(callquota-settle,apply,1(${ARG1},${ARG2},${ARG3},$[0${ANSWEREDTIME_MS} + 0]))".to_string(),
+        format!(
+            " same => n,Gosub(callquota-settle,apply,1(${{ARG1}},${{ARG2}},${{ARG3}},$[0${{ANSWEREDTIME_MS}} + 0]{billing}))"
+        ),
         " same => n(handed),Return()".to_string(),
-        "exten => leg,1,Gosub(callquota-settle,apply,1(${ARG1},${ARG2},${ARG3},$[${STRFTIME(,,%s%3q)} - ${ARG4}]))"
-            .to_string(),
+        format!(
+            "exten => leg,1,Gosub(callquota-settle,apply,1(${{ARG1}},${{ARG2}},${{ARG3}},$[${{STRFTIME(,,%s%3q)}} - ${{ARG4}}]{billing}))"
+        ),
         " same => n,Return()".to_string(),
         format!("exten => apply,1,Set(LOCAL(key)={LIVE_FAMILY}/${{ARG3}}/${{ARG1}})"),
         // The later of the call's day and the file's (a call that outlived its day's close).
@@ -416,15 +610,50 @@ fn render_live_settle(w: &mut String, day: NaiveDate) {
         " same => n(lock),GotoIf($[${LOCK(callquota-${ARG1})}]?locked)".to_string(),
         " same => n,Set(LOCAL(tries)=$[${tries} + 1])".to_string(),
         " same => n,GotoIf($[${tries} < 5]?lock)".to_string(),
-        " same => n(locked),Set(LOCAL(left)=$[0${DB(${key}/reserved)} - ${ARG2}])".to_string(),
+        if rounds {
+            " same => n(locked),Gosub(callquota-settle,cost,1(${ARG4},${ARG5}))"
+        } else {
+            " same => n(locked),NoOp()"
+        }
+        .to_string(),
+        format!(
+            " same => n,Set(LOCAL(cost)={})",
+            if rounds { "${GOSUB_RETVAL}" } else { "${ARG4}" }
+        ),
+        " same => n,Set(LOCAL(left)=$[0${DB(${key}/reserved)} - ${ARG2}])".to_string(),
         " same => n,Set(DB(${key}/reserved)=${IF($[${left} < 0]?0:${left})})".to_string(),
-        " same => n,Set(DB(${charge}/used)=$[0${DB(${charge}/used)} + ${ARG4}])".to_string(),
+        " same => n,Set(DB(${charge}/used)=$[0${DB(${charge}/used)} + ${cost}])".to_string(),
         " same => n,Set(LOCAL(unlocked)=${UNLOCK(callquota-${ARG1})})".to_string(),
         " same => n,Return()".to_string(),
     ] {
         let _ = writeln!(w, "{line}");
     }
+    render_cost(w, rounds);
     let _ = writeln!(w);
+}
+
+/// `cost,1(TALK MS,BILLING)` returns what a call's talk costs: the talk
+/// itself per second (no billing), or the carrier's rounding of its whole
+/// seconds (rounded down, as the CDR's billsec): the first step for up to
+/// it, then each started step.
+fn render_cost(w: &mut String, rounds: bool) {
+    if !rounds {
+        return;
+    }
+    for line in [
+        "exten => cost,1,GotoIf($[\"${ARG2}\" = \"\" | \"${ARG2}\" = \"1/1\"]?talk)",
+        " same => n,Set(LOCAL(s)=${MATH(${ARG1}/1000,int)})",
+        " same => n,GotoIf($[${s} < 1]?talk)",
+        " same => n,Set(LOCAL(first)=${CUT(ARG2,/,1)})",
+        " same => n,Set(LOCAL(step)=${CUT(ARG2,/,2)})",
+        " same => n,GotoIf($[${s} > ${first}]?steps)",
+        " same => n,Return($[${first} * 1000])",
+        " same => n(steps),Set(LOCAL(rest)=$[${s} - ${first} + ${step} - 1])",
+        " same => n,Return($[(${first} + ${rest} - ${rest} % ${step}) * 1000])",
+        " same => n(talk),Return(${ARG1})",
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
 }
 
 pub const HOOK_CONTEXT: &str = "macro-dialout-trunk-predial-hook";
@@ -481,6 +710,10 @@ pub fn sounds_played<'a>(settings: &Options<'a>) -> Vec<&'a str> {
     }
     if settings.cap_calls && settings.announce_below_ms > 0 {
         sounds.extend(timeleft);
+    }
+    if settings.balance_code.is_some() {
+        sounds.extend(timeleft);
+        sounds.push(settings.no_limit_sound.unwrap_or(NOT_AVAILABLE_SOUND));
     }
     let mut seen = std::collections::BTreeSet::new();
     sounds.retain(|s| seen.insert(*s));
@@ -641,6 +874,8 @@ mod tests {
             warn_before_ms,
             warn_sound: Some("custom/soon"),
             announce_below_ms: 0,
+            balance_code: None,
+            no_limit_sound: None,
             cap_calls: true,
             live,
             untracked: Untracked::Allow,
@@ -669,6 +904,8 @@ mod tests {
             warn_before_ms: 0,
             warn_sound: None,
             announce_below_ms: 0,
+            balance_code: None,
+            no_limit_sound: None,
             cap_calls: true,
             live: true,
             untracked: Untracked::Allow,
@@ -709,12 +946,143 @@ mod tests {
         assert_eq!(sounds_played(&no_live), ["custom/no"]);
         let heads_up = Options {
             announce_below_ms: 300_000,
+            balance_code: None,
+            no_limit_sound: None,
             ..no_live
         };
         assert_eq!(
             sounds_played(&heads_up),
             ["custom/no", "vm-youhave", "digits/0", "queue-minutes", "queue-seconds"]
         );
+        let balance = Options {
+            balance_code: Some("*77"),
+            ..own
+        };
+        assert_eq!(
+            sounds_played(&balance),
+            [
+                "custom/no",
+                "vm-youhave",
+                "digits/0",
+                "queue-minutes",
+                "queue-seconds",
+                NOT_AVAILABLE_SOUND
+            ]
+        );
+        let named = Options {
+            no_limit_sound: Some("custom/no-limit"),
+            ..balance
+        };
+        assert_eq!(sounds_played(&named).last(), Some(&"custom/no-limit"));
+    }
+
+    #[test]
+    fn billing_increments_round_the_cap_and_the_settled_charge() {
+        use crate::core::billing::Billing;
+        use crate::core::paid::Direction;
+        use crate::core::pattern::Pattern;
+        let direction = |name: &str, pattern: &str, billing| Direction {
+            name: name.into(),
+            patterns: vec![Pattern::parse(pattern).unwrap_or_else(|_| unreachable!())],
+            billing,
+        };
+        let days = Days {
+            day: NaiveDate::from_ymd_opt(2026, 11, 26).unwrap_or_default(),
+            today: &[],
+            tomorrow: &[],
+        };
+        let options = |live| Options {
+            flavor: Flavor::FreePbx17,
+            deny_sound: None,
+            warn_before_ms: 0,
+            warn_sound: None,
+            announce_below_ms: 0,
+            balance_code: None,
+            no_limit_sound: None,
+            cap_calls: true,
+            live,
+            untracked: Untracked::Allow,
+            define_hook: true,
+            zone: "UTC",
+        };
+        let per_second = PaidDestinations::new(vec![direction("mobile", "_870XXXXXXXX", Billing::PER_SECOND)]);
+        let plain = render(&options(true), &per_second, &days, 1);
+        assert!(plain.contains("exten => _870XXXXXXXX,1,Return()\n"));
+        assert!(
+            !plain.contains("billing") && !plain.contains("exten => cost"),
+            "{plain}"
+        );
+
+        let minute = Billing {
+            first_s: 60,
+            step_s: 60,
+        };
+        let mixed = PaidDestinations::new(vec![
+            direction("mobile", "_870XXXXXXXX", Billing::PER_SECOND),
+            direction("intl", "_810X.", minute),
+        ]);
+        let text = render(&options(true), &mixed, &days, 1);
+        assert!(
+            text.contains("exten => _870XXXXXXXX,1,Return(1/1)\n")
+                && text.contains("exten => _810X.,1,Return(60/60)\n")
+        );
+        // The cap is rounded inside the lock, before anything is reserved.
+        let check = text.split("[callquota-check]").nth(1).unwrap_or_default();
+        let rounded = check.find("Set(LOCAL(avail)=$[(${first} + ${rest} - ${rest} % ${step}) * 1000])");
+        let reserved = check.find("Set(DB(${key}/reserved)=$[0${DB(${key}/reserved)} + ${avail}])");
+        assert!(rounded.is_some() && rounded < reserved, "{check}");
+        assert!(check.contains("GotoIf($[${whole} < ${first}]?busy)"));
+        // Both handlers carry the billing to apply, which adds the rounded cost.
+        assert!(text.contains("callquota-settle,s,1(${ARG1},${avail},${cday},${CALLQUOTA_N},${billing})"));
+        assert!(text.contains("^${CALLQUOTA_N}^${billing})"));
+        assert!(text.contains("Gosub(callquota-settle,cost,1(${ARG4},${ARG5}))"));
+        assert!(text.contains("exten => cost,1,"));
+        // Without the live guard the cap is rounded too; too little left refuses.
+        let no_live = render(&options(false), &mixed, &days, 1);
+        assert!(no_live.contains("GotoIf($[${whole} < ${first}]?deny)") && !no_live.contains("exten => cost"));
+    }
+
+    #[test]
+    fn the_balance_code_is_rendered_only_when_configured() {
+        let paid = PaidDestinations::new(Vec::new());
+        let days = Days {
+            day: NaiveDate::from_ymd_opt(2026, 11, 26).unwrap_or_default(),
+            today: &[],
+            tomorrow: &[],
+        };
+        let options = |balance_code, live, untracked| Options {
+            flavor: Flavor::FreePbx17,
+            deny_sound: None,
+            warn_before_ms: 0,
+            warn_sound: None,
+            announce_below_ms: 0,
+            balance_code,
+            no_limit_sound: None,
+            cap_calls: true,
+            live,
+            untracked,
+            define_hook: true,
+            zone: "UTC",
+        };
+        let off = render(&options(None, true, Untracked::Allow), &paid, &days, 1);
+        assert!(!off.contains("[callquota-balance]") && !off.contains("[callquota-left]"));
+        let on = render(&options(Some("*77"), true, Untracked::Allow), &paid, &days, 1);
+        assert!(on.contains("[callquota-balance]\nexten => *77,1,Answer()\n"), "{on}");
+        assert!(on.contains(&format!(" same => n(nolimit),Playback({NOT_AVAILABLE_SOUND})")));
+        // The live figures, as the check sees them, without reserving anything.
+        let left = on.split("[callquota-left]").nth(1).unwrap_or_default();
+        let left = left.split("\n\n").next().unwrap_or_default();
+        assert!(left.contains("GROUP_COUNT(live@callquota-${ARG1})") && left.contains("DB(${key}/used)"));
+        assert!(
+            !left.contains("Set(DB(") && !left.contains("LOCK("),
+            "reads only: {left}"
+        );
+        assert!(left.contains(" same => n(untracked),NoOp()"));
+        // Without the live guard, the file's remaining figure; untracked = deny: 0.
+        let plain = render(&options(Some("#9"), false, Untracked::Deny), &paid, &days, 1);
+        let left = plain.split("[callquota-left]").nth(1).unwrap_or_default();
+        assert!(left.contains("Set(CALLQUOTA_LEFT_MS=${GOSUB_RETVAL})") && !left.contains("GROUP_COUNT"));
+        assert!(left.contains(" same => n(untracked),Set(CALLQUOTA_LEFT_MS=0)"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::core::billing::Billing;
 use crate::core::calendar::CdrClock;
 use crate::core::usage::{CarrierLegs, CdrRow, UsageRule};
 use crate::values::extension::Extension;
@@ -24,8 +25,11 @@ pub struct DayFacts {
 pub struct Judged {
     pub row: CdrRow,
     pub day: NaiveDate,
-    /// The seconds this row counts for `day` (0 when not counted).
+    /// The talk seconds this row counts for `day` (0 when not counted).
     pub counted_s: u64,
+    /// What they cost: `counted_s` rounded by the direction's billing
+    /// increments, as the carrier bills the leg (and `run` charges it).
+    pub charged_s: u64,
     /// Why it is not counted; empty when counted.
     pub reason: String,
     /// For a counted row whose carrier leg went on after it (a transfer, a
@@ -70,7 +74,8 @@ pub fn judge(
                 } else if facts.closed_at.is_some_and(|closed| ended > closed) {
                     Err("day already closed when it ended: charged to the next open day (late row)".to_string())
                 } else {
-                    if carriers.charge(row, day, extension) {
+                    let billing = rule.billing_of(&row.dst).unwrap_or(Billing::PER_SECOND);
+                    if carriers.charge(row, day, extension, billing) {
                         in_carrier.insert(i);
                     } else if !row.uniqueid.is_empty() {
                         let best = longest.entry(row.segment()).or_insert((i, seconds));
@@ -108,10 +113,15 @@ pub fn judge(
                 },
                 Err(reason) => (0, reason),
             };
+            let charged_s = rule
+                .billing_of(&row.dst)
+                .unwrap_or(Billing::PER_SECOND)
+                .charge(counted_s);
             Judged {
                 row,
                 day,
                 counted_s,
+                charged_s,
                 reason,
                 note,
             }
@@ -132,6 +142,7 @@ mod tests {
         PaidDestinations::new(vec![Direction {
             name: "mobile".into(),
             patterns: vec![Pattern::parse("_870[5780-2]XXXXXXX").unwrap()],
+            billing: Billing::PER_SECOND,
         }])
     }
 

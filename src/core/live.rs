@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 
 use crate::core::dialplan::LIVE_FAMILY;
+use crate::core::policy::Access;
 
 /// One user's live counters for one day, in milliseconds.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +97,21 @@ pub fn figures(
     }
 }
 
+/// What a paid call of a user could talk right now, as the check and the
+/// balance code work it out (`[callquota-left]`): nothing when the file
+/// refuses the user; else the allowance less the larger of the CDR's usage
+/// and Asterisk's own count, less what calls in progress hold.
+pub fn left_ms(access: &Access, live: Counters) -> u64 {
+    match *access {
+        Access::Deny => 0,
+        Access::Allow {
+            allowance_ms, used_ms, ..
+        } => allowance_ms
+            .saturating_sub(used_ms.max(live.used_ms))
+            .saturating_sub(live.reserved_ms),
+    }
+}
+
 /// Milliseconds shown as whole seconds, rounded like the CDR's billsec.
 pub fn seconds(ms: u64) -> u64 {
     ms.saturating_add(500) / 1000
@@ -120,6 +136,30 @@ mod tests {
 /other/20261126/2055/used                         : 99
 6 results found.
 ";
+
+    #[test]
+    fn left_is_the_allowance_less_the_larger_usage_less_what_calls_hold() {
+        let allow = Access::Allow {
+            remaining_ms: 400_000,
+            allowance_ms: 600_000,
+            used_ms: 200_000,
+        };
+        let c = |used_ms, reserved_ms| Counters { used_ms, reserved_ms };
+        assert_eq!(
+            left_ms(&allow, c(0, 0)),
+            400_000,
+            "the CDR's usage when Asterisk counted less"
+        );
+        assert_eq!(
+            left_ms(&allow, c(250_500, 0)),
+            349_500,
+            "Asterisk's count when it is larger"
+        );
+        assert_eq!(left_ms(&allow, c(250_500, 100_000)), 249_500, "less what calls hold");
+        assert_eq!(left_ms(&allow, c(700_000, 0)), 0, "never below nothing");
+        assert_eq!(left_ms(&allow, c(0, 900_000)), 0);
+        assert_eq!(left_ms(&Access::Deny, c(0, 0)), 0, "a refused user has nothing left");
+    }
 
     #[test]
     fn reads_the_counters_by_day_and_extension() {

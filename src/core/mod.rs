@@ -3,6 +3,7 @@
 //! data and a given clock. No I/O, no clock, nothing from the shell or the
 //! adapters: `tests/architecture.rs` checks it.
 
+pub mod billing;
 pub mod calendar;
 pub mod dialplan;
 pub mod explain;

@@ -1,11 +1,14 @@
 //! Paid destinations: named directions, each a list of Asterisk patterns.
 
+use crate::core::billing::Billing;
 use crate::core::pattern::Pattern;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Direction {
     pub name: String,
     pub patterns: Vec<Pattern>,
+    /// How its carrier rounds a call (per second unless configured).
+    pub billing: Billing,
 }
 
 /// Why a number counts as paid.
@@ -39,6 +42,18 @@ impl PaidDestinations {
                 .find(|p| p.matches(number))
                 .map(|pattern| PaidMatch { direction, pattern })
         })
+    }
+
+    /// How a paid number is billed: its direction's increments. Config
+    /// makes sure that directions that bill differently share no number.
+    pub fn billing(&self, number: &str) -> Option<Billing> {
+        self.classify(number).map(|m| m.direction.billing)
+    }
+
+    /// Whether any direction is billed other than per second (the dialplan
+    /// then rounds caps and charges).
+    pub fn rounds(&self) -> bool {
+        self.directions.iter().any(|d| !d.billing.is_per_second())
     }
 
     pub fn directions(&self) -> &[Direction] {
@@ -82,6 +97,7 @@ mod tests {
         let d = |name: &str, ps: &[&str]| Direction {
             name: name.into(),
             patterns: ps.iter().map(|p| Pattern::parse(p).unwrap()).collect(),
+            billing: Billing::PER_SECOND,
         };
         PaidDestinations::new(vec![
             d("kcell", &["_870[5780-2]XXXXXXX", "_8747XXXXXXX"]),
@@ -119,6 +135,7 @@ mod tests {
         let any = PaidDestinations::new(vec![Direction {
             name: "all".into(),
             patterns: vec![Pattern::parse("_8747X").unwrap(), Pattern::parse("_X.").unwrap()],
+            billing: Billing::PER_SECOND,
         }]);
         assert_eq!(any.prefixes(), None);
     }

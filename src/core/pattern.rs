@@ -119,6 +119,41 @@ impl Pattern {
     }
 }
 
+impl Pattern {
+    /// Whether some number matches both patterns (two directions that bill
+    /// differently must not share a number: the dialplan and the CDR would
+    /// each pick one by their own order).
+    pub fn overlaps(&self, other: &Pattern) -> bool {
+        overlap(&self.elements, &other.elements)
+    }
+}
+
+fn overlap(a: &[Element], b: &[Element]) -> bool {
+    use Element::{OneOrMore, ZeroOrMore};
+    match (a.first(), b.first()) {
+        (None, None) => true,
+        // `!` takes any rest, and the other side always matches some rest.
+        (Some(ZeroOrMore), _) | (_, Some(ZeroOrMore)) => true,
+        // `.` takes one or more: the other side's rest must be non-empty.
+        (Some(OneOrMore), other) | (other, Some(OneOrMore)) => other.is_some(),
+        (None, Some(_)) | (Some(_), None) => false,
+        (Some(x), Some(y)) => {
+            ranges(x)
+                .iter()
+                .any(|&(lo, hi)| ranges(y).iter().any(|&(lo2, hi2)| lo.max(lo2) <= hi.min(hi2)))
+                && overlap(&a[1..], &b[1..])
+        }
+    }
+}
+
+fn ranges(element: &Element) -> Vec<(char, char)> {
+    match element {
+        Element::Char(c) => vec![(*c, *c)],
+        Element::Set(r) => r.clone(),
+        Element::OneOrMore | Element::ZeroOrMore => Vec::new(),
+    }
+}
+
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
@@ -344,5 +379,45 @@ mod tests {
         let p = Pattern::parse("_870[5780-2]XXXXXXX").unwrap();
         assert_eq!(p.as_str(), "_870[5780-2]XXXXXXX");
         assert_eq!(p.to_string(), "_870[5780-2]XXXXXXX");
+    }
+
+    #[test]
+    fn overlap_means_some_number_matches_both() {
+        let p = |t: &str| Pattern::parse(t).unwrap();
+        let yes = [
+            ("_870[5780-2]XXXXXXX", "_8701XXXXXXX"),
+            ("_8X.", "_870XXXXXXXX"),
+            ("_X!", "2055"),
+            ("_870.", "_87!"),
+            ("_87.", "_8701"),
+            ("87011234567", "_870XXXXXXXX"),
+        ];
+        for (a, b) in yes {
+            assert!(p(a).overlaps(&p(b)) && p(b).overlaps(&p(a)), "{a} {b}");
+        }
+        let no = [
+            ("_870[5780-2]XXXXXXX", "_8703XXXXXXX"),
+            ("_870XXXXXXX", "_870XXXXXXXX"),
+            ("_00X.", "_8X."),
+            ("_870.", "870"),
+            ("_NXXXXXX", "_1XXXXXX"),
+        ];
+        for (a, b) in no {
+            assert!(!p(a).overlaps(&p(b)) && !p(b).overlaps(&p(a)), "{a} {b}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn overlap_agrees_with_matching(number in "[0-9]{1,6}") {
+            let patterns = ["_1X.", "_12!", "_1[2-4]X", "_XX", "_N.", "123", "_1ZZ"].map(|t| Pattern::parse(t).unwrap());
+            for a in &patterns {
+                for b in &patterns {
+                    if a.matches(&number) && b.matches(&number) {
+                        proptest::prop_assert!(a.overlaps(b), "{} {} {}", a, b, number);
+                    }
+                }
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{NaiveDate, NaiveDateTime};
 
+use crate::core::billing::Billing;
 use crate::core::paid::PaidDestinations;
 use crate::core::policy::Usage;
 use crate::values::extension::Extension;
@@ -153,21 +154,28 @@ impl UsageRule<'_> {
     /// Whether a CDR `dst` is paid: as dialled, or without a route prefix, so
     /// the CDR agrees with the hook, which sees the number the route sends.
     pub fn is_paid(&self, dst: &str) -> bool {
+        self.billing_of(dst).is_some()
+    }
+
+    /// How a paid `dst` is billed (its direction's increments); `None` when
+    /// it is not paid. Judged as in [`UsageRule::is_paid`].
+    pub fn billing_of(&self, dst: &str) -> Option<Billing> {
         let dst = route_number(dst);
         let dialable = |c: char| c.is_ascii_digit() || "*#+".contains(c);
         // The hook also judges the number by its digits (a trunk dials
         // `870w1...` or `870-1...` as 8701...); most numbers are digits only.
         let by_digits = || {
             let digits: String = dst.chars().filter(|&c| dialable(c)).collect();
-            self.paid.classify(&digits).is_some()
+            self.paid.billing(&digits)
         };
-        self.paid.classify(dst).is_some()
-            || (!dst.chars().all(dialable) && by_digits())
-            || self.route_prefixes.iter().any(|prefix| {
+        self.paid
+            .billing(dst)
+            .or_else(|| (!dst.chars().all(dialable)).then(by_digits).flatten())
+            .or_else(|| {
                 let digits: String = dst.chars().filter(|&c| c != '-').collect();
-                digits
-                    .strip_prefix(prefix.as_str())
-                    .is_some_and(|rest| self.paid.classify(rest).is_some())
+                self.route_prefixes
+                    .iter()
+                    .find_map(|prefix| self.paid.billing(digits.strip_prefix(prefix.as_str())?))
             })
     }
 
@@ -241,11 +249,17 @@ pub fn disagreement(rule: &UsageRule<'_>, dst: &str, lastdata: &str) -> Option<(
 /// Without a `linkedid` (older tables) each record is charged its own
 /// `billsec`, and copies of one record (see [`CdrRow::segment`]) count once.
 #[derive(Debug, Default)]
+///
+/// Each leg is charged as its carrier bills it: its talk time rounded by
+/// its direction's increments ([`Billing`]), once per leg.
 pub struct Tally {
-    legs: HashMap<(String, String, i64), (NaiveDate, Extension, u64)>,
-    unnamed: Vec<(NaiveDate, Extension, u64)>,
+    legs: HashMap<(String, String, i64), LegTalk>,
+    unnamed: Vec<LegTalk>,
     carriers: CarrierLegs,
 }
+
+/// One leg's day, payer, talk seconds and billing, before rounding.
+type LegTalk = (NaiveDate, Extension, u64, Billing);
 
 impl Tally {
     pub fn add(&mut self, rule: &UsageRule<'_>, row: &CdrRow, day: NaiveDate) {
@@ -253,28 +267,35 @@ impl Tally {
         let Some((extension, seconds)) = rule.charge(row) else {
             return;
         };
-        if !self.carriers.charge(row, day, &extension) {
-            self.add_record(row, day, extension, seconds);
+        let billing = rule.billing_of(&row.dst).unwrap_or(Billing::PER_SECOND);
+        if !self.carriers.charge(row, day, &extension, billing) {
+            self.add_record(row, day, extension, seconds, billing);
         }
     }
 
-    fn add_record(&mut self, row: &CdrRow, day: NaiveDate, extension: Extension, seconds: u64) {
+    fn add_record(&mut self, row: &CdrRow, day: NaiveDate, extension: Extension, seconds: u64, billing: Billing) {
         if row.uniqueid.is_empty() {
-            self.unnamed.push((day, extension, seconds));
+            self.unnamed.push((day, extension, seconds, billing));
             return;
         }
-        let leg = self.legs.entry(row.segment()).or_insert((day, extension.clone(), 0));
+        let leg = self
+            .legs
+            .entry(row.segment())
+            .or_insert((day, extension.clone(), 0, billing));
         if seconds > leg.2 {
-            *leg = (day, extension, seconds);
+            *leg = (day, extension, seconds, billing);
         }
     }
 
     pub fn finish(self) -> Usage {
         let mut usage = Usage::new();
-        let carriers = self.carriers.legs().map(|leg| (leg.day, leg.payer, leg.seconds));
-        for (day, extension, seconds) in self.legs.into_values().chain(self.unnamed).chain(carriers) {
+        let carriers = self
+            .carriers
+            .legs()
+            .map(|leg| (leg.day, leg.payer, leg.seconds, leg.billing));
+        for (day, extension, seconds, billing) in self.legs.into_values().chain(self.unnamed).chain(carriers) {
             let total = usage.entry(day).or_default().entry(extension).or_insert(0);
-            *total = total.saturating_add(seconds);
+            *total = total.saturating_add(billing.charge(seconds));
         }
         usage
     }
@@ -297,6 +318,8 @@ struct Carrier {
     end: NaiveDateTime,
     /// The paid row it was answered in: `(uniqueid, dstchannel, sequence)`.
     first: (String, String, i64),
+    /// How the first paid row's direction is billed.
+    billing: Billing,
 }
 
 /// One carrier leg, charged whole to its payer on the day of its first paid row.
@@ -309,6 +332,8 @@ pub struct CarrierLeg {
     pub seconds: u64,
     /// The paid row that carries the charge (see [`CdrRow::segment`]).
     pub first: (String, String, i64),
+    /// How the carrier bills it (its first paid row's direction).
+    pub billing: Billing,
 }
 
 fn answered_span(row: &CdrRow) -> (NaiveDateTime, NaiveDateTime) {
@@ -337,7 +362,7 @@ impl CarrierLegs {
 
     /// Takes a charged paid row into its carrier leg; `false` when the row
     /// has no call id (then it is charged on its own).
-    pub fn charge(&mut self, row: &CdrRow, day: NaiveDate, payer: &Extension) -> bool {
+    pub fn charge(&mut self, row: &CdrRow, day: NaiveDate, payer: &Extension, billing: Billing) -> bool {
         if row.linkedid.is_empty() || row.uniqueid.is_empty() {
             return false;
         }
@@ -351,10 +376,11 @@ impl CarrierLegs {
                 answered,
                 end,
                 first: row.segment(),
+                billing,
             });
         if answered < carrier.answered {
             (carrier.day, carrier.payer, carrier.answered) = (day, payer.clone(), answered);
-            carrier.first = row.segment();
+            (carrier.first, carrier.billing) = (row.segment(), billing);
         }
         carrier.end = carrier.end.max(end);
         true
@@ -372,6 +398,7 @@ impl CarrierLegs {
                 payer: c.payer.clone(),
                 seconds: (end - c.answered).num_seconds().clamp(0, MAX_BILLSEC as i64) as u64,
                 first: c.first.clone(),
+                billing: c.billing,
             }
         })
     }
@@ -403,6 +430,7 @@ mod tests {
         PaidDestinations::new(vec![Direction {
             name: "mobile".into(),
             patterns: vec![Pattern::parse("_870[5780-2]XXXXXXX").unwrap()],
+            billing: Billing::PER_SECOND,
         }])
     }
 
@@ -547,6 +575,32 @@ mod tests {
             tally.add(&rule, &r, day);
         }
         assert_eq!(tally.finish()[&day][&ext], 3);
+
+        // Per started minute, the carrier leg is rounded once, whole (31 s
+        // over two rows: one minute, not a minute per row).
+        let minute = PaidDestinations::new(vec![Direction {
+            name: "mobile".into(),
+            patterns: vec![Pattern::parse("_870[5780-2]XXXXXXX").unwrap()],
+            billing: Billing {
+                first_s: 60,
+                step_s: 60,
+            },
+        }]);
+        let rule = cnum_rule(&minute);
+        let mut tally = Tally::default();
+        for r in [&first, &rest, &ringing] {
+            tally.add(&rule, r, day);
+        }
+        assert_eq!(tally.finish()[&day][&ext], 60);
+        // Each leg of its own (no linkedid), and copies of one record once.
+        let mut tally = Tally::default();
+        let mut second = first.clone();
+        (second.uniqueid, second.billsec) = ("100.9".into(), 61);
+        for mut r in [first.clone(), first.clone(), second] {
+            r.linkedid.clear();
+            tally.add(&rule, &r, day);
+        }
+        assert_eq!(tally.finish()[&day][&ext], 60 + 120);
     }
 
     #[test]

@@ -228,6 +228,8 @@ exten => s,1,Set(CDR_PROP(disable)=1)
 ; A conference room (FreePBX's conferences module dials ConfBridge the same way).
 exten => 8300,1,ConfBridge(8300,quiet_bridge,quiet_user)
 exten => _XXXX,1,Goto(ext-local,${{EXTEN}},1)
+; The site's own dialplan (feature codes) comes first, as in FreePBX.
+include => from-internal-custom
 include => parkedcalls
 include => outbound-allroutes
 
@@ -413,7 +415,11 @@ impl Pbx {
             "features.conf",
             "[general]\ntransferdigittimeout = 2\n\n[featuremap]\natxfer => *2\n".into(),
         );
-        write("extensions_custom.conf", "#tryinclude callquota.conf\n".into());
+        // FreePBX's own extensions_custom.conf has an empty [from-internal-custom].
+        write(
+            "extensions_custom.conf",
+            "#tryinclude callquota.conf\n\n[from-internal-custom]\n".into(),
+        );
         write("extensions.conf", dialplan(flavor));
 
         let mut pbx = Pbx {
@@ -550,6 +556,7 @@ impl Pbx {
 
     fn install_prompts_at(&self, folder: &str, seconds: usize) {
         let words = [
+            "feature-not-avail-line",
             "vm-youhave",
             "queue-minutes",
             "queue-seconds",
