@@ -372,7 +372,8 @@ pub const NOT_AVAILABLE_SOUND: &str = "feature-not-avail-line";
 /// "you have N minutes M seconds", in the channel's language. It answers (an
 /// internal call, nothing is billed) and asks `[callquota-left]` for the
 /// employee whose phone dialled it: FreePBX's AMPUSER, else the device's user
-/// (`DEVICE/<device>/user`, as FreePBX keeps it), else the caller ID number.
+/// (`DEVICE/<device>/user`, as FreePBX keeps it); never the caller ID, which
+/// a caller may choose (a DISA or trunk caller would hear another's balance).
 fn render_balance(w: &mut String, settings: &Options<'_>, code: &str) {
     let _ = writeln!(
         w,
@@ -387,9 +388,7 @@ fn render_balance(w: &mut String, settings: &Options<'_>, code: &str) {
         " same => n,Set(CALLQUOTA_WHO=${AMPUSER})".to_string(),
         " same => n,ExecIf($[\"${CALLQUOTA_WHO}\" = \"\"]?Set(CALLQUOTA_WHO=${DB(DEVICE/${CUT(CUT(CHANNEL,/,2),-,1)}/user)}))"
             .to_string(),
-        // A caller ID is the phone's to choose: only plain digits are taken.
-        " same => n,ExecIf($[\"${CALLQUOTA_WHO}\" = \"\" & ${LEN(${FILTER(0-9,${CALLERID(num)})})} = ${LEN(${CALLERID(num)})}]?Set(CALLQUOTA_WHO=${CALLERID(num)}))"
-            .to_string(),
+
         " same => n,Gosub(callquota-left,s,1(${CALLQUOTA_WHO}))".to_string(),
         " same => n,GotoIf($[\"${CALLQUOTA_LEFT_MS}\" = \"\"]?nolimit)".to_string(),
         " same => n,Set(CALLQUOTA_S=${MATH(${CALLQUOTA_LEFT_MS}/1000,int)})".to_string(),
@@ -452,10 +451,15 @@ pub const LIVE_FAMILY: &str = "callquota";
 /// user's calls is alive (`GROUP(callquota-EXT)` ends with its channel, even
 /// when Asterisk is killed), so a crash cannot lock a user out. On trunk
 /// failover the hook runs again on the same channel, which keeps its reservation.
+/// How far before a billing step's boundary a rounded cap cuts (see
+/// [`render_rounded_cap`]).
+pub const GUARD_MS: u64 = 1000;
+
 /// Billing increments: the number's direction says how its carrier rounds
 /// (`LOCAL(billing)`, FIRST/STEP seconds), and `avail` (ms) becomes the
 /// longest talk whose rounded charge fits in it, a step boundary (with 60/60
-/// and 90 s left, 60 s); below the first step the call goes to `short`.
+/// and 90 s left, 60 s) less [`GUARD_MS`]; below the first step the call
+/// goes to `short`.
 fn render_rounded_cap(w: &mut String, short: &str) {
     for line in [
         " same => n,Gosub(callquota-paid,${paidas},1)".to_string(),
@@ -466,7 +470,11 @@ fn render_rounded_cap(w: &mut String, short: &str) {
         " same => n,Set(LOCAL(whole)=${MATH(${avail}/1000,int)})".to_string(),
         format!(" same => n,GotoIf($[${{whole}} < ${{first}}]?{short})"),
         " same => n,Set(LOCAL(rest)=$[${whole} - ${first}])".to_string(),
-        " same => n,Set(LOCAL(avail)=$[(${first} + ${rest} - ${rest} % ${step}) * 1000])".to_string(),
+        // A second short of the boundary: the carrier's clock starts before
+        // Asterisk sees the answer, and a call it times at 60.2 s is two
+        // started minutes; one cut at 59.x s is one minute either way.
+        format!(" same => n,Set(LOCAL(avail)=$[(${{first}} + ${{rest}} - ${{rest}} % ${{step}}) * 1000 - {GUARD_MS}])"),
+        format!(" same => n,GotoIf($[${{avail}} < 1000]?{short})"),
         " same => n(rounded),NoOp()".to_string(),
     ] {
         let _ = writeln!(w, "{line}");
@@ -1028,7 +1036,7 @@ mod tests {
         );
         // The cap is rounded inside the lock, before anything is reserved.
         let check = text.split("[callquota-check]").nth(1).unwrap_or_default();
-        let rounded = check.find("Set(LOCAL(avail)=$[(${first} + ${rest} - ${rest} % ${step}) * 1000])");
+        let rounded = check.find("Set(LOCAL(avail)=$[(${first} + ${rest} - ${rest} % ${step}) * 1000 - 1000])");
         let reserved = check.find("Set(DB(${key}/reserved)=$[0${DB(${key}/reserved)} + ${avail}])");
         assert!(rounded.is_some() && rounded < reserved, "{check}");
         assert!(check.contains("GotoIf($[${whole} < ${first}]?busy)"));
