@@ -740,6 +740,7 @@ fn calls_explains_every_row_and_matches_the_ledger() {
         [
             "billsec",
             "calldate",
+            "charged_s",
             "counted",
             "counted_s",
             "direction",
@@ -783,6 +784,10 @@ fn calls_explains_every_row_and_matches_the_ledger() {
     assert_eq!(rows[0]["direction"], "mobile");
     assert_eq!(rows[0]["pattern"], "_870[5780-2]XXXXXXX");
     assert_eq!(rows[2]["direction"], serde_json::Value::Null);
+    for r in rows {
+        // Without a billing key a direction charges the answered seconds as they are.
+        assert_eq!(r["charged_s"], r["counted_s"], "{r}");
+    }
     let counted: i64 = rows
         .iter()
         .filter(|r| r["counted"] == true)
