@@ -217,6 +217,7 @@ asterisk_cli = []
                 email: format!("agent{i}@example.com"),
                 cc: String::new(),
                 daily_limit_s: 600 + 60 * (i % 10),
+                monthly_limit_s: None,
                 active: true,
                 since,
             };

@@ -14,7 +14,23 @@ fn pattern(text: &str) -> Result<crate::core::pattern::Pattern, String> {
 }
 
 fn duration(text: &str) -> Result<u64, String> {
+    if text.trim_start().starts_with('-') {
+        return Err(format!(
+            "{text:?} is negative; a duration is 0 or more: 1800, 30m, 1h30m"
+        ));
+    }
     crate::values::duration::parse(text).map_err(|e| e.to_string())
+}
+
+/// `--monthly-limit`: a duration, or `none` to remove the monthly cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthlyLimit(pub Option<u64>);
+
+fn monthly_limit(text: &str) -> Result<MonthlyLimit, String> {
+    if text == "none" {
+        return Ok(MonthlyLimit(None));
+    }
+    duration(text).map(|s| MonthlyLimit(Some(s)))
 }
 
 #[derive(Debug, Parser)]
@@ -155,8 +171,12 @@ pub enum UserCommand {
         #[arg(long, default_value = "")]
         cc: String,
         /// Paid seconds per workday: 1800, 30m, 1h30m.
-        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        #[arg(long, value_parser = duration, value_name = "DURATION", allow_negative_numbers = true)]
         daily_limit: u64,
+        /// The most a calendar month may charge, e.g. 8h (the day's allowance
+        /// never exceeds what the month has left).
+        #[arg(long, value_parser = monthly_limit, value_name = "DURATION", allow_negative_numbers = true)]
+        monthly_limit: Option<MonthlyLimit>,
     },
     /// Change a user's name, email, daily limit, or enable/disable them; with
     /// --all or --only PATTERN, the limit, cc or state of many users at once.
@@ -176,8 +196,11 @@ pub enum UserCommand {
         /// A supervisor copied on this user's notices ("" removes it).
         #[arg(long)]
         cc: Option<String>,
-        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        #[arg(long, value_parser = duration, value_name = "DURATION", allow_negative_numbers = true)]
         daily_limit: Option<u64>,
+        /// The most a calendar month may charge, e.g. 8h; `none` removes the monthly cap.
+        #[arg(long, value_parser = monthly_limit, value_name = "DURATION|none", allow_negative_numbers = true)]
+        monthly_limit: Option<MonthlyLimit>,
         /// Stop limiting this user (their paid calls then follow dialplan.untracked).
         #[arg(long, conflicts_with = "enable")]
         disable: bool,
@@ -194,7 +217,7 @@ pub enum UserCommand {
         csv: Option<PathBuf>,
         /// The limit of extensions that are new to callquota (required when there are any,
         /// unless each CSV row has its own).
-        #[arg(long, value_parser = duration, value_name = "DURATION")]
+        #[arg(long, value_parser = duration, value_name = "DURATION", allow_negative_numbers = true)]
         daily_limit: Option<u64>,
         /// Only extensions matching this Asterisk pattern, e.g. _20XX.
         #[arg(long, value_parser = pattern, value_name = "PATTERN")]
@@ -216,7 +239,7 @@ pub enum UserCommand {
 pub struct GrantArgs {
     pub extension: Extension,
     /// Extra seconds for today: 600, 10m, 1h.
-    #[arg(value_parser = duration, value_name = "DURATION")]
+    #[arg(value_parser = duration, value_name = "DURATION", allow_negative_numbers = true)]
     pub seconds: u64,
     #[arg(long, default_value = "")]
     pub reason: String,

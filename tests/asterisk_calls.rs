@@ -1545,3 +1545,79 @@ fn a_per_minute_direction_is_capped_and_charged_by_whole_minutes_freepbx17() {
 fn a_per_minute_direction_is_capped_and_charged_by_whole_minutes_freepbx16() {
     a_per_minute_direction_is_capped_and_charged_by_whole_minutes(Flavor::FreePbx16);
 }
+
+/// The monthly cap on real calls (#24 item 3): a user whose daily limit is
+/// 10 minutes but whose month has 30 s left talks 30 s in all today: the
+/// first call runs its 15 s, the second is cut when the month's 30 s are
+/// used, the third is refused, while a landline still connects; removing
+/// the monthly limit gives the day back at once (so it was the month).
+fn a_monthly_cap_reached_mid_day_blocks(flavor: Flavor) {
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    site.ok_now(&[
+        "user",
+        "add",
+        "2055",
+        "--name",
+        "Vasya",
+        "--daily-limit",
+        "10m",
+        "--monthly-limit",
+        "30",
+    ]);
+    site.ok_now(&["run"]);
+    let row = status_of(&site, "2055");
+    assert_eq!(
+        (row["allowance_s"].as_u64(), row["month_capped"].as_bool()),
+        (Some(30), Some(true)),
+        "{row}"
+    );
+
+    let first = pbx.call("2055", MOBILE, 15);
+    assert!((14..=16).contains(&first.billsec), "{first:?}");
+    let second = pbx.call("2055", MOBILE2, 60);
+    assert_eq!(second.disposition, "ANSWERED", "{second:?}");
+    assert!(
+        (first.billsec + second.billsec).abs_diff(30) <= 1,
+        "cut when the month's 30 s are used: {first:?} {second:?}"
+    );
+    site.ok_now(&["run"]);
+    let row = status_of(&site, "2055");
+    // The CDR rounds each call's talk down (29 s of 30 may show), the live
+    // guard counts milliseconds: nothing is left to talk either way.
+    assert_eq!(row["live_remaining_s"].as_u64(), Some(0), "{row}");
+    assert_eq!(
+        row["month_left_s"].as_u64(),
+        Some(30u64.saturating_sub(row["used_s"].as_u64().unwrap())),
+        "{row}"
+    );
+    let refused = pbx.call("2055", MOBILE, 10);
+    assert_eq!(
+        (refused.billsec, refused.cause.as_str()),
+        (0, "21/SUCCESS"),
+        "{refused:?}"
+    );
+    let landline = pbx.call("2055", LANDLINE, 3);
+    assert_eq!(landline.disposition, "ANSWERED", "{landline:?}");
+
+    site.ok_now(&["user", "set", "2055", "--monthly-limit", "none"]);
+    site.ok_now(&["run"]);
+    let again = pbx.call("2055", MOBILE, 5);
+    assert_eq!(
+        (again.disposition.as_str(), again.billsec.abs_diff(5) <= 1),
+        ("ANSWERED", true),
+        "the day's own 10 minutes apply again: {again:?}"
+    );
+}
+
+#[test]
+fn a_monthly_cap_reached_mid_day_blocks_freepbx17() {
+    a_monthly_cap_reached_mid_day_blocks(Flavor::FreePbx17);
+}
+
+#[test]
+fn a_monthly_cap_reached_mid_day_blocks_freepbx16() {
+    a_monthly_cap_reached_mid_day_blocks(Flavor::FreePbx16);
+}

@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
+use callquota::core::month::{MonthSoFar, month_start};
 use callquota::core::pattern::Pattern;
-use callquota::core::policy::{Member, Rules, Snapshot, Usage, plan_run};
+use callquota::core::policy::{Member, Period, Rules, Snapshot, Usage, plan_run};
 use callquota::values::duration;
 use callquota::values::extension::Extension;
 use chrono::NaiveDate;
@@ -106,7 +107,7 @@ proptest! {
         let members: Vec<Member> = limits
             .iter()
             .enumerate()
-            .map(|(i, &l)| Member { extension: Extension::parse(&format!("20{i}")).unwrap(), daily_limit_s: l, since: day(0) })
+            .map(|(i, &l)| Member { extension: Extension::parse(&format!("20{i}")).unwrap(), daily_limit_s: l, monthly_limit_s: None, since: day(0) })
             .collect();
         let mut usage = Usage::new();
         let mut grants = HashMap::new();
@@ -154,6 +155,110 @@ proptest! {
             }
             prop_assert!(l.level == 0 || l.used_s > 0);
             prop_assert_eq!(l.closed, l.day < last);
+        }
+    }
+}
+
+/// The month's earlier days as the state adapter sums them for the snapshot.
+fn month_before_open(snapshot: &Snapshot) -> HashMap<Extension, MonthSoFar> {
+    let mut months: HashMap<Extension, MonthSoFar> = HashMap::new();
+    let Some(open) = snapshot.open_day else {
+        return months;
+    };
+    for l in snapshot
+        .ledgers
+        .iter()
+        .filter(|l| l.day >= month_start(open) && l.day < open)
+    {
+        let so_far = months.entry(l.extension.clone()).or_default();
+        so_far.used_s += l.used_s;
+        so_far.level = so_far.level.max(l.month_level);
+        so_far.notified_level = so_far.notified_level.max(l.month_notified_level);
+    }
+    months
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Under a monthly limit, across a month's end: no day's allowance passes
+    /// what its month has left, the month's figure is the sum of its days,
+    /// each monthly threshold is mailed once a month, and sparse runs end in
+    /// the same state as daily ones.
+    #[test]
+    fn the_monthly_cap_holds_and_sums_its_days(
+        users in prop::collection::vec((0u64..3000, prop::option::of(0u64..20_000)), 1..4),
+        usage_by_day in prop::collection::vec(prop::collection::vec(0u64..4000, 3), 1..14),
+        runs in prop::collection::vec(any::<bool>(), 14),
+        carry_enabled in any::<bool>(),
+    ) {
+        let rules = Rules { carry_enabled, ..Rules::default() };
+        let first = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        let on = |d: usize| first + chrono::Days::new(d as u64);
+        let members: Vec<Member> = users
+            .iter()
+            .enumerate()
+            .map(|(i, &(daily, monthly))| Member {
+                extension: Extension::parse(&format!("20{i}")).unwrap(),
+                daily_limit_s: daily,
+                monthly_limit_s: monthly,
+                since: first,
+            })
+            .collect();
+        let mut usage = Usage::new();
+        for (d, per_user) in usage_by_day.iter().enumerate() {
+            for (m, &used) in members.iter().zip(per_user) {
+                usage.entry(on(d)).or_default().insert(m.extension.clone(), used);
+            }
+        }
+        let days = usage_by_day.len();
+        let mut sparse = Snapshot { members: members.clone(), ..Default::default() };
+        let mut daily = Snapshot { members: members.clone(), ..Default::default() };
+        let mut month_notices = Vec::new();
+        for (d, &ran) in runs.iter().enumerate().take(days) {
+            for (snapshot, run_today, is_daily) in [(&mut sparse, ran || d + 1 == days, false), (&mut daily, true, true)] {
+                if !run_today {
+                    continue;
+                }
+                snapshot.month_before_open = month_before_open(snapshot);
+                let plan = plan_run(&rules, on(d), snapshot, &usage).unwrap();
+                if is_daily {
+                    month_notices.extend(plan.notices.iter().filter(|n| n.period == Period::Month).cloned());
+                }
+                for l in &plan.ledgers {
+                    snapshot.ledgers.retain(|s| !(s.extension == l.extension && s.day == l.day));
+                    snapshot.ledgers.push(l.clone());
+                }
+                snapshot.open_day = Some(plan.open_day);
+                snapshot.month_before_open = month_before_open(snapshot);
+                let again = plan_run(&rules, on(d), snapshot, &usage).unwrap();
+                prop_assert!(again.ledgers.is_empty() && again.records.is_empty() && again.notices.is_empty());
+            }
+        }
+        let mut a = sparse.ledgers.clone();
+        let mut b = daily.ledgers.clone();
+        a.sort_by_key(|l| (l.extension.clone(), l.day));
+        b.sort_by_key(|l| (l.extension.clone(), l.day));
+        prop_assert_eq!(&a, &b);
+        for l in &a {
+            let earlier: u64 = a
+                .iter()
+                .filter(|e| e.extension == l.extension && e.day < l.day && month_start(e.day) == month_start(l.day))
+                .map(|e| e.used_s)
+                .sum();
+            match l.monthly_limit_s {
+                Some(limit) => {
+                    prop_assert_eq!(l.month_before_s, earlier);
+                    prop_assert!(l.month_before_s + l.allowance_s() <= limit.max(l.month_before_s), "{:?}", l);
+                    prop_assert_eq!(l.month_used_s(), earlier + l.used_s);
+                }
+                None => prop_assert_eq!(l.allowance_s(), l.base_s + l.carried_in_s + l.granted_s),
+            }
+            prop_assert_eq!(l.blocked, l.used_s >= l.allowance_s());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for n in &month_notices {
+            prop_assert!(seen.insert((n.extension.clone(), month_start(n.day), n.threshold)), "twice: {:?}", n);
         }
     }
 }

@@ -169,7 +169,8 @@ fn a_month_report_equals_a_recomputation_from_the_ledgers() {
     let csv = site.ok(now, &["report", "--month", "2026-11", "--csv"]);
     assert_eq!(csv.lines().count(), 5, "header, 3 users, totals: {csv}");
     assert!(csv.starts_with(
-        "extension,name,days,allowance_s,used_s,percent_used,days_blocked,grants,granted_s,carried_out_s,notices\n"
+        "extension,name,days,allowance_s,used_s,percent_used,days_blocked,grants,granted_s,carried_out_s,notices,\
+         monthly_limit_s,percent_of_monthly_limit\n"
     ));
 
     for bad in [

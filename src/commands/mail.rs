@@ -149,7 +149,12 @@ fn prepare_notice(
             threshold: entry.threshold,
             used_s: entry.used_s,
             allowance_s: entry.allowance_s,
-            day_over: entry.day < ctx.today().format("%Y-%m-%d").to_string(),
+            day_over: if entry.period == "month" {
+                entry.day.get(..7) < Some(ctx.today().format("%Y-%m").to_string().as_str())
+            } else {
+                entry.day < ctx.today().format("%Y-%m-%d").to_string()
+            },
+            month: entry.period == "month",
             language: settings.language,
         },
     );

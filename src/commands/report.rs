@@ -2,7 +2,7 @@
 
 use crate::values::text::escape_controls;
 use anyhow::Result;
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::context::Context;
@@ -67,6 +67,13 @@ struct StatusRow {
     /// balance code work it out (whole seconds, rounded down), when
     /// Asterisk answers (else null).
     live_remaining_s: Option<u64>,
+    /// The user's monthly limit (null without one), what the month has
+    /// charged through this day, and what it leaves after this day's usage.
+    monthly_limit_s: Option<u64>,
+    month_used_s: Option<u64>,
+    month_left_s: Option<u64>,
+    /// The month's limit, not the day's figures, set this day's allowance.
+    month_capped: bool,
 }
 
 pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
@@ -113,6 +120,10 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
                 let figures = crate::core::live::figures(c, t, day, l.extension.as_str());
                 crate::core::live::left_ms(&policy::access(l), figures) / 1000
             }),
+            monthly_limit_s: l.monthly_limit_s,
+            month_used_s: l.monthly_limit_s.map(|_| l.month_used_s()),
+            month_left_s: l.monthly_limit_s.map(|limit| limit.saturating_sub(l.month_used_s())),
+            month_capped: l.month_capped(),
         })
         .collect();
     if args.json {
@@ -165,6 +176,25 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
     );
     if rows.is_empty() {
         println!("(no tracked users on {day})");
+    }
+    // One more line per monthly allowance, below the day's table.
+    for r in &rows {
+        if let (Some(limit), Some(used)) = (r.monthly_limit_s, r.month_used_s) {
+            println!(
+                "{} month {}: used {} of {} ({}%), {} left{}",
+                r.extension,
+                crate::core::month::month_key(day),
+                human(used),
+                human(limit),
+                crate::views::status::percent_used(used, limit),
+                human(limit.saturating_sub(used)),
+                if r.month_capped {
+                    "; the month sets today's allowance"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     Ok(())
 }
@@ -266,16 +296,11 @@ pub fn log(ctx: &Context, args: &LogArgs) -> Result<()> {
 /// `report`: each user's sums over a month or a period, from the state alone.
 pub fn period_report(ctx: &Context, args: &crate::cli::ReportArgs) -> Result<()> {
     let today = ctx.today();
-    let first_of = |d: NaiveDate| d.with_day(1).unwrap_or(d);
+    use crate::core::month::{month_end, month_start};
     let (from, to) = match (args.month, args.from, args.to) {
-        (Some(month), _, _) => {
-            let next = first_of(month)
-                .checked_add_months(chrono::Months::new(1))
-                .unwrap_or(month);
-            (first_of(month), next.pred_opt().unwrap_or(month))
-        }
+        (Some(month), _, _) => (month_start(month), month_end(month)),
         (None, Some(from), to) => (from, to.unwrap_or(today)),
-        _ => (first_of(today), today),
+        _ => (month_start(today), today),
     };
     if to < from {
         return Err(crate::exit::UsageError(format!("--to {to} is before --from {from}")).into());

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::context::Context;
 use crate::adapters::state::State;
-use crate::cli::UserCommand;
+use crate::cli::{MonthlyLimit, UserCommand};
 use crate::core::user::User;
 use crate::exit::UsageError;
 use crate::values::contact::{normalize_email, validate_name};
@@ -14,6 +14,21 @@ use crate::values::extension::Extension;
 
 /// The most one user may get per day.
 const MAX_DAILY_LIMIT_S: u64 = 86_400;
+
+/// The most one user may get per month: 31 full days.
+const MAX_MONTHLY_LIMIT_S: u64 = 31 * MAX_DAILY_LIMIT_S;
+
+fn check_monthly(limit: Option<MonthlyLimit>) -> Result<Option<Option<u64>>> {
+    match limit {
+        Some(MonthlyLimit(Some(seconds))) if seconds > MAX_MONTHLY_LIMIT_S => Err(UsageError(format!(
+            "--monthly-limit {} is more than a month (744h); give less, or none to remove the cap",
+            human(seconds)
+        ))
+        .into()),
+        Some(MonthlyLimit(limit)) => Ok(Some(limit)),
+        None => Ok(None),
+    }
+}
 
 fn check_limit(seconds: u64) -> Result<u64> {
     if seconds > MAX_DAILY_LIMIT_S {
@@ -111,6 +126,7 @@ fn apply_shared(
     user: &mut User,
     cc: Option<&str>,
     daily_limit: Option<u64>,
+    monthly_limit: Option<MonthlyLimit>,
     disable: bool,
     enable: bool,
 ) -> Result<()> {
@@ -119,6 +135,9 @@ fn apply_shared(
     }
     if let Some(limit) = daily_limit {
         user.daily_limit_s = check_limit(limit)?;
+    }
+    if let Some(limit) = check_monthly(monthly_limit)? {
+        user.monthly_limit_s = limit;
     }
     if disable {
         user.active = false;
@@ -145,6 +164,8 @@ struct UserRow<'a> {
     email: &'a str,
     cc: &'a str,
     daily_limit_s: u64,
+    /// `null`: no monthly cap.
+    monthly_limit_s: Option<u64>,
     active: bool,
     since: String,
 }
@@ -162,8 +183,10 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             email,
             cc,
             daily_limit,
+            monthly_limit,
         } => {
             let daily_limit_s = check_limit(daily_limit)?;
+            let monthly_limit_s = check_monthly(monthly_limit)?.flatten();
             if state.user(&extension)?.is_some() {
                 return Err(UsageError(format!(
                     "extension {extension} is already a user; change it with `callquota user set`"
@@ -176,6 +199,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                 email: email.clone(),
                 cc,
                 daily_limit_s,
+                monthly_limit_s,
                 active: true,
                 since: ctx.today(),
             };
@@ -185,10 +209,13 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                 println!("email stored as {} (the form mail servers accept)", user.email);
             }
             println!(
-                "added {} ({}), daily limit {}",
+                "added {} ({}), daily limit {}{}",
                 user.extension,
                 user.name,
-                human(user.daily_limit_s)
+                human(user.daily_limit_s),
+                user.monthly_limit_s
+                    .map(|m| format!(", monthly limit {}", human(m)))
+                    .unwrap_or_default()
             );
         }
         UserCommand::Set {
@@ -197,6 +224,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             email,
             cc,
             daily_limit,
+            monthly_limit,
             disable,
             enable,
             ..
@@ -209,7 +237,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             if let Some(email) = email {
                 new.email = email;
             }
-            apply_shared(&mut new, cc.as_deref(), daily_limit, disable, enable)?;
+            apply_shared(&mut new, cc.as_deref(), daily_limit, monthly_limit, disable, enable)?;
             check_contact(&mut new)?;
             if state.update_user(&old, &new, ctx.now)? {
                 println!("updated {extension}");
@@ -223,13 +251,16 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             only,
             cc,
             daily_limit,
+            monthly_limit,
             disable,
             enable,
             ..
         } => {
-            if cc.is_none() && daily_limit.is_none() && !disable && !enable {
+            if cc.is_none() && daily_limit.is_none() && monthly_limit.is_none() && !disable && !enable {
                 return Err(UsageError(
-                    "nothing to change: give --daily-limit, --cc, --disable or --enable with --all or --only".into(),
+                    "nothing to change: give --daily-limit, --monthly-limit, --cc, --disable or --enable with --all \
+                     or --only"
+                        .into(),
                 )
                 .into());
             }
@@ -241,7 +272,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             let mut changes = Vec::new();
             for old in &chosen {
                 let mut new = old.clone();
-                apply_shared(&mut new, cc.as_deref(), daily_limit, disable, enable)?;
+                apply_shared(&mut new, cc.as_deref(), daily_limit, monthly_limit, disable, enable)?;
                 check_contact(&mut new)?;
                 changes.push((old.clone(), new));
             }
@@ -282,6 +313,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                     email: &u.email,
                     cc: &u.cc,
                     daily_limit_s: u.daily_limit_s,
+                    monthly_limit_s: u.monthly_limit_s,
                     active: u.active,
                     since: u.since.to_string(),
                 })
@@ -289,17 +321,29 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
+                // The monthly column only where someone has a monthly cap.
+                let monthly = rows.iter().any(|r| r.monthly_limit_s.is_some());
+                let month_cell = |m: Option<u64>| match (monthly, m) {
+                    (false, _) => String::new(),
+                    (true, Some(m)) => format!("  {:>13}", human(m)),
+                    (true, None) => format!("  {:>13}", "-"),
+                };
                 println!(
-                    "{:<8} {:<24} {:<32} {:>12}  STATE",
-                    "EXT", "NAME", "EMAIL", "DAILY LIMIT"
+                    "{:<8} {:<24} {:<32} {:>12}{}  STATE",
+                    "EXT",
+                    "NAME",
+                    "EMAIL",
+                    "DAILY LIMIT",
+                    if monthly { "  MONTHLY LIMIT" } else { "" }
                 );
                 for r in &rows {
                     println!(
-                        "{:<8} {:<24} {:<32} {:>12}  {}",
+                        "{:<8} {:<24} {:<32} {:>12}{}  {}",
                         r.extension,
                         r.name.chars().take(24).collect::<String>(),
                         r.email,
                         human(r.daily_limit_s),
+                        month_cell(r.monthly_limit_s),
                         if r.active { "active" } else { "disabled" }
                     );
                 }

@@ -170,6 +170,7 @@ pub fn plan(
                     email,
                     cc: cc.unwrap_or_default(),
                     daily_limit_s,
+                    monthly_limit_s: None,
                     active: true,
                     since: today,
                 });
@@ -347,6 +348,7 @@ mod tests {
             email: email.into(),
             cc: String::new(),
             daily_limit_s: limit,
+            monthly_limit_s: None,
             active: true,
             since: day(),
         }

@@ -9,6 +9,7 @@ pub mod dialplan;
 pub mod explain;
 pub mod import;
 pub mod live;
+pub mod month;
 pub mod paid;
 pub mod pattern;
 pub mod policy;

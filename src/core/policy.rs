@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::core::calendar::{day_start, next_day, previous_day, weekday_index};
+use crate::core::month::{MonthSoFar, month_start};
 use crate::values::extension::Extension;
 
 /// The configured rules of the game.
@@ -44,6 +45,8 @@ impl Default for Rules {
 pub struct Member {
     pub extension: Extension,
     pub daily_limit_s: u64,
+    /// The most the user's paid calls may charge in a calendar month.
+    pub monthly_limit_s: Option<u64>,
     /// The first day the user is tracked (the day they were added).
     pub since: NaiveDate,
 }
@@ -69,13 +72,44 @@ pub struct Ledger {
     pub notified_level: u8,
     pub blocked: bool,
     pub closed: bool,
+    /// The user's monthly limit on this day, if they have one.
+    pub monthly_limit_s: Option<u64>,
+    /// What the earlier days of this day's month charged.
+    pub month_before_s: u64,
+    /// Highest threshold percent of the monthly limit reached by this day's end.
+    pub month_level: u8,
+    /// Highest monthly threshold a notice was queued for, this month.
+    pub month_notified_level: u8,
 }
 
 impl Ledger {
+    /// Base + carried + granted, never more than the month has left.
     pub fn allowance_s(&self) -> u64 {
-        self.base_s
+        let day = self
+            .base_s
             .saturating_add(self.carried_in_s)
-            .saturating_add(self.granted_s)
+            .saturating_add(self.granted_s);
+        self.month_left_s().map_or(day, |left| day.min(left))
+    }
+
+    /// What the month left for this day when it began; `None` without a monthly limit.
+    pub fn month_left_s(&self) -> Option<u64> {
+        self.monthly_limit_s
+            .map(|limit| limit.saturating_sub(self.month_before_s))
+    }
+
+    /// Whether the month, not the day's own figures, sets this day's allowance.
+    pub fn month_capped(&self) -> bool {
+        let day = self
+            .base_s
+            .saturating_add(self.carried_in_s)
+            .saturating_add(self.granted_s);
+        self.month_left_s().is_some_and(|left| left < day)
+    }
+
+    /// The month's charge up to and including this day.
+    pub fn month_used_s(&self) -> u64 {
+        self.month_before_s.saturating_add(self.used_s)
     }
 
     pub fn remaining_s(&self) -> u64 {
@@ -114,6 +148,12 @@ pub enum Event {
         from_day: NaiveDate,
         seconds: u64,
     },
+    /// A threshold of the monthly limit reached (once a month).
+    MonthLevelCrossed {
+        threshold: u8,
+        used_s: u64,
+        limit_s: u64,
+    },
 }
 
 /// An audit-log entry the run must append.
@@ -124,7 +164,8 @@ pub struct Record {
     pub event: Event,
 }
 
-/// A notice to queue in the outbox: "you reached `threshold` % today".
+/// A notice to queue in the outbox: "you reached `threshold` % today" (or
+/// this month: then `used_s` is the month's and `allowance_s` its limit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     pub extension: Extension,
@@ -132,6 +173,24 @@ pub struct Notice {
     pub threshold: u8,
     pub used_s: u64,
     pub allowance_s: u64,
+    pub period: Period,
+}
+
+/// Which allowance a notice is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    Month,
+}
+
+impl Period {
+    /// As the outbox's `period` column stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Month => "month",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -228,7 +287,8 @@ pub fn level(thresholds: &[u8], used_s: u64, allowance_s: u64) -> u8 {
 pub struct Outcome {
     pub ledger: Ledger,
     pub events: Vec<Event>,
-    pub notice: Option<Notice>,
+    /// At most one for the day and one for the month.
+    pub notices: Vec<Notice>,
 }
 
 /// The inputs of one user's day besides the rules.
@@ -247,6 +307,8 @@ pub struct DayInput<'a> {
     pub late_in_s: u64,
     /// The day is over: this is its final evaluation.
     pub close: bool,
+    /// The earlier days of this day's month.
+    pub month: MonthSoFar,
 }
 
 pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
@@ -259,6 +321,7 @@ pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
         used_s: own_s,
         late_in_s,
         close,
+        month,
     } = input;
     let used_s = own_s.saturating_add(late_in_s);
     let carried_in_s = match previous {
@@ -278,6 +341,14 @@ pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
         notified_level: 0,
         blocked: false,
         closed: close,
+        monthly_limit_s: member.monthly_limit_s,
+        month_before_s: if member.monthly_limit_s.is_some() {
+            month.used_s
+        } else {
+            0
+        },
+        month_level: 0,
+        month_notified_level: 0,
     };
     let allowance_s = ledger.allowance_s();
     ledger.level = level(&rules.thresholds, used_s, allowance_s);
@@ -327,15 +398,65 @@ pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
     } else {
         notified
     };
-    let notice = (ledger.level > floor).then(|| Notice {
-        extension: member.extension.clone(),
-        day,
-        threshold: ledger.level,
-        used_s,
-        allowance_s,
-    });
+    let mut notices: Vec<Notice> = (ledger.level > floor)
+        .then(|| Notice {
+            extension: member.extension.clone(),
+            day,
+            threshold: ledger.level,
+            used_s,
+            allowance_s,
+            period: Period::Day,
+        })
+        .into_iter()
+        .collect();
     ledger.notified_level = ledger.level.max(floor);
-    Outcome { ledger, events, notice }
+    notices.extend(evaluate_month(rules, &mut ledger, prior, month, &mut events));
+    Outcome {
+        ledger,
+        events,
+        notices,
+    }
+}
+
+/// The month's thresholds, like the day's: each crossed once a month (the
+/// levels reached on earlier days of the month and this day's earlier
+/// evaluations count), re-armed only by a higher monthly limit.
+fn evaluate_month(
+    rules: &Rules,
+    ledger: &mut Ledger,
+    prior: Option<&Ledger>,
+    month: MonthSoFar,
+    events: &mut Vec<Event>,
+) -> Option<Notice> {
+    let limit_s = ledger.monthly_limit_s?;
+    let used_s = ledger.month_used_s();
+    ledger.month_level = level(&rules.thresholds, used_s, limit_s);
+    let reached_before = month.level.max(prior.map_or(0, |p| p.month_level));
+    for &threshold in &rules.thresholds {
+        if reached_before < threshold && threshold <= ledger.month_level {
+            events.push(Event::MonthLevelCrossed {
+                threshold,
+                used_s,
+                limit_s,
+            });
+        }
+    }
+    let notified = month.notified_level.max(prior.map_or(0, |p| p.month_notified_level));
+    let earlier_limit = prior.and_then(|p| p.monthly_limit_s).or(month.limit_s);
+    let floor = if earlier_limit.is_some_and(|earlier| limit_s > earlier) {
+        notified.min(ledger.month_level)
+    } else {
+        notified
+    };
+    ledger.month_notified_level = ledger.month_level.max(floor);
+    (ledger.month_level > floor).then(|| Notice {
+        extension: ledger.extension.clone(),
+        day: ledger.day,
+        threshold: ledger.month_level,
+        used_s,
+        allowance_s: limit_s,
+        period: Period::Month,
+    })
 }
 
 /// Everything `run` knows before deciding.
@@ -347,6 +468,9 @@ pub struct Snapshot {
     /// Stored ledgers: at least every unclosed one and those of the day before `open_day`.
     pub ledgers: Vec<Ledger>,
     pub grants: HashMap<(Extension, NaiveDate), u64>,
+    /// Per extension, the days of the open day's month before the open day
+    /// (read only when a member has a monthly limit).
+    pub month_before_open: HashMap<Extension, MonthSoFar>,
 }
 
 /// Paid seconds per day and extension, from the CDR.
@@ -409,6 +533,29 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
     };
     let no_usage = HashMap::new();
     let late = charge_late_rows(&mut current, &snapshot.members, days[0], usage, &mut plan);
+    // Each extension's month so far, as of the day being evaluated.
+    let mut months: HashMap<Extension, (NaiveDate, MonthSoFar)> = match snapshot.open_day {
+        Some(open) if open == days[0] => snapshot
+            .month_before_open
+            .iter()
+            .map(|(e, so_far)| (e.clone(), (month_start(open), *so_far)))
+            .collect(),
+        _ => HashMap::new(),
+    };
+    let month_of = |months: &HashMap<Extension, (NaiveDate, MonthSoFar)>, e: &Extension, day: NaiveDate| {
+        months
+            .get(e)
+            .filter(|(start, _)| *start == month_start(day))
+            .map_or_else(MonthSoFar::default, |(_, so_far)| *so_far)
+    };
+    let count_in_month = |months: &mut HashMap<Extension, (NaiveDate, MonthSoFar)>, l: &Ledger| {
+        let mut so_far = month_of(months, &l.extension, l.day);
+        so_far.used_s = so_far.used_s.saturating_add(l.used_s);
+        so_far.level = so_far.level.max(l.month_level);
+        so_far.notified_level = so_far.notified_level.max(l.month_notified_level);
+        so_far.limit_s = l.monthly_limit_s;
+        months.insert(l.extension.clone(), (month_start(l.day), so_far));
+    };
 
     for &day in &days {
         let close = day < today;
@@ -418,7 +565,8 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
             let key = (member.extension.clone(), day);
             let previous = current.get(&(member.extension.clone(), previous_day(day))).cloned();
             let prior = stored.get(&key).copied();
-            if prior.is_some_and(|p| p.closed) {
+            if let Some(closed) = prior.filter(|p| p.closed) {
+                count_in_month(&mut months, closed);
                 continue; // closed days are final
             }
             let outcome = evaluate(
@@ -436,14 +584,16 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
                         0
                     }),
                     close,
+                    month: month_of(&months, &member.extension, day),
                 },
             );
+            count_in_month(&mut months, &outcome.ledger);
             plan.records.extend(outcome.events.into_iter().map(|event| Record {
                 extension: member.extension.clone(),
                 day,
                 event,
             }));
-            plan.notices.extend(outcome.notice);
+            plan.notices.extend(outcome.notices);
             evaluated.insert(member.extension.clone());
             current.insert(key, outcome.ledger);
         }
@@ -486,7 +636,7 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
             plan.today.push(ledger.clone());
         }
     }
-    plan.tomorrow = next_day_access(rules, today, &snapshot.members);
+    plan.tomorrow = next_day_access(rules, today, &snapshot.members, &plan.today);
     Ok(plan)
 }
 
@@ -495,14 +645,33 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
 /// when runs fail): the next day's base allowance, nothing used. A run adds
 /// carry-over and grants, which depend on the rest of `day`; without them
 /// the figure is never more than the run will give, so no call after
-/// midnight is judged by the old day's remainder.
-pub fn next_day_access(rules: &Rules, day: NaiveDate, members: &[Member]) -> Vec<(Extension, Access)> {
+/// midnight is judged by the old day's remainder. Under a monthly limit, a
+/// next day in the same month gets at most what the month would leave if
+/// `day` used all of its allowance (`day_ledgers`: that day's figures).
+pub fn next_day_access(
+    rules: &Rules,
+    day: NaiveDate,
+    members: &[Member],
+    day_ledgers: &[Ledger],
+) -> Vec<(Extension, Access)> {
     let next = next_day(day);
     members
         .iter()
         .filter(|m| m.since <= next)
         .map(|m| {
-            let base_ms = base_allowance(rules, next, m.daily_limit_s).saturating_mul(1000);
+            let mut base_s = base_allowance(rules, next, m.daily_limit_s);
+            if let Some(limit) = m.monthly_limit_s {
+                let spent_at_most = match day_ledgers.iter().find(|l| l.extension == m.extension) {
+                    Some(l) if month_start(l.day) == month_start(next) => {
+                        l.month_before_s.saturating_add(l.used_s.max(l.allowance_s()))
+                    }
+                    // Without today's figures, nothing is known of the month: grant nothing.
+                    None if month_start(day) == month_start(next) => limit,
+                    _ => 0,
+                };
+                base_s = base_s.min(limit.saturating_sub(spent_at_most));
+            }
+            let base_ms = base_s.saturating_mul(1000);
             let access = if base_ms < 1000 {
                 Access::Deny
             } else {
@@ -619,7 +788,29 @@ mod tests {
         Member {
             extension: ext(e),
             daily_limit_s: limit,
+            monthly_limit_s: None,
             since: day(since),
+        }
+    }
+    /// A ledger's fields that a test without a monthly limit does not set.
+    fn no_month() -> Ledger {
+        Ledger {
+            extension: ext("0"),
+            day: day("2026-11-01"),
+            base_s: 0,
+            carried_in_s: 0,
+            granted_s: 0,
+            used_s: 0,
+            late_in_s: 0,
+            late_out_s: 0,
+            level: 0,
+            notified_level: 0,
+            blocked: false,
+            closed: false,
+            monthly_limit_s: None,
+            month_before_s: 0,
+            month_level: 0,
+            month_notified_level: 0,
         }
     }
     fn usage(entries: &[(&str, &str, u64)]) -> Usage {
@@ -640,6 +831,20 @@ mod tests {
         snapshot.open_day = Some(plan.open_day);
     }
     fn run(rules: &Rules, snapshot: &mut Snapshot, today: &str, u: &Usage) -> Plan {
+        // What the state adapter reads: the open day's month before the open day.
+        snapshot.month_before_open.clear();
+        if let Some(open) = snapshot.open_day {
+            for l in snapshot
+                .ledgers
+                .iter()
+                .filter(|l| l.day >= month_start(open) && l.day < open)
+            {
+                let so_far = snapshot.month_before_open.entry(l.extension.clone()).or_default();
+                so_far.used_s += l.used_s;
+                so_far.level = so_far.level.max(l.month_level);
+                so_far.notified_level = so_far.notified_level.max(l.month_notified_level);
+            }
+        }
         let plan = plan_run(rules, day(today), snapshot, u).unwrap();
         apply(snapshot, &plan);
         plan
@@ -691,13 +896,118 @@ mod tests {
         };
         // Thursday the 26th: Friday is a workday.
         assert_eq!(
-            next_day_access(&rules, day("2026-11-26"), &members),
+            next_day_access(&rules, day("2026-11-26"), &members, &[]),
             vec![(ext("2055"), allow(1800)), (ext("2066"), Access::Deny)]
         );
         // Friday the 27th: Saturday is a day off; a user added later is not tracked yet.
         assert_eq!(
-            next_day_access(&rules, day("2026-11-27"), &members),
+            next_day_access(&rules, day("2026-11-27"), &members, &[]),
             vec![(ext("2055"), Access::Deny), (ext("2066"), Access::Deny)]
+        );
+    }
+
+    #[test]
+    fn a_monthly_limit_caps_the_day_blocks_when_reached_and_resets_with_the_month() {
+        let rules = Rules {
+            carry_enabled: false,
+            ..Rules::default()
+        };
+        let mut s = Snapshot {
+            members: vec![Member {
+                monthly_limit_s: Some(2500),
+                ..member("2055", 1000, "2026-11-28")
+            }],
+            ..Default::default()
+        };
+        let u = usage(&[
+            ("2026-11-28", "2055", 1000),
+            ("2026-11-29", "2055", 900),
+            ("2026-11-30", "2055", 600),
+            ("2026-12-01", "2055", 100),
+        ]);
+        let plan = run(&rules, &mut s, "2026-11-28", &u);
+        assert_eq!(
+            plan.notices.iter().map(|n| (n.period, n.threshold)).collect::<Vec<_>>(),
+            [(Period::Day, 100)]
+        );
+        run(&rules, &mut s, "2026-11-29", &u);
+        // 1900 of 2500 used: the 30th may have 600, not its 1000; the month's 50 % was mailed on the 29th.
+        let plan = run(&rules, &mut s, "2026-11-30", &u);
+        let l = ledger_of(&s, "2055", "2026-11-30");
+        assert_eq!(
+            (l.allowance_s(), l.month_left_s(), l.month_capped()),
+            (600, Some(600), true)
+        );
+        assert!(l.blocked, "the month is used up mid-day");
+        assert_eq!(l.month_used_s(), 2500);
+        assert_eq!(
+            plan.notices
+                .iter()
+                .map(|n| (n.period, n.threshold, n.used_s, n.allowance_s))
+                .collect::<Vec<_>>(),
+            [(Period::Day, 100, 600, 600), (Period::Month, 100, 2500, 2500)]
+        );
+        assert!(plan.records.iter().any(|r| r.event
+            == Event::MonthLevelCrossed {
+                threshold: 90,
+                used_s: 2500,
+                limit_s: 2500
+            }));
+        assert!(
+            !plan
+                .records
+                .iter()
+                .any(|r| matches!(r.event, Event::MonthLevelCrossed { threshold: 50, .. }))
+        );
+        // The 1st of December starts a new month: the full day again.
+        assert_eq!(
+            plan.tomorrow,
+            vec![(
+                ext("2055"),
+                Access::Allow {
+                    remaining_ms: 1_000_000,
+                    allowance_ms: 1_000_000,
+                    used_ms: 0
+                }
+            )]
+        );
+        run(&rules, &mut s, "2026-12-01", &u);
+        let l = ledger_of(&s, "2055", "2026-12-01");
+        assert_eq!((l.allowance_s(), l.month_before_s, l.blocked), (1000, 0, false));
+    }
+
+    #[test]
+    fn tomorrow_in_the_same_month_gets_no_more_than_the_month_could_leave() {
+        let rules = Rules::default();
+        let members = [Member {
+            monthly_limit_s: Some(3000),
+            ..member("2055", 1000, "2026-11-01")
+        }];
+        let today = Ledger {
+            extension: ext("2055"),
+            day: day("2026-11-26"),
+            base_s: 1000,
+            used_s: 200,
+            monthly_limit_s: Some(3000),
+            month_before_s: 1500,
+            ..no_month()
+        };
+        // The 26th may still use its 1000: the 27th gets at most 3000 - 1500 - 1000.
+        assert_eq!(
+            next_day_access(&rules, day("2026-11-26"), &members, std::slice::from_ref(&today)),
+            vec![(
+                ext("2055"),
+                Access::Allow {
+                    remaining_ms: 500_000,
+                    allowance_ms: 500_000,
+                    used_ms: 0
+                }
+            )]
+        );
+        // Without today's figures nothing is known of the month: deny.
+        assert_eq!(
+            next_day_access(&rules, day("2026-11-26"), &members, &[]),
+            vec![(ext("2055"), Access::Deny)]
         );
     }
 
@@ -727,6 +1037,7 @@ mod tests {
             notified_level: 0,
             blocked: false,
             closed: true,
+            ..no_month()
         };
         assert_eq!(carry_in(&rules, Some(&prev(0))), 750);
         assert_eq!(carry_in(&rules, Some(&prev(700))), 50);
@@ -1041,6 +1352,7 @@ mod tests {
             notified_level: 0,
             blocked: false,
             closed: true,
+            ..no_month()
         };
         let mut b = a.clone();
         b.base_s = 600;
@@ -1183,6 +1495,7 @@ mod tests {
             notified_level: 90,
             blocked: false,
             closed: false,
+            ..no_month()
         };
         assert_eq!(
             access(&l),

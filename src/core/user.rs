@@ -15,6 +15,8 @@ pub struct User {
     /// A supervisor copied on this user's notices ("" = none).
     pub cc: String,
     pub daily_limit_s: u64,
+    /// The most a calendar month may charge (`None`: no monthly cap).
+    pub monthly_limit_s: Option<u64>,
     pub active: bool,
     pub since: NaiveDate,
 }
@@ -24,6 +26,7 @@ impl User {
         Member {
             extension: self.extension.clone(),
             daily_limit_s: self.daily_limit_s,
+            monthly_limit_s: self.monthly_limit_s,
             since: self.since,
         }
     }
@@ -46,6 +49,14 @@ pub fn user_changes(old: &User, new: &User) -> Vec<String> {
             "daily limit {} -> {}",
             human(old.daily_limit_s),
             human(new.daily_limit_s)
+        ));
+    }
+    if old.monthly_limit_s != new.monthly_limit_s {
+        let say = |m: Option<u64>| m.map_or_else(|| "none".to_string(), human);
+        changes.push(format!(
+            "monthly limit {} -> {}",
+            say(old.monthly_limit_s),
+            say(new.monthly_limit_s)
         ));
     }
     if old.active != new.active {

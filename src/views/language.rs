@@ -149,6 +149,88 @@ impl Language {
         }
     }
 
+    /// The built-in texts of a monthly-limit notice, below 100 % or at it:
+    /// (subject, body, subject once the month is over, body once it is over).
+    /// `{month}` is the month (2026-12), `{day}` the day it was reached.
+    pub fn month_notice_texts(self, exhausted: bool) -> [&'static str; 4] {
+        match (self, exhausted) {
+            (Language::En, false) => [
+                "Paid calls: {percent}% of this month's allowance used ({extension})",
+                "Hello {name},\n\n\
+                 By {day} you have used {used} of your {allowance} of paid call time for {month} ({percent}%).\n\
+                 {remaining} remain for the rest of the month.\n\n\
+                 When the monthly allowance is used up, calls to paid destinations from extension {extension}\n\
+                 are blocked until the month ends; all other calls keep working.\n\n-- callquota\n",
+                "Paid calls: {percent}% of the allowance for {month} was used ({extension})",
+                "Hello {name},\n\n\
+                 In {month} you used {used} of your {allowance} of paid call time ({percent}%).\n\
+                 That month is over; this month's allowance applies now.\n\n-- callquota\n",
+            ],
+            (Language::En, true) => [
+                "Paid calls blocked: this month's allowance is used up ({extension})",
+                "Hello {name},\n\n\
+                 By {day} you have used {used} of your {allowance} of paid call time for {month}.\n\
+                 Calls to paid destinations from extension {extension} are blocked until the month ends;\n\
+                 all other calls keep working. Ask your administrator if you need more time.\n\n-- callquota\n",
+                "Paid calls: the allowance for {month} was used up ({extension})",
+                "Hello {name},\n\n\
+                 In {month} you used {used} of your {allowance} of paid call time, and paid calls from\n\
+                 extension {extension} were blocked for the rest of that month.\n\
+                 That month is over; this month's allowance applies now.\n\n-- callquota\n",
+            ],
+            (Language::Ru, false) => [
+                "Платные звонки: израсходовано {percent}\u{a0}% месячного лимита ({extension})",
+                "Здравствуйте, {name}!\n\n\
+                 К {day} вы израсходовали {used} из {allowance} платного времени разговоров за {month} ({percent}\u{a0}%).\n\
+                 До конца месяца осталось: {remaining}.\n\n\
+                 Когда месячный лимит закончится, звонки на платные направления с номера {extension}\n\
+                 будут закрыты до конца месяца; остальные звонки продолжат работать.\n\n-- callquota\n",
+                "Платные звонки: за {month} израсходовано {percent}\u{a0}% лимита ({extension})",
+                "Здравствуйте, {name}!\n\n\
+                 За {month} вы израсходовали {used} из {allowance} платного времени разговоров ({percent}\u{a0}%).\n\
+                 Этот месяц закончился; теперь действует лимит текущего месяца.\n\n-- callquota\n",
+            ],
+            (Language::Ru, true) => [
+                "Платные звонки закрыты: месячный лимит израсходован ({extension})",
+                "Здравствуйте, {name}!\n\n\
+                 К {day} вы израсходовали {used} из {allowance} платного времени разговоров за {month}.\n\
+                 Звонки на платные направления с номера {extension} закрыты до конца месяца;\n\
+                 остальные звонки работают. Если нужно больше времени, обратитесь к администратору.\n\n\
+                 -- callquota\n",
+                "Платные звонки: лимит за {month} был израсходован ({extension})",
+                "Здравствуйте, {name}!\n\n\
+                 За {month} вы израсходовали {used} из {allowance} платного времени разговоров, и звонки\n\
+                 на платные направления с номера {extension} были закрыты до конца того месяца.\n\
+                 Этот месяц закончился; теперь действует лимит текущего месяца.\n\n-- callquota\n",
+            ],
+            (Language::Kk, false) => [
+                "Ақылы қоңыраулар: айлық лимиттің {percent}\u{a0}% жұмсалды ({extension})",
+                "Сәлеметсіз бе, {name}!\n\n\
+                 {day} күнге дейін сіз {month} айындағы ақылы сөйлесу уақытының {allowance} лимитінен {used} жұмсадыңыз ({percent}\u{a0}%).\n\
+                 Ай соңына дейін қалғаны: {remaining}.\n\n\
+                 Айлық лимит біткенде {extension} нөмірінен ақылы бағыттарға қоңырау шалуға\n\
+                 ай соңына дейін тыйым салынады; басқа қоңыраулар жұмыс істей береді.\n\n-- callquota\n",
+                "Ақылы қоңыраулар: {month} айындағы лимиттің {percent}\u{a0}% жұмсалды ({extension})",
+                "Сәлеметсіз бе, {name}!\n\n\
+                 {month} айында сіз ақылы сөйлесу уақытының {allowance} лимитінен {used} жұмсадыңыз ({percent}\u{a0}%).\n\
+                 Бұл ай аяқталды; енді ағымдағы айдың лимиті қолданылады.\n\n-- callquota\n",
+            ],
+            (Language::Kk, true) => [
+                "Ақылы қоңырауларға тыйым салынды: айлық лимит бітті ({extension})",
+                "Сәлеметсіз бе, {name}!\n\n\
+                 {day} күнге дейін сіз {month} айындағы ақылы сөйлесу уақытының {allowance} лимитінен {used} жұмсадыңыз.\n\
+                 {extension} нөмірінен ақылы бағыттарға қоңырау шалуға ай соңына дейін тыйым салынды;\n\
+                 басқа қоңыраулар жұмыс істейді. Қосымша уақыт керек болса, әкімшіге хабарласыңыз.\n\n\
+                 -- callquota\n",
+                "Ақылы қоңыраулар: {month} айындағы лимит біткен ({extension})",
+                "Сәлеметсіз бе, {name}!\n\n\
+                 {month} айында сіз ақылы сөйлесу уақытының {allowance} лимитінен {used} жұмсадыңыз, және\n\
+                 {extension} нөмірінен ақылы бағыттарға қоңырау шалуға сол айдың соңына дейін тыйым салынды.\n\
+                 Бұл ай аяқталды; енді ағымдағы айдың лимиті қолданылады.\n\n-- callquota\n",
+            ],
+        }
+    }
+
     /// The daily digest's words.
     pub fn digest(self) -> DigestWords {
         match self {
@@ -252,6 +334,16 @@ mod tests {
             for exhausted in [false, true] {
                 let english = Language::En.notice_texts(exhausted);
                 for (text, en) in lang.notice_texts(exhausted).iter().zip(english) {
+                    assert!(
+                        crate::views::template::Template::parse(text).is_ok(),
+                        "{lang:?}: {text}"
+                    );
+                    assert_eq!(placeholders(text), placeholders(en), "{lang:?}: {text}");
+                }
+            }
+            for exhausted in [false, true] {
+                let english = Language::En.month_notice_texts(exhausted);
+                for (text, en) in lang.month_notice_texts(exhausted).iter().zip(english) {
                     assert!(
                         crate::views::template::Template::parse(text).is_ok(),
                         "{lang:?}: {text}"

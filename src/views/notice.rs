@@ -30,8 +30,12 @@ pub struct Figures<'a> {
     pub threshold: u8,
     pub used_s: u64,
     pub allowance_s: u64,
-    /// The day is over when the notice goes out: past tense, no "until tomorrow".
+    /// The day (for a monthly notice: the month) is over when the notice
+    /// goes out: past tense, no "until tomorrow".
     pub day_over: bool,
+    /// A notice about the monthly limit: `used_s` is the month's charge,
+    /// `allowance_s` the limit; always the built-in texts of the language.
+    pub month: bool,
     /// How durations and the day are written, and the built-in texts' language.
     pub language: crate::views::language::Language,
 }
@@ -62,10 +66,24 @@ pub fn compose(templates: &BTreeMap<u8, NoticeTemplate>, figures: &Figures<'_>) 
             chrono::NaiveDate::parse_from_str(figures.day, "%Y-%m-%d")
                 .map_or_else(|_| figures.day.to_string(), |d| figures.language.date(d)),
         ),
+        ("month", figures.day.get(..7).unwrap_or(figures.day).to_string()),
     ]
     .into_iter()
     .collect();
     let fill = |t: &Template| t.fill(&values);
+    if figures.month {
+        let [subject, body, subject_past, body_past] = figures.language.month_notice_texts(figures.threshold >= 100);
+        let (subject, body) = if figures.day_over {
+            (subject_past, body_past)
+        } else {
+            (subject, body)
+        };
+        let parse = |s: &str| Template::parse(s).map(|t| fill(&t)).unwrap_or_else(|_| s.to_string());
+        return Text {
+            subject: parse(subject),
+            body: parse(body),
+        };
+    }
     match templates.get(&figures.threshold) {
         Some(t) if figures.day_over => Text {
             subject: fill(&t.subject_past),
@@ -104,6 +122,7 @@ mod tests {
             used_s: 1650,
             allowance_s: 1800,
             day_over: false,
+            month: false,
             language: crate::views::language::Language::En,
         }
     }
@@ -142,6 +161,45 @@ mod tests {
             assert!(t.body.contains("On 2026-11-26 you used 27m 30s"), "{}", t.body);
             assert!(t.body.contains("That day is over"), "{}", t.body);
         }
+    }
+
+    #[test]
+    fn a_monthly_notice_speaks_of_the_month() {
+        let t = compose(
+            &BTreeMap::new(),
+            &Figures {
+                month: true,
+                used_s: 28_800,
+                allowance_s: 28_800,
+                ..figures(100)
+            },
+        );
+        assert_eq!(
+            t.subject,
+            "Paid calls blocked: this month's allowance is used up (2055)"
+        );
+        assert!(
+            t.body
+                .contains("By 2026-11-26 you have used 8h 00m 00s of your 8h 00m 00s of paid call time for 2026-11."),
+            "{}",
+            t.body
+        );
+        assert!(t.body.contains("blocked until the month ends"), "{}", t.body);
+        let t = compose(
+            &BTreeMap::new(),
+            &Figures {
+                month: true,
+                day_over: true,
+                used_s: 14_400,
+                allowance_s: 28_800,
+                ..figures(50)
+            },
+        );
+        assert_eq!(
+            t.subject,
+            "Paid calls: 50% of the allowance for 2026-11 was used (2055)"
+        );
+        assert!(t.body.contains("That month is over"), "{}", t.body);
     }
 
     #[test]

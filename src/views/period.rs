@@ -24,8 +24,14 @@ pub struct UserPeriod {
     /// What the period's last day carries into the next: the next day's
     /// carried-in time once it exists, else the open day's remaining time.
     pub carried_out_s: u64,
-    /// Notices delivered for days of the period.
+    /// Notices delivered for days of the period (daily and monthly).
     pub notices: u64,
+    /// The monthly limit on the user's last day in the period (null: none).
+    pub monthly_limit_s: Option<u64>,
+    /// For a calendar month (`--month`, or the default: this month to date):
+    /// whole percent of the monthly limit the month used; null for other
+    /// periods or without a monthly limit.
+    pub percent_of_monthly_limit: Option<u64>,
     /// Days of the period still open (their figures can still change).
     #[serde(skip)]
     pub open_days: u64,
@@ -52,11 +58,21 @@ pub struct Report {
     pub totals: Totals,
 }
 
+/// Whether `from..=to` is one calendar month, or its start to date.
+pub fn is_calendar_month(from: NaiveDate, to: NaiveDate) -> bool {
+    from == crate::core::month::month_start(from) && from <= to && to <= crate::core::month::month_end(from)
+}
+
 /// Fills in each user's % used and the totals row; users by extension.
 pub fn report(from: NaiveDate, to: NaiveDate, mut users: Vec<UserPeriod>) -> Report {
     let mut t = Totals::default();
+    let month = is_calendar_month(from, to);
     for u in &mut users {
         u.percent_used = percent_used(u.used_s, u.allowance_s);
+        u.percent_of_monthly_limit = u
+            .monthly_limit_s
+            .filter(|_| month)
+            .map(|limit| percent_used(u.used_s, limit));
         t.days += u.days;
         t.allowance_s = t.allowance_s.saturating_add(u.allowance_s);
         t.used_s = t.used_s.saturating_add(u.used_s);
@@ -144,6 +160,17 @@ pub fn render_text(report: &Report, made: &str) -> String {
     if open > 0 {
         out.push_str("* has an open day\n");
     }
+    for u in &report.users {
+        if let (Some(limit), Some(percent)) = (u.monthly_limit_s, u.percent_of_monthly_limit) {
+            out.push_str(&format!(
+                "{:<8} monthly limit {}: used {} ({percent}%), {} left\n",
+                u.extension,
+                human(limit),
+                human(u.used_s),
+                human(limit.saturating_sub(u.used_s))
+            ));
+        }
+    }
     out
 }
 
@@ -168,11 +195,13 @@ pub fn csv_cell(s: &str) -> String {
 pub fn render_csv(report: &Report) -> String {
     let quote = |s: &str| csv_cell(s);
     let mut out = String::from(
-        "extension,name,days,allowance_s,used_s,percent_used,days_blocked,grants,granted_s,carried_out_s,notices\n",
+        "extension,name,days,allowance_s,used_s,percent_used,days_blocked,grants,granted_s,carried_out_s,notices,\
+         monthly_limit_s,percent_of_monthly_limit\n",
     );
+    let optional = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     for u in &report.users {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             quote(&u.extension),
             quote(&u.name),
             u.days,
@@ -183,12 +212,14 @@ pub fn render_csv(report: &Report) -> String {
             u.grants,
             u.granted_s,
             u.carried_out_s,
-            u.notices
+            u.notices,
+            optional(u.monthly_limit_s),
+            optional(u.percent_of_monthly_limit)
         ));
     }
     let t = &report.totals;
     out.push_str(&format!(
-        "TOTAL,,{},{},{},{},{},{},{},{},{}\n",
+        "TOTAL,,{},{},{},{},{},{},{},{},{},,\n",
         t.days,
         t.allowance_s,
         t.used_s,
@@ -256,10 +287,10 @@ mod tests {
         assert_eq!((r.totals.days, r.totals.used_s, r.totals.percent_used), (3, 1000, 50));
         let csv = render_csv(&r);
         assert!(
-            csv.contains("2066,\"Pupkin, \"\"V\"\"\",2,1000,900,90,1,1,100,0,2\n"),
+            csv.contains("2066,\"Pupkin, \"\"V\"\"\",2,1000,900,90,1,1,100,0,2,,\n"),
             "{csv}"
         );
-        assert!(csv.ends_with("TOTAL,,3,2000,1000,50,1,1,100,0,2\n"), "{csv}");
+        assert!(csv.ends_with("TOTAL,,3,2000,1000,50,1,1,100,0,2,,\n"), "{csv}");
         let text = render_text(&r, "now");
         assert!(
             text.starts_with("Report 2026-11-01 to 2026-11-30 (all days closed); made now\n"),

@@ -4,7 +4,16 @@
 
 use std::collections::BTreeMap;
 
-pub const PLACEHOLDERS: [&str; 7] = ["name", "extension", "percent", "used", "allowance", "remaining", "day"];
+pub const PLACEHOLDERS: [&str; 8] = [
+    "name",
+    "extension",
+    "percent",
+    "used",
+    "allowance",
+    "remaining",
+    "day",
+    "month",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {

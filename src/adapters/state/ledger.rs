@@ -9,8 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::audit::append_audit;
-use super::db::{State, day_text, parse_day, parse_extension, seconds, timestamp, to_sql_seconds};
+use super::db::{State, day_text, optional_seconds, parse_day, parse_extension, seconds, timestamp, to_sql_seconds};
 use super::users::users;
+use crate::core::month::{MonthSoFar, month_start};
 use crate::core::policy::{Event, Ledger, Plan, Snapshot};
 use crate::core::user::User;
 use crate::values::duration::format as human;
@@ -150,6 +151,10 @@ pub(super) fn ledger_from_row(r: &Row<'_>) -> rusqlite::Result<Ledger> {
         notified_level: r.get::<_, i64>("notified_level")?.clamp(0, 100) as u8,
         blocked: r.get("blocked")?,
         closed: r.get("closed")?,
+        monthly_limit_s: optional_seconds(r, "monthly_limit_s")?,
+        month_before_s: seconds(r, "month_before_s")?,
+        month_level: r.get::<_, i64>("month_level")?.clamp(0, 100) as u8,
+        month_notified_level: r.get::<_, i64>("month_notified_level")?.clamp(0, 100) as u8,
     })
 }
 
@@ -161,7 +166,7 @@ pub(super) fn snapshot(conn: &Connection) -> Result<Snapshot> {
         .optional()?
         .map(|s| parse_day(&s))
         .transpose()?;
-    let members = users(conn)?.iter().filter(|u| u.active).map(User::member).collect();
+    let members: Vec<_> = users(conn)?.iter().filter(|u| u.active).map(User::member).collect();
     // Every unclosed ledger plus the day before the open day (for carry-over).
     let from = open_day
         .map(|d| day_text(crate::core::calendar::previous_day(d)))
@@ -184,24 +189,58 @@ pub(super) fn snapshot(conn: &Connection) -> Result<Snapshot> {
         let (extension, day, total) = row?;
         grants.insert((extension, day), total.max(0) as u64);
     }
+    let month_before_open = match open_day {
+        Some(open) if members.iter().any(|m| m.monthly_limit_s.is_some()) => month_before(conn, open)?,
+        _ => HashMap::new(),
+    };
     Ok(Snapshot {
         open_day,
         members,
         ledgers,
         grants,
+        month_before_open,
     })
+}
+
+/// Per extension, the days of `day`'s month before `day`: one grouped query,
+/// run only while someone has a monthly limit (the steady state has none to pay).
+fn month_before(conn: &Connection, day: NaiveDate) -> Result<HashMap<Extension, MonthSoFar>> {
+    let mut stmt = conn.prepare(
+        "SELECT extension, SUM(used_s), MAX(month_level), MAX(month_notified_level) FROM ledger
+         WHERE day >= ?1 AND day < ?2 GROUP BY extension",
+    )?;
+    let rows = stmt.query_map([day_text(month_start(day)), day_text(day)], |r| {
+        Ok((
+            parse_extension(&r.get::<_, String>(0)?)?,
+            MonthSoFar {
+                used_s: r.get::<_, i64>(1)?.max(0) as u64,
+                level: r.get::<_, i64>(2)?.clamp(0, 100) as u8,
+                notified_level: r.get::<_, i64>(3)?.clamp(0, 100) as u8,
+                limit_s: None,
+            },
+        ))
+    })?;
+    let mut months = HashMap::new();
+    for row in rows {
+        let (extension, so_far) = row?;
+        months.insert(extension, so_far);
+    }
+    Ok(months)
 }
 
 pub(super) fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
     let at = timestamp(now);
     let mut upsert = conn.prepare_cached(
-        "INSERT INTO ledger (extension, day, base_s, carried_in_s, granted_s, allowance_s, used_s, level, notified_level, blocked, closed, late_in_s, late_out_s)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+        "INSERT INTO ledger (extension, day, base_s, carried_in_s, granted_s, allowance_s, used_s, level, notified_level, blocked, closed, late_in_s, late_out_s,
+           monthly_limit_s, month_before_s, month_level, month_notified_level)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (extension, day) DO UPDATE SET
            base_s = excluded.base_s, carried_in_s = excluded.carried_in_s, granted_s = excluded.granted_s,
            allowance_s = excluded.allowance_s, used_s = excluded.used_s, level = excluded.level,
            notified_level = excluded.notified_level, blocked = excluded.blocked, closed = excluded.closed,
-           late_in_s = excluded.late_in_s, late_out_s = excluded.late_out_s",
+           late_in_s = excluded.late_in_s, late_out_s = excluded.late_out_s,
+           monthly_limit_s = excluded.monthly_limit_s, month_before_s = excluded.month_before_s,
+           month_level = excluded.month_level, month_notified_level = excluded.month_notified_level",
     )?;
     for l in &plan.ledgers {
         upsert.execute(params![
@@ -217,7 +256,11 @@ pub(super) fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Resul
             l.blocked,
             l.closed,
             to_sql_seconds(l.late_in_s),
-            to_sql_seconds(l.late_out_s)
+            to_sql_seconds(l.late_out_s),
+            l.monthly_limit_s.map(to_sql_seconds),
+            to_sql_seconds(l.month_before_s),
+            l.month_level,
+            l.month_notified_level
         ])?;
     }
     for record in &plan.records {
@@ -225,7 +268,8 @@ pub(super) fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Resul
         append_audit(conn, &at, Some(&record.extension), Some(record.day), event, &detail)?;
     }
     let mut queue = conn.prepare_cached(
-        "INSERT INTO outbox (extension, day, threshold, used_s, allowance_s, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO outbox (extension, day, threshold, used_s, allowance_s, created_at, period)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for n in &plan.notices {
         queue.execute(params![
@@ -234,7 +278,8 @@ pub(super) fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Resul
             n.threshold,
             to_sql_seconds(n.used_s),
             to_sql_seconds(n.allowance_s),
-            at
+            at,
+            n.period.as_str()
         ])?;
     }
     conn.execute(
@@ -303,6 +348,14 @@ pub(super) fn describe(event: &Event) -> (&'static str, String) {
                 human(used_s),
                 human(unused_s)
             ),
+        ),
+        Event::MonthLevelCrossed {
+            threshold,
+            used_s,
+            limit_s,
+        } => (
+            "month_threshold_crossed",
+            format!("reached {threshold}% of the monthly limit: {}", of(used_s, limit_s)),
         ),
         Event::LateUsage { from_day, seconds } => (
             "late_usage",

@@ -13,6 +13,8 @@ pub struct OutboxEntry {
     pub id: i64,
     /// `notice` (to a user) or `digest` (a closed day, to `[mail] digest_to`).
     pub kind: String,
+    /// For a notice: `day` (the day's allowance) or `month` (the monthly limit).
+    pub period: String,
     pub extension: String,
     pub day: String,
     pub threshold: u8,
@@ -30,7 +32,7 @@ impl State {
     pub fn outbox(&self, pending_only: bool) -> Result<Vec<OutboxEntry>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, extension, day, threshold, used_s, allowance_s, created_at, status, attempts, last_error,
-             next_attempt_at, sent_at, kind FROM outbox WHERE ?1 = 0 OR status = 'pending' ORDER BY id",
+             next_attempt_at, sent_at, kind, period FROM outbox WHERE ?1 = 0 OR status = 'pending' ORDER BY id",
         )?;
         let rows = stmt.query_map([pending_only], |r| {
             Ok(OutboxEntry {
@@ -47,6 +49,7 @@ impl State {
                 next_attempt_at: r.get(10)?,
                 sent_at: r.get(11)?,
                 kind: r.get(12)?,
+                period: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -71,7 +74,12 @@ impl State {
         let what = if entry.kind == "digest" {
             format!("digest #{}", entry.id)
         } else {
-            format!("{}% notice #{}", entry.threshold, entry.id)
+            format!(
+                "{}% {}notice #{}",
+                entry.threshold,
+                if entry.period == "month" { "monthly " } else { "" },
+                entry.id
+            )
         };
         // (status, attempt counted, last error, sent at, next attempt at, audit entry)
         type Change<'a> = (

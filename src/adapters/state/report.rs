@@ -131,7 +131,7 @@ impl State {
         let mut stmt = self.conn.prepare(
             "WITH last AS (SELECT extension, MAX(day) AS day FROM ledger
                            WHERE day >= ?1 AND day <= ?2 GROUP BY extension)
-             SELECT l.extension, l.allowance_s - l.used_s, l.closed, n.carried_in_s
+             SELECT l.extension, l.allowance_s - l.used_s, l.closed, n.carried_in_s, l.monthly_limit_s
              FROM last JOIN ledger l ON l.extension = last.extension AND l.day = last.day
              LEFT JOIN ledger n ON n.extension = l.extension AND n.day = date(l.day, '+1 day')",
         )?;
@@ -139,7 +139,9 @@ impl State {
         while let Some(r) = rows.next()? {
             let ext: String = r.get(0)?;
             let (left, closed, next): (i64, bool, Option<i64>) = (r.get(1)?, r.get(2)?, r.get(3)?);
+            let monthly: Option<i64> = r.get(4)?;
             if let Some(u) = users.get_mut(&ext) {
+                u.monthly_limit_s = monthly.map(|m| m.max(0) as u64);
                 u.carried_out_s = match next {
                     Some(carried) => carried.max(0) as u64,
                     None if !closed => left.max(0) as u64,

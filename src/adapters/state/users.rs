@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::audit::append_audit;
-use super::db::{State, day_text, parse_day, parse_extension, seconds, timestamp, to_sql_seconds};
+use super::db::{State, day_text, optional_seconds, parse_day, parse_extension, seconds, timestamp, to_sql_seconds};
 use crate::core::user::{User, user_changes};
 use crate::values::extension::Extension;
 
@@ -31,8 +31,9 @@ impl State {
         let at = timestamp(now);
         for user in add {
             tx.execute(
-                "INSERT INTO users (extension, name, email, daily_limit_s, active, since_day, created_at, updated_at, cc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                "INSERT INTO users (extension, name, email, daily_limit_s, active, since_day, created_at, updated_at, cc,
+                   monthly_limit_s)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
                 params![
                     user.extension.as_str(),
                     user.name,
@@ -41,7 +42,8 @@ impl State {
                     user.active,
                     day_text(user.since),
                     at,
-                    user.cc
+                    user.cc,
+                    user.monthly_limit_s.map(to_sql_seconds)
                 ],
             )?;
             append_audit(
@@ -51,11 +53,14 @@ impl State {
                 None,
                 "user_added",
                 &format!(
-                    "name {:?}, email {:?}, cc {:?}, daily limit {}s, {}",
+                    "name {:?}, email {:?}, cc {:?}, daily limit {}s{}, {}",
                     user.name,
                     user.email,
                     user.cc,
                     user.daily_limit_s,
+                    user.monthly_limit_s
+                        .map(|m| format!(", monthly limit {m}s"))
+                        .unwrap_or_default(),
                     if user.active { "active" } else { "disabled" }
                 ),
             )?;
@@ -102,7 +107,7 @@ pub(super) fn users(conn: &Connection) -> Result<Vec<User>> {
 /// All users, or the one with `extension`.
 pub(super) fn users_where(conn: &Connection, extension: Option<&Extension>) -> Result<Vec<User>> {
     let mut stmt = conn.prepare(
-        "SELECT extension, name, email, daily_limit_s, active, since_day, cc FROM users
+        "SELECT extension, name, email, daily_limit_s, active, since_day, cc, monthly_limit_s FROM users
              WHERE ?1 IS NULL OR extension = ?1 ORDER BY extension",
     )?;
     let rows = stmt.query_map([extension.map(Extension::as_str)], |r| {
@@ -114,6 +119,7 @@ pub(super) fn users_where(conn: &Connection, extension: Option<&Extension>) -> R
             active: r.get(4)?,
             since: parse_day(&r.get::<_, String>(5)?)?,
             cc: r.get(6)?,
+            monthly_limit_s: optional_seconds(r, "monthly_limit_s")?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -129,7 +135,7 @@ pub(super) fn store_changes(conn: &Connection, changes: &[(User, User)], at: &st
         }
         conn.execute(
             "UPDATE users SET name = ?2, email = ?3, daily_limit_s = ?4, active = ?5, since_day = ?6, updated_at = ?7,
-             cc = ?8 WHERE extension = ?1",
+             cc = ?8, monthly_limit_s = ?9 WHERE extension = ?1",
             params![
                 new.extension.as_str(),
                 new.name,
@@ -138,7 +144,8 @@ pub(super) fn store_changes(conn: &Connection, changes: &[(User, User)], at: &st
                 new.active,
                 day_text(new.since),
                 at,
-                new.cc
+                new.cc,
+                new.monthly_limit_s.map(to_sql_seconds)
             ],
         )?;
         append_audit(conn, at, Some(&new.extension), None, "user_changed", &what.join(", "))?;
