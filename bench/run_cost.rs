@@ -218,6 +218,7 @@ asterisk_cli = []
                 cc: String::new(),
                 daily_limit_s: 600 + 60 * (i % 10),
                 monthly_limit_s: None,
+                direction_limits: Default::default(),
                 active: true,
                 since,
             };
@@ -381,6 +382,7 @@ fn include_cost(reps: usize) -> (Duration, Duration) {
                 let started = Instant::now();
                 let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
                 let days = Days {
+                    directions: &[],
                     day,
                     today: &access,
                     tomorrow: &access,

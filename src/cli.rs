@@ -26,6 +26,29 @@ fn duration(text: &str) -> Result<u64, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MonthlyLimit(pub Option<u64>);
 
+/// `--limit international=10m`: a direction's own daily limit, or `none`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectionLimit {
+    pub direction: String,
+    pub limit_s: Option<u64>,
+}
+
+fn direction_limit(text: &str) -> Result<DirectionLimit, String> {
+    let (direction, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: write DIRECTION=DURATION, e.g. international=10m"))?;
+    if !crate::core::paid::valid_direction_name(direction) {
+        return Err(format!(
+            "{direction:?} is not a direction name (1-40 letters, digits, _ or -)"
+        ));
+    }
+    let limit_s = if value == "none" { None } else { Some(duration(value)?) };
+    Ok(DirectionLimit {
+        direction: direction.to_string(),
+        limit_s,
+    })
+}
+
 fn monthly_limit(text: &str) -> Result<MonthlyLimit, String> {
     if text == "none" {
         return Ok(MonthlyLimit(None));
@@ -177,6 +200,10 @@ pub enum UserCommand {
         /// never exceeds what the month has left).
         #[arg(long, value_parser = monthly_limit, value_name = "DURATION", allow_negative_numbers = true)]
         monthly_limit: Option<MonthlyLimit>,
+        /// A separate daily limit for one direction, alongside the shared one:
+        /// international=10m (repeat for more directions).
+        #[arg(long = "limit", value_parser = direction_limit, value_name = "DIRECTION=DURATION")]
+        limits: Vec<DirectionLimit>,
     },
     /// Change a user's name, email, daily limit, or enable/disable them; with
     /// --all or --only PATTERN, the limit, cc or state of many users at once.
@@ -201,6 +228,10 @@ pub enum UserCommand {
         /// The most a calendar month may charge, e.g. 8h; `none` removes the monthly cap.
         #[arg(long, value_parser = monthly_limit, value_name = "DURATION|none", allow_negative_numbers = true)]
         monthly_limit: Option<MonthlyLimit>,
+        /// A separate daily limit for one direction: international=10m;
+        /// international=none removes it (repeat for more directions).
+        #[arg(long = "limit", value_parser = direction_limit, value_name = "DIRECTION=DURATION|none")]
+        limits: Vec<DirectionLimit>,
         /// Stop limiting this user (their paid calls then follow dialplan.untracked).
         #[arg(long, conflicts_with = "enable")]
         disable: bool,
@@ -247,6 +278,10 @@ pub struct GrantArgs {
     /// behalf); the audit log names them, and who entered it.
     #[arg(long, value_name = "NAME")]
     pub by: Option<String>,
+    /// Grant to the user's allowance of this direction (see `user set --limit`),
+    /// not the shared one.
+    #[arg(long, value_name = "DIRECTION")]
+    pub direction: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1621,3 +1621,79 @@ fn a_monthly_cap_reached_mid_day_blocks_freepbx17() {
 fn a_monthly_cap_reached_mid_day_blocks_freepbx16() {
     a_monthly_cap_reached_mid_day_blocks(Flavor::FreePbx16);
 }
+
+/// A direction allowance on real calls (#24 item 2): a user with 10 minutes
+/// a day and 20 s of international talks 20 s abroad, is then refused
+/// international calls while mobile calls still connect; `run` and `status`
+/// charge both allowances.
+fn an_international_limited_user_is_refused_abroad_while_mobiles_connect(flavor: Flavor) {
+    const INTL: &str = "81049301234567";
+    let site = Site::without_pbx();
+    let Some(pbx) = Pbx::start_for_calls(&site, flavor) else {
+        return;
+    };
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    let with_intl = config.replace(
+        "[limits]",
+        "[[direction]]\nname = \"international\"\npatterns = [\"_810X.\"]\n\n[limits]",
+    );
+    assert_ne!(with_intl, config);
+    site.write_config(&with_intl);
+    site.ok_now(&[
+        "user",
+        "add",
+        "2055",
+        "--name",
+        "Vasya",
+        "--daily-limit",
+        "10m",
+        "--limit",
+        "international=20",
+    ]);
+    site.ok_now(&["run"]);
+
+    let abroad = pbx.call("2055", INTL, 60);
+    assert_eq!(abroad.disposition, "ANSWERED", "{abroad:?}");
+    assert!(
+        (19..=21).contains(&abroad.billsec),
+        "cut at the international 20 s, not the shared 10 minutes: {abroad:?}"
+    );
+    let mobile = pbx.call("2055", MOBILE, 5);
+    assert_eq!(
+        (mobile.disposition.as_str(), mobile.billsec.abs_diff(5) <= 1),
+        ("ANSWERED", true),
+        "{mobile:?}"
+    );
+    let refused = pbx.call("2055", INTL, 10);
+    assert_eq!(
+        (refused.billsec, refused.cause.as_str()),
+        (0, "21/SUCCESS"),
+        "no international time left: {refused:?}"
+    );
+
+    site.ok_now(&["run"]);
+    let row = status_of(&site, "2055");
+    let intl = &row["directions"][0];
+    assert_eq!(intl["direction"], "international", "{row}");
+    assert_eq!(intl["used_s"].as_u64(), Some(abroad.billsec as u64), "{row}");
+    assert_eq!(
+        row["used_s"].as_u64(),
+        Some((abroad.billsec + mobile.billsec) as u64),
+        "the shared allowance counts both: {row}"
+    );
+    assert_eq!(intl["live_remaining_s"].as_u64(), Some(0), "{row}");
+    let again = pbx.call("2055", MOBILE2, 3);
+    assert_eq!(again.disposition, "ANSWERED", "mobiles still connect: {again:?}");
+    let refused = pbx.call("2055", INTL, 10);
+    assert_eq!(refused.billsec, 0, "still refused after the run: {refused:?}");
+}
+
+#[test]
+fn an_international_limited_user_is_refused_abroad_while_mobiles_connect_freepbx17() {
+    an_international_limited_user_is_refused_abroad_while_mobiles_connect(Flavor::FreePbx17);
+}
+
+#[test]
+fn an_international_limited_user_is_refused_abroad_while_mobiles_connect_freepbx16() {
+    an_international_limited_user_is_refused_abroad_while_mobiles_connect(Flavor::FreePbx16);
+}

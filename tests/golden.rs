@@ -76,6 +76,7 @@ fn tomorrow() -> Vec<(Extension, Access)> {
 fn rendered(config: &Config, generation: u64) -> String {
     let (today, tomorrow) = (access(), tomorrow());
     let days = Days {
+        directions: &[],
         day: day(),
         today: &today,
         tomorrow: &tomorrow,

@@ -107,7 +107,7 @@ proptest! {
         let members: Vec<Member> = limits
             .iter()
             .enumerate()
-            .map(|(i, &l)| Member { extension: Extension::parse(&format!("20{i}")).unwrap(), daily_limit_s: l, monthly_limit_s: None, since: day(0) })
+            .map(|(i, &l)| Member { extension: Extension::parse(&format!("20{i}")).unwrap(), daily_limit_s: l, monthly_limit_s: None, direction_limits: Default::default(), since: day(0) })
             .collect();
         let mut usage = Usage::new();
         let mut grants = HashMap::new();
@@ -202,6 +202,7 @@ proptest! {
                 extension: Extension::parse(&format!("20{i}")).unwrap(),
                 daily_limit_s: daily,
                 monthly_limit_s: monthly,
+                direction_limits: Default::default(),
                 since: first,
             })
             .collect();
@@ -260,5 +261,70 @@ proptest! {
         for n in &month_notices {
             prop_assert!(seen.insert((n.extension.clone(), month_start(n.day), n.threshold)), "twice: {:?}", n);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Every charged leg counts once in the shared figure and once in its
+    /// direction's: per day and extension, the directions' figures sum to
+    /// the shared one (a user's direction allowances are parts of it), and
+    /// a per-minute direction charges at least what was talked.
+    #[test]
+    fn direction_figures_sum_to_the_shared_one(
+        rows in prop::collection::vec((0usize..3, 0usize..3, 0i64..400, 0usize..6, any::<bool>()), 0..40),
+    ) {
+        use callquota::core::billing::Billing;
+        use callquota::core::paid::{Direction, PaidDestinations};
+        use callquota::core::usage::{CallerColumn, CdrRow, Tally, UsageRule};
+        let paid = PaidDestinations::new(vec![
+            Direction {
+                name: "mobile".into(),
+                patterns: vec![Pattern::parse("_870XXXXXXXX").unwrap()],
+                billing: Billing::PER_SECOND,
+            },
+            Direction {
+                name: "international".into(),
+                patterns: vec![Pattern::parse("_810X.").unwrap()],
+                billing: Billing::parse("60/60").unwrap(),
+            },
+        ]);
+        let rule = UsageRule { caller_column: CallerColumn::Cnum, paid: &paid, trunk_channels: &[], route_prefixes: &[] };
+        let numbers = ["87011234567", "81049301234567", "87172123456"];
+        let callers = ["2055", "2066", "2077"];
+        let mut tally = Tally::default();
+        let mut talked: HashMap<String, u64> = HashMap::new();
+        for (i, &(caller, number, billsec, leg, answered)) in rows.iter().enumerate() {
+            let row = CdrRow {
+                calldate: day(0).and_hms_opt(9, 0, 0).unwrap() + chrono::Duration::seconds(i as i64 * 600),
+                caller: callers[caller].into(),
+                dst: numbers[number].into(),
+                dstchannel: format!("PJSIP/trunk-{leg:08}"),
+                disposition: if answered { "ANSWERED" } else { "NO ANSWER" }.into(),
+                billsec,
+                uniqueid: format!("1764140000.{leg}"),
+                duration: billsec + 5,
+                channel: format!("PJSIP/{}-0000001a", callers[caller]),
+                linkedid: String::new(),
+                sequence: i as i64,
+            };
+            if answered && billsec > 0 && number < 2 {
+                *talked.entry(callers[caller].to_string()).or_default() += billsec as u64;
+            }
+            tally.add(&rule, &row, day(0));
+        }
+        let (usage, by_direction) = tally.finish_by_direction();
+        let shared = usage.get(&day(0)).cloned().unwrap_or_default();
+        for caller in callers {
+            let ext = Extension::parse(caller).unwrap();
+            let parts: u64 = by_direction
+                .values()
+                .filter_map(|u| u.get(&day(0))?.get(&ext).copied())
+                .sum();
+            prop_assert_eq!(parts, shared.get(&ext).copied().unwrap_or(0), "{}", caller);
+            prop_assert!(parts >= talked.get(caller).copied().unwrap_or(0), "charged ≥ talked for {}", caller);
+        }
+        prop_assert!(!by_direction.contains_key(""), "every charged leg has its direction: {:?}", by_direction.keys());
     }
 }

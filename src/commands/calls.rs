@@ -56,6 +56,7 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
     let ext = &args.extension;
     let state = State::open(&ctx.config.state_db)?;
     let ledgers = state.ledgers_of(ext, from, to)?;
+    let direction_ledgers = state.direction_ledgers_of(ext, from, to)?;
     let closed = state.closed_at(ext, from, to)?;
     let last_run_at = state.last_run_at()?;
     drop(state);
@@ -181,8 +182,26 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
         }
         None => Some(to),
     };
+    let rule = ctx.config.usage_rule();
     let summed = summed_to.map_or_else(Vec::new, |end| {
-        day_summaries(&judged, &ledgers, last_run_at, from, end, zone)
+        let mut lines = day_summaries(&judged, &ledgers, last_run_at, from, end, zone);
+        // Each direction allowance's day: its calls' charges beside its ledger.
+        for (direction, l) in direction_ledgers.iter().filter(|(_, l)| l.day <= end) {
+            let counted: u64 = judged
+                .iter()
+                .filter(|j| j.day == l.day && rule.direction_of(&j.row.dst).is_some_and(|d| &d.name == direction))
+                .map(|j| j.charged_s)
+                .sum();
+            lines.push(format!(
+                "{} {direction}: counted {}; its ledger has {} used of {}{}",
+                l.day,
+                human(counted),
+                human(l.used_s),
+                human(l.allowance_s()),
+                if l.closed { ", closed" } else { ", open" }
+            ));
+        }
+        lines
     });
     for line in summed {
         println!("{line}");

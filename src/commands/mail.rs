@@ -158,13 +158,21 @@ fn prepare_notice(
             language: settings.language,
         },
     );
+    // A direction allowance's notice says which allowance it is about.
+    let (subject, body) = match &entry.direction {
+        Some(direction) => {
+            let (tag, line) = settings.language.direction_words(direction);
+            (format!("{} {tag}", text.subject), format!("{line}\n\n{}", text.body))
+        }
+        None => (text.subject, text.body),
+    };
     Ok(Prepared {
         to_name: Some(user.name.clone()),
         to: user.email.clone(),
         also_to: Vec::new(),
         extra_cc: [user.cc.clone()].into_iter().filter(|c| !c.is_empty()).collect(),
-        subject: text.subject,
-        body: text.body,
+        subject,
+        body,
         html: None,
     })
 }

@@ -30,13 +30,27 @@ pub fn projected(ctx: &Context, state: &State) -> Result<Plan> {
             ..Plan::default()
         });
     }
-    let mut usage = Usage::new();
-    for l in &snapshot.ledgers {
-        // `used_s` includes late rows charged to the day, which plan_run adds itself.
-        let own = l.used_s.saturating_sub(l.late_in_s);
-        usage.entry(l.day).or_default().insert(l.extension.clone(), own);
-    }
-    Ok(policy::plan_run(&ctx.config.rules, ctx.today(), &snapshot, &usage)?)
+    // `used_s` includes late rows charged to the day, which plan_run adds itself.
+    let usage_of = |ledgers: &[Ledger]| {
+        let mut usage = Usage::new();
+        for l in ledgers {
+            let own = l.used_s.saturating_sub(l.late_in_s);
+            usage.entry(l.day).or_default().insert(l.extension.clone(), own);
+        }
+        usage
+    };
+    let by_direction = snapshot
+        .directions
+        .iter()
+        .map(|(name, d)| (name.clone(), usage_of(&d.ledgers)))
+        .collect();
+    Ok(policy::plan_run_all(
+        &ctx.config.rules,
+        ctx.today(),
+        &snapshot,
+        &usage_of(&snapshot.ledgers),
+        &by_direction,
+    )?)
 }
 
 #[derive(Serialize)]
@@ -74,15 +88,41 @@ struct StatusRow {
     month_left_s: Option<u64>,
     /// The month's limit, not the day's figures, set this day's allowance.
     month_capped: bool,
+    /// The user's direction allowances that day (`user set --limit`), one
+    /// object each; empty for a user with only the shared allowance.
+    directions: Vec<DirectionRow>,
+}
+
+/// One direction allowance's figures in `status --json`.
+#[derive(Serialize)]
+struct DirectionRow {
+    direction: String,
+    allowance_s: u64,
+    used_s: u64,
+    remaining_s: u64,
+    level: u8,
+    blocked: bool,
+    base_s: u64,
+    carried_in_s: u64,
+    granted_s: u64,
+    percent_used: u64,
+    live_used_s: Option<u64>,
+    live_remaining_s: Option<u64>,
 }
 
 pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
     let state = State::open(&ctx.config.state_db)?;
     let day = args.day.unwrap_or_else(|| ctx.today());
-    let ledgers = if day == ctx.today() {
-        projected(ctx, &state)?.today
+    let (ledgers, direction_ledgers) = if day == ctx.today() {
+        let plan = projected(ctx, &state)?;
+        let directions: Vec<(String, Ledger)> = plan
+            .directions
+            .iter()
+            .flat_map(|(name, d)| d.today.iter().map(move |l| (name.clone(), l.clone())))
+            .collect();
+        (plan.today, directions)
     } else {
-        state.ledgers_on(day)?
+        (state.ledgers_on(day)?, state.direction_ledgers_on(day)?)
     };
     let users = state.users()?;
     let last_run_at = state.last_run_at()?;
@@ -124,6 +164,29 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
             month_used_s: l.monthly_limit_s.map(|_| l.month_used_s()),
             month_left_s: l.monthly_limit_s.map(|limit| limit.saturating_sub(l.month_used_s())),
             month_capped: l.month_capped(),
+            directions: direction_ledgers
+                .iter()
+                .filter(|(_, d)| d.extension == l.extension)
+                .map(|(name, d)| {
+                    let counters = live
+                        .as_ref()
+                        .map(|(c, t)| crate::core::live::figures(c, t, day, &format!("{}-{name}", d.extension)));
+                    DirectionRow {
+                        direction: name.clone(),
+                        allowance_s: d.allowance_s(),
+                        used_s: d.used_s,
+                        remaining_s: d.remaining_s(),
+                        level: d.level,
+                        blocked: d.blocked,
+                        base_s: d.base_s,
+                        carried_in_s: d.carried_in_s,
+                        granted_s: d.granted_s,
+                        percent_used: crate::views::status::percent_used(d.used_s, d.allowance_s()),
+                        live_used_s: counters.map(|c| crate::core::live::seconds(c.used_ms)),
+                        live_remaining_s: counters.map(|c| crate::core::live::left_ms(&policy::access(d), c) / 1000),
+                    }
+                })
+                .collect(),
         })
         .collect();
     if args.json {
@@ -177,7 +240,21 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
     if rows.is_empty() {
         println!("(no tracked users on {day})");
     }
-    // One more line per monthly allowance, below the day's table.
+    // One more line per direction allowance and per monthly allowance, below the day's table.
+    for r in &rows {
+        for d in &r.directions {
+            println!(
+                "{} {}: used {} of {} ({}%), {} left{}",
+                r.extension,
+                d.direction,
+                human(d.used_s),
+                human(d.allowance_s),
+                d.percent_used,
+                human(d.remaining_s),
+                if d.blocked { "; blocked" } else { "" }
+            );
+        }
+    }
     for r in &rows {
         if let (Some(limit), Some(used)) = (r.monthly_limit_s, r.month_used_s) {
             println!(

@@ -12,7 +12,7 @@ use crate::adapters::lock;
 use crate::adapters::state::{EarlySnapshot, State};
 use crate::cli::{GrantArgs, RunArgs};
 use crate::config::Flavor;
-use crate::core::dialplan::{Days, generation_in, render};
+use crate::core::dialplan::{Days, DirectionDays, generation_in, render};
 use crate::core::policy::{self, Access, Ledger, Plan, Usage};
 use crate::core::usage::Tally;
 use crate::exit::UsageError;
@@ -63,10 +63,21 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
     if let Some(by) = &args.by {
         crate::values::contact::validate_name(by).map_err(|e| UsageError(format!("--by: {e}")))?;
     }
+    if let Some(direction) = &args.direction
+        && !user.direction_limits.contains_key(direction)
+    {
+        return Err(UsageError(format!(
+            "{} has no {direction} allowance; give one with `callquota user set {} --limit {direction}=DURATION`, \
+             or grant to the shared allowance without --direction",
+            user.extension, user.extension
+        ))
+        .into());
+    }
     let today = ctx.today();
     let stored = state.add_grant(
         &user.extension,
         today,
+        args.direction.as_deref(),
         args.seconds,
         &args.reason,
         args.by.as_deref(),
@@ -85,8 +96,12 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
     match applied {
         Ok(ran) => {
             println!(
-                "granted {} to {} for {today}; applied",
+                "granted {}{} to {} for {today}; applied",
                 human(args.seconds),
+                args.direction
+                    .as_deref()
+                    .map(|d| format!(" of {d}"))
+                    .unwrap_or_default(),
                 user.extension
             );
             // The grant is in the ledger and the dialplan: a mail problem does not undo it.
@@ -156,14 +171,24 @@ fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Read)> {
         if from < today_start {
             cdr.tally(&clock, &rule, from, today_start, &mut tally)?;
         }
-        let usage = tally.finish();
-        Ok((state, Read { usage, early, settled }))
+        let (usage, by_direction) = tally.finish_by_direction();
+        Ok((
+            state,
+            Read {
+                usage,
+                by_direction,
+                early,
+                settled,
+            },
+        ))
     })
 }
 
 /// What a run read before it decides.
 struct Read {
     usage: Usage,
+    /// The same per direction (for the users with direction allowances).
+    by_direction: policy::DirectionUsage,
     early: EarlySnapshot,
     /// A closed day read after its settle deadline: once the plan is stored,
     /// it is settled for good.
@@ -179,12 +204,26 @@ struct Ran {
 
 fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
     // A failed CDR read returns here: no state change, include file untouched.
-    let (mut state, Read { usage, early, settled }) = open_and_read(ctx, force)?;
+    let (
+        mut state,
+        Read {
+            usage,
+            by_direction,
+            early,
+            settled,
+        },
+    ) = open_and_read(ctx, force)?;
     state.queue_digests(ctx.config.mail.as_ref().is_some_and(|m| !m.digest_to.is_empty()));
     crate::adapters::crashpoint::reached("after-cdr-read");
     let today = ctx.today();
     let plan = state.plan_and_apply(ctx.now, Some(early), |snapshot| {
-        Ok(policy::plan_run(&ctx.config.rules, today, snapshot, &usage)?)
+        Ok(policy::plan_run_all(
+            &ctx.config.rules,
+            today,
+            snapshot,
+            &usage,
+            &by_direction,
+        )?)
     })?;
     crate::adapters::crashpoint::reached("after-state-commit");
     // Mail comes last and never holds up a block; a dialplan failure does not hold up mail.
@@ -221,16 +260,27 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
         "{today}: {} users, {} blocked, {} ledger changes, {} notices queued; {dialplan}; {}",
         plan.today.len(),
         plan.today.iter().filter(|l| l.blocked).count(),
-        plan.ledgers.len(),
-        plan.notices.len(),
+        plan.ledgers.len() + plan.directions.values().map(|d| d.ledgers.len()).sum::<usize>(),
+        plan.notices.len() + plan.directions.values().map(|d| d.notices.len()).sum::<usize>(),
         mail.as_deref().unwrap_or("mail failed")
     );
     Ok(Ran { summary, mail })
 }
 
 fn dry_run(ctx: &Context) -> Result<()> {
-    let (state, Read { usage, .. }) = open_and_read(ctx, true)?;
-    let plan = policy::plan_run(&ctx.config.rules, ctx.today(), &state.snapshot()?, &usage)?;
+    let (
+        state,
+        Read {
+            usage, by_direction, ..
+        },
+    ) = open_and_read(ctx, true)?;
+    let plan = policy::plan_run_all(
+        &ctx.config.rules,
+        ctx.today(),
+        &state.snapshot()?,
+        &usage,
+        &by_direction,
+    )?;
     print_plan(&plan);
     let (_, generation, changed) = desired_include(ctx, &state, &plan)?;
     println!(
@@ -304,9 +354,20 @@ pub fn rewind(ctx: &Context) -> Result<()> {
 }
 
 fn print_plan(plan: &Plan) {
+    print_allowance_plan(plan, "");
+    for (direction, sub) in &plan.directions {
+        print_allowance_plan(sub, &format!(" {direction}"));
+    }
+    let quiet = |p: &Plan| p.ledgers.is_empty() && p.notices.is_empty();
+    if quiet(plan) && plan.directions.values().all(quiet) {
+        println!("no state changes");
+    }
+}
+
+fn print_allowance_plan(plan: &Plan, direction: &str) {
     for l in &plan.ledgers {
         println!(
-            "ledger {} {}: allowance {}, used {}, level {}%, {}{}",
+            "ledger {} {}{direction}: allowance {}, used {}, level {}%, {}{}",
             l.extension,
             l.day,
             human(l.allowance_s()),
@@ -317,10 +378,7 @@ fn print_plan(plan: &Plan) {
         );
     }
     for n in &plan.notices {
-        println!("notice {} {}: reached {}%", n.extension, n.day, n.threshold);
-    }
-    if plan.ledgers.is_empty() && plan.notices.is_empty() {
-        println!("no state changes");
+        println!("notice {} {}{direction}: reached {}%", n.extension, n.day, n.threshold);
     }
 }
 
@@ -334,10 +392,21 @@ pub fn desired_include(ctx: &Context, state: &State, plan: &Plan) -> Result<(Str
     let settings = &ctx.config.dialplan;
     let options = settings.options(ctx.config.timezone.name());
     let access = access_list(&plan.today);
+    let direction_access: Vec<(&str, Vec<_>, &[_])> = plan
+        .directions
+        .iter()
+        .filter(|(_, d)| !d.today.is_empty() || !d.tomorrow.is_empty())
+        .map(|(name, d)| (name.as_str(), access_list(&d.today), d.tomorrow.as_slice()))
+        .collect();
+    let directions: Vec<DirectionDays<'_>> = direction_access
+        .iter()
+        .map(|(name, today, tomorrow)| DirectionDays { name, today, tomorrow })
+        .collect();
     let days = Days {
         day: ctx.today(),
         today: &access,
         tomorrow: &plan.tomorrow,
+        directions: &directions,
     };
     let existing = include_file::read(&settings.include_file)?;
     let on_disk = existing.as_deref().and_then(generation_in);

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::context::Context;
 use crate::adapters::state::State;
-use crate::cli::{MonthlyLimit, UserCommand};
+use crate::cli::{DirectionLimit, MonthlyLimit, UserCommand};
 use crate::core::user::User;
 use crate::exit::UsageError;
 use crate::values::contact::{normalize_email, validate_name};
@@ -121,6 +121,32 @@ fn import(
     Ok(())
 }
 
+/// Applies `--limit DIRECTION=DURATION|none`: each direction must be a
+/// configured `[[direction]]`, so the dialplan and `run` can tell it.
+fn apply_direction_limits(ctx: &Context, user: &mut User, limits: &[DirectionLimit]) -> Result<()> {
+    for l in limits {
+        if !ctx.config.paid.directions().iter().any(|d| d.name == l.direction) {
+            let names: Vec<&str> = ctx.config.paid.directions().iter().map(|d| d.name.as_str()).collect();
+            return Err(UsageError(format!(
+                "--limit {}: no [[direction]] named {:?} in the config (there are: {})",
+                l.direction,
+                l.direction,
+                names.join(", ")
+            ))
+            .into());
+        }
+        match l.limit_s {
+            Some(seconds) => {
+                user.direction_limits.insert(l.direction.clone(), check_limit(seconds)?);
+            }
+            None => {
+                user.direction_limits.remove(&l.direction);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The changes `user set` may make to one user or to many at once.
 fn apply_shared(
     user: &mut User,
@@ -166,6 +192,8 @@ struct UserRow<'a> {
     daily_limit_s: u64,
     /// `null`: no monthly cap.
     monthly_limit_s: Option<u64>,
+    /// Each direction's own daily limit (seconds), alongside the shared one.
+    direction_limits_s: &'a std::collections::BTreeMap<String, u64>,
     active: bool,
     since: String,
 }
@@ -184,6 +212,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             cc,
             daily_limit,
             monthly_limit,
+            limits,
         } => {
             let daily_limit_s = check_limit(daily_limit)?;
             let monthly_limit_s = check_monthly(monthly_limit)?.flatten();
@@ -200,10 +229,12 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                 cc,
                 daily_limit_s,
                 monthly_limit_s,
+                direction_limits: Default::default(),
                 active: true,
                 since: ctx.today(),
             };
             check_contact(&mut user)?;
+            apply_direction_limits(ctx, &mut user, &limits)?;
             state.insert_user(&user, ctx.now)?;
             if user.email != email {
                 println!("email stored as {} (the form mail servers accept)", user.email);
@@ -225,6 +256,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             cc,
             daily_limit,
             monthly_limit,
+            limits,
             disable,
             enable,
             ..
@@ -238,6 +270,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                 new.email = email;
             }
             apply_shared(&mut new, cc.as_deref(), daily_limit, monthly_limit, disable, enable)?;
+            apply_direction_limits(ctx, &mut new, &limits)?;
             check_contact(&mut new)?;
             if state.update_user(&old, &new, ctx.now)? {
                 println!("updated {extension}");
@@ -252,14 +285,21 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             cc,
             daily_limit,
             monthly_limit,
+            limits,
             disable,
             enable,
             ..
         } => {
-            if cc.is_none() && daily_limit.is_none() && monthly_limit.is_none() && !disable && !enable {
+            if cc.is_none()
+                && daily_limit.is_none()
+                && monthly_limit.is_none()
+                && limits.is_empty()
+                && !disable
+                && !enable
+            {
                 return Err(UsageError(
-                    "nothing to change: give --daily-limit, --monthly-limit, --cc, --disable or --enable with --all \
-                     or --only"
+                    "nothing to change: give --daily-limit, --monthly-limit, --limit, --cc, --disable or --enable \
+                     with --all or --only"
                         .into(),
                 )
                 .into());
@@ -273,6 +313,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
             for old in &chosen {
                 let mut new = old.clone();
                 apply_shared(&mut new, cc.as_deref(), daily_limit, monthly_limit, disable, enable)?;
+                apply_direction_limits(ctx, &mut new, &limits)?;
                 check_contact(&mut new)?;
                 changes.push((old.clone(), new));
             }
@@ -314,6 +355,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                     cc: &u.cc,
                     daily_limit_s: u.daily_limit_s,
                     monthly_limit_s: u.monthly_limit_s,
+                    direction_limits_s: &u.direction_limits,
                     active: u.active,
                     since: u.since.to_string(),
                 })

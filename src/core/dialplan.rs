@@ -65,6 +65,18 @@ pub struct Days<'a> {
     pub day: NaiveDate,
     pub today: &'a [(Extension, Access)],
     pub tomorrow: &'a [(Extension, Access)],
+    /// The direction allowances (`user set --limit DIRECTION=…`), each like
+    /// the shared one; empty when nobody has one (the file is then as before).
+    pub directions: &'a [DirectionDays<'a>],
+}
+
+/// One direction's allowances: the users who have one, today and tomorrow.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectionDays<'a> {
+    /// A `[[direction]]` name (validated: letters, digits, `_`, `-`).
+    pub name: &'a str,
+    pub today: &'a [(Extension, Access)],
+    pub tomorrow: &'a [(Extension, Access)],
 }
 
 pub const STAMP_CONTEXT: &str = "callquota-stamp";
@@ -174,6 +186,9 @@ pub fn render(settings: &Options<'_>, paid: &PaidDestinations, days: &Days<'_>, 
     let _ = writeln!(w, "[callquota-users-next]");
     render_users(w, settings, days.tomorrow);
     let _ = writeln!(w);
+    if !days.directions.is_empty() {
+        render_direction_contexts(w, settings, paid, days.directions);
+    }
 
     let untracked = match settings.untracked {
         Untracked::Allow => "ALLOW",
@@ -243,15 +258,21 @@ pub fn render(settings: &Options<'_>, paid: &PaidDestinations, days: &Days<'_>, 
     ] {
         let _ = writeln!(w, "{line}");
     }
+    let directions = !days.directions.is_empty();
     if settings.live {
-        render_live_check(w, settings, rounds);
+        render_live_check(w, settings, rounds, directions);
     } else {
         // No warning without the live guard: with one, L() is a feature of
         // the bridge, and only the carrier leg's TIMEOUT (set by the live
         // guard's U()) would still cut a transferred call.
-        if rounds {
+        if rounds || directions {
             let _ = writeln!(w, " same => n,Set(LOCAL(avail)=${{GOSUB_RETVAL}})");
-            render_rounded_cap(w, "deny");
+            if directions {
+                render_direction_limit(w, false, "deny");
+            }
+            if rounds {
+                render_rounded_cap(w, "deny");
+            }
             let _ = writeln!(w, " same => n,Set(CALLQUOTA_LIMIT_MS=${{avail}})");
         } else {
             let _ = writeln!(w, " same => n,Set(CALLQUOTA_LIMIT_MS=${{GOSUB_RETVAL}})");
@@ -272,7 +293,7 @@ pub fn render(settings: &Options<'_>, paid: &PaidDestinations, days: &Days<'_>, 
     let _ = writeln!(w, " same => n,Goto(deny)");
     let _ = writeln!(w);
     if settings.live {
-        render_live_settle(w, day, rounds);
+        render_live_settle(w, day, rounds, directions);
     }
     if let Some(code) = settings.balance_code {
         render_left(w, settings, day);
@@ -411,6 +432,102 @@ fn render_balance(w: &mut String, settings: &Options<'_>, code: &str) {
     let _ = writeln!(w);
 }
 
+/// The direction allowances' contexts: `[callquota-dir-NAME]` holds each
+/// direction's patterns, asked in the config's order (a number belongs to
+/// the first direction that matches it, as `run` and `classify` judge it);
+/// `[callquota-users-d-NAME]` and `[callquota-users-next-d-NAME]` hold the
+/// figures of the users with an allowance of that direction, as
+/// `[callquota-users]` does for the shared one.
+fn render_direction_contexts(
+    w: &mut String,
+    settings: &Options<'_>,
+    paid: &PaidDestinations,
+    directions: &[DirectionDays<'_>],
+) {
+    let _ = writeln!(
+        w,
+        "; Direction allowances: a number's direction (the first whose patterns match, in the config's order)."
+    );
+    for direction in paid.directions() {
+        let _ = writeln!(w, "[callquota-dir-{}]", direction.name);
+        for pattern in &direction.patterns {
+            let _ = writeln!(w, "exten => {pattern},1,Return()");
+        }
+    }
+    let _ = writeln!(w, "[callquota-direction]");
+    let _ = writeln!(w, "exten => s,1,Set(LOCAL(number)=${{ARG1}})");
+    for direction in paid.directions() {
+        let _ = writeln!(
+            w,
+            " same => n,ExecIf($[${{DIALPLAN_EXISTS(callquota-dir-{0},${{number}},1)}}]?Return({0}))",
+            direction.name
+        );
+    }
+    let _ = writeln!(w, " same => n,Return()");
+    let _ = writeln!(w);
+    for direction in directions {
+        let _ = writeln!(
+            w,
+            "; The users with a {} allowance, as in [callquota-users].",
+            direction.name
+        );
+        let _ = writeln!(w, "[callquota-users-d-{}]", direction.name);
+        render_users(w, settings, direction.today);
+        let _ = writeln!(w, "[callquota-users-next-d-{}]", direction.name);
+        render_users(w, settings, direction.tomorrow);
+        let _ = writeln!(w);
+    }
+}
+
+/// Inside the check, with the shared allowance's `avail` (ms) known: when
+/// the number's direction is one the user has an allowance of, `avail`
+/// becomes the smaller of the two remainders (the direction's worked out
+/// like the shared one: with the live guard, the larger of the CDR's and
+/// Asterisk's count, less what the user's calls of that direction hold,
+/// under the same lock). `LOCAL(dir)` names the direction, else is empty.
+/// A refused direction, or too little left, goes to `short`.
+fn render_direction_limit(w: &mut String, live: bool, short: &str) {
+    for line in [
+        " same => n,Gosub(callquota-direction,s,1(${paidas}))".to_string(),
+        " same => n,Set(LOCAL(dir)=)".to_string(),
+        " same => n,Set(LOCAL(dusers)=${users}-d-${GOSUB_RETVAL})".to_string(),
+        " same => n,GotoIf($[\"${GOSUB_RETVAL}\" = \"\"]?dirdone)".to_string(),
+        " same => n,GotoIf($[${DIALPLAN_EXISTS(${dusers},${ARG1},1)} = 0]?dirdone)".to_string(),
+        " same => n,Set(LOCAL(dir)=${GOSUB_RETVAL})".to_string(),
+        " same => n,Gosub(${dusers},${ARG1},1)".to_string(),
+        format!(" same => n,GotoIf($[\"${{GOSUB_RETVAL}}\" = \"DENY\"]?{short})"),
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
+    if live {
+        for line in [
+            " same => n,Set(LOCAL(dallow)=${CUT(GOSUB_RETVAL,:,1)})".to_string(),
+            " same => n,Set(LOCAL(dcdr)=${CUT(GOSUB_RETVAL,:,2)})".to_string(),
+            format!(" same => n,Set(LOCAL(dkey)={LIVE_FAMILY}/${{cday}}/${{ARG1}}-${{dir}})"),
+            format!(" same => n,Set(LOCAL(dprior)={LIVE_FAMILY}/${{pday}}/${{ARG1}}-${{dir}})"),
+            " same => n,ExecIf($[${GROUP_COUNT(live@callquota-${ARG1}-${dir})} = 0]?Set(DB(${dkey}/reserved)=0))"
+                .to_string(),
+            " same => n,ExecIf($[${GROUP_COUNT(live@callquota-${ARG1}-${dir})} = 0]?Set(DB(${dprior}/reserved)=0))"
+                .to_string(),
+            " same => n,Set(LOCAL(dlive)=$[0${DB(${dkey}/used)} + 0])".to_string(),
+            " same => n,Set(LOCAL(dused)=${IF($[${dlive} > ${dcdr}]?${dlive}:${dcdr})})".to_string(),
+            " same => n,Set(LOCAL(davail)=$[${dallow} - ${dused} - 0${DB(${dkey}/reserved)} - 0${DB(${dprior}/reserved)}])"
+                .to_string(),
+        ] {
+            let _ = writeln!(w, "{line}");
+        }
+    } else {
+        let _ = writeln!(w, " same => n,Set(LOCAL(davail)=${{GOSUB_RETVAL}})");
+    }
+    for line in [
+        " same => n,ExecIf($[${davail} < ${avail}]?Set(LOCAL(avail)=${davail}))".to_string(),
+        format!(" same => n,GotoIf($[${{avail}} < 1000]?{short})"),
+        " same => n(dirdone),NoOp()".to_string(),
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
+}
+
 fn render_users(w: &mut String, settings: &Options<'_>, access: &[(Extension, Access)]) {
     let mut sorted: Vec<&(Extension, Access)> = access.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -481,7 +598,7 @@ fn render_rounded_cap(w: &mut String, short: &str) {
     }
 }
 
-fn render_live_check(w: &mut String, settings: &Options<'_>, rounds: bool) {
+fn render_live_check(w: &mut String, settings: &Options<'_>, rounds: bool, directions: bool) {
     for line in [
         // Failover to the next trunk keeps the call's reservation; once a
         // carrier answered (and settles it), a new dial needs a new one.
@@ -505,18 +622,42 @@ fn render_live_check(w: &mut String, settings: &Options<'_>, rounds: bool) {
     ] {
         let _ = writeln!(w, "{line}");
     }
+    if directions {
+        render_direction_limit(w, true, "busy");
+    }
     // With billing increments the call reserves, and is capped at, what its
     // rounded charge may reach; its handlers settle the rounded charge.
-    let billing_arg = if rounds {
+    if rounds {
         render_rounded_cap(w, "busy");
-        ",${billing}"
-    } else {
-        ""
+    }
+    // The handlers' and U()'s arguments: the billing (empty when per second),
+    // then the direction allowance's name (empty when none), each only when
+    // the file needs it.
+    let (billing_arg, leg_billing) = match (rounds, directions) {
+        (true, false) => (",${billing}", "^${billing}"),
+        (_, true) => (",${billing},${dir}", "^${billing}^${dir}"),
+        (false, false) => ("", ""),
     };
-    let leg_billing = if rounds { "^${billing}" } else { "" };
+    if directions && !rounds {
+        let _ = writeln!(w, " same => n,Set(LOCAL(billing)=)");
+    }
+    let _ = writeln!(
+        w,
+        " same => n,Set(DB(${{key}}/reserved)=$[0${{DB(${{key}}/reserved)}} + ${{avail}}])"
+    );
+    let _ = writeln!(w, " same => n,Set(GROUP(callquota-${{ARG1}})=live)");
+    if directions {
+        // The direction's reservation, trusted while a call of it is alive.
+        let _ = writeln!(
+            w,
+            " same => n,ExecIf($[\"${{dir}}\" != \"\"]?Set(DB(${{dkey}}/reserved)=$[0${{DB(${{dkey}}/reserved)}} + ${{avail}}]))"
+        );
+        let _ = writeln!(
+            w,
+            " same => n,ExecIf($[\"${{dir}}\" != \"\"]?Set(GROUP(callquota-${{ARG1}}-${{dir}})=live))"
+        );
+    }
     for line in [
-        " same => n,Set(DB(${key}/reserved)=$[0${DB(${key}/reserved)} + ${avail}])".to_string(),
-        " same => n,Set(GROUP(callquota-${ARG1})=live)".to_string(),
         " same => n,Set(LOCAL(unlocked)=${UNLOCK(callquota-${ARG1})})".to_string(),
         " same => n,Set(CALLQUOTA_RESERVED=${avail})".to_string(),
         // Numbers this channel's reservations, so a carrier's takeover is told per reservation.
@@ -570,7 +711,7 @@ fn render_warning(w: &mut String, settings: &Options<'_>) {
 /// too (a late row). `LOCK()` gives up after 3 s; `apply` asks up to five
 /// times (15 s), so a burst of hangups queues instead of racing on the
 /// counters, and a wedged lock holds a hangup back no longer than that.
-fn render_live_settle(w: &mut String, day: NaiveDate, rounds: bool) {
+fn render_live_settle(w: &mut String, day: NaiveDate, rounds: bool, directions: bool) {
     let day = day.format("%Y%m%d");
     let _ = writeln!(
         w,
@@ -579,18 +720,32 @@ fn render_live_settle(w: &mut String, day: NaiveDate, rounds: bool) {
     let _ = writeln!(w, "[callquota-leg]");
     for line in [
         "exten => s,1,Set(GROUP(callquota-${ARG1})=live)",
+        // The direction allowance's group too (ARG7), when the call has one.
+        if directions {
+            " same => n,ExecIf($[\"${ARG7}\" != \"\"]?Set(GROUP(callquota-${ARG1}-${ARG7})=live))"
+        } else {
+            ""
+        },
         // A hard cap on the carrier's own channel, whatever bridge it is in:
         // with a warning, Dial's L() is a bridge feature, not a hangup time.
         " same => n,Set(TIMEOUT(absolute)=$[${ARG2} / 1000])",
-        if rounds {
-            " same => n,Set(CHANNEL(hangup_handler_push)=callquota-settle,leg,1(${ARG1},${ARG2},${ARG3},${STRFTIME(,,%s%3q)},${ARG6}))"
-        } else {
-            " same => n,Set(CHANNEL(hangup_handler_push)=callquota-settle,leg,1(${ARG1},${ARG2},${ARG3},${STRFTIME(,,%s%3q)}))"
+        match (rounds, directions) {
+            (_, true) => {
+                " same => n,Set(CHANNEL(hangup_handler_push)=callquota-settle,leg,1(${ARG1},${ARG2},${ARG3},${STRFTIME(,,%s%3q)},${ARG6},${ARG7}))"
+            }
+            (true, false) => {
+                " same => n,Set(CHANNEL(hangup_handler_push)=callquota-settle,leg,1(${ARG1},${ARG2},${ARG3},${STRFTIME(,,%s%3q)},${ARG6}))"
+            }
+            (false, false) => {
+                " same => n,Set(CHANNEL(hangup_handler_push)=callquota-settle,leg,1(${ARG1},${ARG2},${ARG3},${STRFTIME(,,%s%3q)}))"
+            }
         },
         " same => n,Set(SHARED(CALLQUOTA_CARRIER_${ARG5},${ARG4})=${CHANNEL})",
         " same => n,Return()",
     ] {
-        let _ = writeln!(w, "{line}");
+        if !line.is_empty() {
+            let _ = writeln!(w, "{line}");
+        }
     }
     let _ = writeln!(w);
     let _ = writeln!(
@@ -600,7 +755,13 @@ fn render_live_settle(w: &mut String, day: NaiveDate, rounds: bool) {
     let _ = writeln!(w, "[callquota-settle]");
     // With billing increments each handler also gets the call's billing
     // (s: ARG5, leg: ARG5) and apply adds the rounded charge (ARG5).
-    let billing = if rounds { ",${ARG5}" } else { "" };
+    // With direction allowances, the direction's name follows (ARG6), and
+    // apply settles its counters too.
+    let billing = match (rounds, directions) {
+        (_, true) => ",${ARG5},${ARG6}",
+        (true, false) => ",${ARG5}",
+        (false, false) => "",
+    };
     for line in [
         "exten => s,1,GotoIf($[\"${SHARED(CALLQUOTA_CARRIER_${ARG4})}\" != \"\"]?handed)".to_string(),
         format!(
@@ -631,8 +792,23 @@ fn render_live_settle(w: &mut String, day: NaiveDate, rounds: bool) {
         " same => n,Set(LOCAL(left)=$[0${DB(${key}/reserved)} - ${ARG2}])".to_string(),
         " same => n,Set(DB(${key}/reserved)=${IF($[${left} < 0]?0:${left})})".to_string(),
         " same => n,Set(DB(${charge}/used)=$[0${DB(${charge}/used)} + ${cost}])".to_string(),
-        " same => n,Set(LOCAL(unlocked)=${UNLOCK(callquota-${ARG1})})".to_string(),
-        " same => n,Return()".to_string(),
+    ] {
+        let _ = writeln!(w, "{line}");
+    }
+    if directions {
+        for line in [
+            " same => n,GotoIf($[\"${ARG6}\" = \"\"]?settled)".to_string(),
+            " same => n,Set(LOCAL(left)=$[0${DB(${key}-${ARG6}/reserved)} - ${ARG2}])".to_string(),
+            " same => n,Set(DB(${key}-${ARG6}/reserved)=${IF($[${left} < 0]?0:${left})})".to_string(),
+            " same => n,Set(DB(${charge}-${ARG6}/used)=$[0${DB(${charge}-${ARG6}/used)} + ${cost}])".to_string(),
+            " same => n(settled),NoOp()".to_string(),
+        ] {
+            let _ = writeln!(w, "{line}");
+        }
+    }
+    for line in [
+        " same => n,Set(LOCAL(unlocked)=${UNLOCK(callquota-${ARG1})})",
+        " same => n,Return()",
     ] {
         let _ = writeln!(w, "{line}");
     }
@@ -872,6 +1048,7 @@ mod tests {
     fn no_warning_when_it_is_off_or_without_the_live_guard() {
         let paid = PaidDestinations::new(Vec::new());
         let days = Days {
+            directions: &[],
             day: NaiveDate::from_ymd_opt(2026, 11, 26).unwrap_or_default(),
             today: &[],
             tomorrow: &[],
@@ -995,6 +1172,7 @@ mod tests {
             billing,
         };
         let days = Days {
+            directions: &[],
             day: NaiveDate::from_ymd_opt(2026, 11, 26).unwrap_or_default(),
             today: &[],
             tomorrow: &[],
@@ -1051,9 +1229,94 @@ mod tests {
     }
 
     #[test]
+    fn direction_allowances_are_looked_up_in_config_order_and_settled_on_their_own_counters() {
+        use crate::core::billing::Billing;
+        use crate::core::paid::Direction;
+        use crate::core::pattern::Pattern;
+        let direction = |name: &str, pattern: &str| Direction {
+            name: name.into(),
+            patterns: vec![Pattern::parse(pattern).unwrap_or_else(|_| unreachable!())],
+            billing: Billing::PER_SECOND,
+        };
+        // `_8X.` matches international numbers too: the first direction wins, as in `run`.
+        let paid = PaidDestinations::new(vec![direction("intl", "_810X."), direction("any", "_8X.")]);
+        let ext = Extension::parse("2055").unwrap_or_else(|_| unreachable!());
+        let allow = |ms| Access::Allow {
+            remaining_ms: ms,
+            allowance_ms: ms,
+            used_ms: 0,
+        };
+        let shared = [(ext.clone(), allow(600_000))];
+        let intl = [(ext.clone(), allow(20_000))];
+        let directions = [DirectionDays {
+            name: "intl",
+            today: &intl,
+            tomorrow: &[],
+        }];
+        let days = Days {
+            day: NaiveDate::from_ymd_opt(2026, 11, 26).unwrap_or_default(),
+            today: &shared,
+            tomorrow: &[],
+            directions: &directions,
+        };
+        let options = |live| Options {
+            flavor: Flavor::FreePbx17,
+            deny_sound: None,
+            warn_before_ms: 0,
+            warn_sound: None,
+            announce_below_ms: 0,
+            balance_code: None,
+            no_limit_sound: None,
+            cap_calls: true,
+            live,
+            untracked: Untracked::Allow,
+            define_hook: true,
+            zone: "UTC",
+        };
+        let text = render(&options(true), &paid, &days, 1);
+        let lookup = text.split("[callquota-direction]").nth(1).unwrap_or_default();
+        let (first, second) = (
+            lookup.find("callquota-dir-intl,${number}"),
+            lookup.find("callquota-dir-any,${number}"),
+        );
+        assert!(first.is_some() && first < second, "{lookup}");
+        assert!(
+            text.contains("[callquota-users-d-intl]\nexten => 2055,1,Return(20000:0)\n"),
+            "{text}"
+        );
+        assert!(text.contains("[callquota-users-next-d-intl]\n"), "{text}");
+        let check = text.split("[callquota-check]").nth(1).unwrap_or_default();
+        // The smaller remainder, inside the lock, before the reservation.
+        let min = check.find("ExecIf($[${davail} < ${avail}]?Set(LOCAL(avail)=${davail}))");
+        let reserved = check.find("Set(DB(${dkey}/reserved)=$[0${DB(${dkey}/reserved)} + ${avail}])");
+        assert!(min.is_some() && min < reserved, "{check}");
+        assert!(check.contains("${users}-d-${GOSUB_RETVAL}"), "{check}");
+        assert!(text.contains("callquota-settle,s,1(${ARG1},${avail},${cday},${CALLQUOTA_N},${billing},${dir})"));
+        assert!(text.contains("^${CALLQUOTA_N}^${billing}^${dir})"));
+        assert!(text.contains("Set(GROUP(callquota-${ARG1}-${ARG7})=live)"));
+        assert!(text.contains("Set(DB(${charge}-${ARG6}/used)=$[0${DB(${charge}-${ARG6}/used)} + ${cost}])"));
+        // Without the live guard the static remainder is the smaller one too.
+        let no_live = render(&options(false), &paid, &days, 1);
+        assert!(no_live.contains("Set(LOCAL(davail)=${GOSUB_RETVAL})"), "{no_live}");
+        assert!(no_live.contains("Set(CALLQUOTA_LIMIT_MS=${avail})"), "{no_live}");
+        // Nobody with a direction allowance: not a line of it.
+        let none = render(
+            &options(true),
+            &paid,
+            &Days {
+                directions: &[],
+                ..days
+            },
+            1,
+        );
+        assert!(!none.contains("callquota-dir") && !none.contains("${dir}"), "{none}");
+    }
+
+    #[test]
     fn the_balance_code_is_rendered_only_when_configured() {
         let paid = PaidDestinations::new(Vec::new());
         let days = Days {
+            directions: &[],
             day: NaiveDate::from_ymd_opt(2026, 11, 26).unwrap_or_default(),
             today: &[],
             tomorrow: &[],

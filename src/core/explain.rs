@@ -74,8 +74,11 @@ pub fn judge(
                 } else if facts.closed_at.is_some_and(|closed| ended > closed) {
                     Err("day already closed when it ended: charged to the next open day (late row)".to_string())
                 } else {
-                    let billing = rule.billing_of(&row.dst).unwrap_or(Billing::PER_SECOND);
-                    if carriers.charge(row, day, extension, billing) {
+                    let charged = crate::core::usage::Charged {
+                        billing: rule.billing_of(&row.dst).unwrap_or(Billing::PER_SECOND),
+                        direction: String::new(),
+                    };
+                    if carriers.charge(row, day, extension, &charged) {
                         in_carrier.insert(i);
                     } else if !row.uniqueid.is_empty() {
                         let best = longest.entry(row.segment()).or_insert((i, seconds));

@@ -171,6 +171,7 @@ pub fn plan(
                     cc: cc.unwrap_or_default(),
                     daily_limit_s,
                     monthly_limit_s: None,
+                    direction_limits: Default::default(),
                     active: true,
                     since: today,
                 });
@@ -349,6 +350,7 @@ mod tests {
             cc: String::new(),
             daily_limit_s: limit,
             monthly_limit_s: None,
+            direction_limits: Default::default(),
             active: true,
             since: day(),
         }

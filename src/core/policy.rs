@@ -47,6 +47,8 @@ pub struct Member {
     pub daily_limit_s: u64,
     /// The most the user's paid calls may charge in a calendar month.
     pub monthly_limit_s: Option<u64>,
+    /// Separate daily limits for some directions, alongside the shared one.
+    pub direction_limits: BTreeMap<String, u64>,
     /// The first day the user is tracked (the day they were added).
     pub since: NaiveDate,
 }
@@ -162,6 +164,8 @@ pub struct Record {
     pub extension: Extension,
     pub day: NaiveDate,
     pub event: Event,
+    /// The direction allowance it is about; `None`: the shared allowance.
+    pub direction: Option<String>,
 }
 
 /// A notice to queue in the outbox: "you reached `threshold` % today" (or
@@ -174,6 +178,8 @@ pub struct Notice {
     pub used_s: u64,
     pub allowance_s: u64,
     pub period: Period,
+    /// The direction allowance it is about; `None`: the shared allowance.
+    pub direction: Option<String>,
 }
 
 /// Which allowance a notice is about.
@@ -406,6 +412,7 @@ pub fn evaluate(rules: &Rules, input: DayInput<'_>) -> Outcome {
             used_s,
             allowance_s,
             period: Period::Day,
+            direction: None,
         })
         .into_iter()
         .collect();
@@ -456,6 +463,7 @@ fn evaluate_month(
         used_s,
         allowance_s: limit_s,
         period: Period::Month,
+        direction: None,
     })
 }
 
@@ -471,10 +479,24 @@ pub struct Snapshot {
     /// Per extension, the days of the open day's month before the open day
     /// (read only when a member has a monthly limit).
     pub month_before_open: HashMap<Extension, MonthSoFar>,
+    /// Per direction with allowances: its stored ledgers (as `ledgers`) and grants.
+    pub directions: BTreeMap<String, DirectionState>,
+}
+
+/// A direction's allowances as stored: the same kind of ledgers and grants
+/// as the shared allowance's.
+#[derive(Debug, Clone, Default)]
+pub struct DirectionState {
+    pub ledgers: Vec<Ledger>,
+    pub grants: HashMap<(Extension, NaiveDate), u64>,
 }
 
 /// Paid seconds per day and extension, from the CDR.
 pub type Usage = BTreeMap<NaiveDate, HashMap<Extension, u64>>;
+
+/// The same per direction name (a leg counts in its direction and in the
+/// shared figure).
+pub type DirectionUsage = BTreeMap<String, Usage>;
 
 /// The desired state after a run, as changes against the snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -489,6 +511,9 @@ pub struct Plan {
     /// What the dialplan applies to tomorrow's calls until tomorrow's first
     /// run (see [`next_day_access`]).
     pub tomorrow: Vec<(Extension, Access)>,
+    /// The same plan for each direction's allowances (their records and
+    /// notices name the direction); empty in a direction's own plan.
+    pub directions: BTreeMap<String, Plan>,
 }
 
 /// The days a run must evaluate, oldest first: every day since the last
@@ -513,6 +538,67 @@ pub fn days_to_evaluate(
         day = next_day(day);
     }
     Ok(days)
+}
+
+/// [`plan_run`] for the shared allowance, and the same for each direction
+/// some user has an allowance of (or had: its open ledgers still close).
+/// A direction's allowance is planned exactly like the shared one, from its
+/// own limit, ledgers, grants and usage (no monthly cap: that is the
+/// user's), so its carry-over, thresholds and notices work the same.
+pub fn plan_run_all(
+    rules: &Rules,
+    today: NaiveDate,
+    snapshot: &Snapshot,
+    usage: &Usage,
+    by_direction: &DirectionUsage,
+) -> Result<Plan, PolicyError> {
+    let mut plan = plan_run(rules, today, snapshot, usage)?;
+    let mut names: BTreeSet<&String> = snapshot
+        .members
+        .iter()
+        .flat_map(|m| m.direction_limits.keys())
+        .collect();
+    names.extend(
+        snapshot
+            .directions
+            .iter()
+            .filter(|(_, d)| d.ledgers.iter().any(|l| !l.closed))
+            .map(|(name, _)| name),
+    );
+    let none = DirectionState::default();
+    let no_usage = Usage::new();
+    for name in names {
+        let stored = snapshot.directions.get(name).unwrap_or(&none);
+        let sub = Snapshot {
+            open_day: snapshot.open_day,
+            members: snapshot
+                .members
+                .iter()
+                .filter_map(|m| {
+                    m.direction_limits.get(name).map(|&limit| Member {
+                        extension: m.extension.clone(),
+                        daily_limit_s: limit,
+                        monthly_limit_s: None,
+                        direction_limits: BTreeMap::new(),
+                        since: m.since,
+                    })
+                })
+                .collect(),
+            ledgers: stored.ledgers.clone(),
+            grants: stored.grants.clone(),
+            month_before_open: HashMap::new(),
+            directions: BTreeMap::new(),
+        };
+        let mut sub_plan = plan_run(rules, today, &sub, by_direction.get(name).unwrap_or(&no_usage))?;
+        for record in &mut sub_plan.records {
+            record.direction = Some(name.clone());
+        }
+        for notice in &mut sub_plan.notices {
+            notice.direction = Some(name.clone());
+        }
+        plan.directions.insert(name.clone(), sub_plan);
+    }
+    Ok(plan)
 }
 
 /// Closes every unfinished day before `today` in order (with carry-over) and
@@ -592,6 +678,7 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
                 extension: member.extension.clone(),
                 day,
                 event,
+                direction: None,
             }));
             plan.notices.extend(outcome.notices);
             evaluated.insert(member.extension.clone());
@@ -622,6 +709,7 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
                         used_s: ledger.used_s,
                         unused_s: ledger.remaining_s(),
                     },
+                    direction: None,
                 });
                 current.insert((ledger.extension.clone(), day), ledger);
             }
@@ -743,6 +831,7 @@ fn charge_late_rows(
                     from_day: settling,
                     seconds: extra,
                 },
+                direction: None,
             });
         }
     }
@@ -789,6 +878,7 @@ mod tests {
             extension: ext(e),
             daily_limit_s: limit,
             monthly_limit_s: None,
+            direction_limits: BTreeMap::new(),
             since: day(since),
         }
     }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::core::billing::Billing;
-use crate::core::paid::PaidDestinations;
-use crate::core::policy::Usage;
+use crate::core::paid::{Direction, PaidDestinations};
+use crate::core::policy::{DirectionUsage, Usage};
 use crate::values::extension::Extension;
 
 /// Which CDR column identifies the calling extension.
@@ -160,22 +160,28 @@ impl UsageRule<'_> {
     /// How a paid `dst` is billed (its direction's increments); `None` when
     /// it is not paid. Judged as in [`UsageRule::is_paid`].
     pub fn billing_of(&self, dst: &str) -> Option<Billing> {
+        self.direction_of(dst).map(|d| d.billing)
+    }
+
+    /// The direction a paid `dst` belongs to, judged as the hook judges the
+    /// number: as dialled, by its digits, or without a route prefix.
+    pub fn direction_of(&self, dst: &str) -> Option<&Direction> {
         let dst = route_number(dst);
         let dialable = |c: char| c.is_ascii_digit() || "*#+".contains(c);
+        let of = |number: &str| self.paid.classify(number).map(|m| m.direction);
         // The hook also judges the number by its digits (a trunk dials
         // `870w1...` or `870-1...` as 8701...); most numbers are digits only.
         let by_digits = || {
             let digits: String = dst.chars().filter(|&c| dialable(c)).collect();
-            self.paid.billing(&digits)
+            of(&digits)
         };
-        self.paid
-            .billing(dst)
+        of(dst)
             .or_else(|| (!dst.chars().all(dialable)).then(by_digits).flatten())
             .or_else(|| {
                 let digits: String = dst.chars().filter(|&c| c != '-').collect();
                 self.route_prefixes
                     .iter()
-                    .find_map(|prefix| self.paid.billing(digits.strip_prefix(prefix.as_str())?))
+                    .find_map(|prefix| of(digits.strip_prefix(prefix.as_str())?))
             })
     }
 
@@ -258,8 +264,16 @@ pub struct Tally {
     carriers: CarrierLegs,
 }
 
-/// One leg's day, payer, talk seconds and billing, before rounding.
-type LegTalk = (NaiveDate, Extension, u64, Billing);
+/// One leg's day, payer, talk seconds and how it is charged, before rounding.
+type LegTalk = (NaiveDate, Extension, u64, Charged);
+
+/// How a leg is charged: its direction's billing, and the direction's name
+/// (for the users who have an allowance of that direction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charged {
+    pub billing: Billing,
+    pub direction: String,
+}
 
 impl Tally {
     pub fn add(&mut self, rule: &UsageRule<'_>, row: &CdrRow, day: NaiveDate) {
@@ -267,37 +281,64 @@ impl Tally {
         let Some((extension, seconds)) = rule.charge(row) else {
             return;
         };
-        let billing = rule.billing_of(&row.dst).unwrap_or(Billing::PER_SECOND);
-        if !self.carriers.charge(row, day, &extension, billing) {
-            self.add_record(row, day, extension, seconds, billing);
+        let charged = rule.direction_of(&row.dst).map_or_else(
+            || Charged {
+                billing: Billing::PER_SECOND,
+                direction: String::new(),
+            },
+            |d| Charged {
+                billing: d.billing,
+                direction: d.name.clone(),
+            },
+        );
+        if !self.carriers.charge(row, day, &extension, &charged) {
+            self.add_record(row, day, extension, seconds, charged);
         }
     }
 
-    fn add_record(&mut self, row: &CdrRow, day: NaiveDate, extension: Extension, seconds: u64, billing: Billing) {
+    fn add_record(&mut self, row: &CdrRow, day: NaiveDate, extension: Extension, seconds: u64, charged: Charged) {
         if row.uniqueid.is_empty() {
-            self.unnamed.push((day, extension, seconds, billing));
+            self.unnamed.push((day, extension, seconds, charged));
             return;
         }
         let leg = self
             .legs
             .entry(row.segment())
-            .or_insert((day, extension.clone(), 0, billing));
+            .or_insert((day, extension.clone(), 0, charged.clone()));
         if seconds > leg.2 {
-            *leg = (day, extension, seconds, billing);
+            *leg = (day, extension, seconds, charged);
         }
     }
 
+    /// The charges per day and extension.
     pub fn finish(self) -> Usage {
+        self.finish_by_direction().0
+    }
+
+    /// The charges per day and extension, and the same per direction (each
+    /// leg charged to its direction too: a direction's figure is part of the
+    /// shared one).
+    pub fn finish_by_direction(self) -> (Usage, DirectionUsage) {
         let mut usage = Usage::new();
+        let mut by_direction = DirectionUsage::new();
         let carriers = self
             .carriers
             .legs()
-            .map(|leg| (leg.day, leg.payer, leg.seconds, leg.billing));
-        for (day, extension, seconds, billing) in self.legs.into_values().chain(self.unnamed).chain(carriers) {
-            let total = usage.entry(day).or_default().entry(extension).or_insert(0);
-            *total = total.saturating_add(billing.charge(seconds));
+            .map(|leg| (leg.day, leg.payer, leg.seconds, leg.charged));
+        for (day, extension, seconds, charged) in self.legs.into_values().chain(self.unnamed).chain(carriers) {
+            let charge = charged.billing.charge(seconds);
+            let total = usage.entry(day).or_default().entry(extension.clone()).or_insert(0);
+            *total = total.saturating_add(charge);
+            let of_direction = by_direction
+                .entry(charged.direction)
+                .or_default()
+                .entry(day)
+                .or_default()
+                .entry(extension)
+                .or_insert(0);
+            *of_direction = of_direction.saturating_add(charge);
         }
-        usage
+        (usage, by_direction)
     }
 }
 
@@ -318,8 +359,8 @@ struct Carrier {
     end: NaiveDateTime,
     /// The paid row it was answered in: `(uniqueid, dstchannel, sequence)`.
     first: (String, String, i64),
-    /// How the first paid row's direction is billed.
-    billing: Billing,
+    /// How the first paid row's direction is charged.
+    charged: Charged,
 }
 
 /// One carrier leg, charged whole to its payer on the day of its first paid row.
@@ -333,7 +374,7 @@ pub struct CarrierLeg {
     /// The paid row that carries the charge (see [`CdrRow::segment`]).
     pub first: (String, String, i64),
     /// How the carrier bills it (its first paid row's direction).
-    pub billing: Billing,
+    pub charged: Charged,
 }
 
 fn answered_span(row: &CdrRow) -> (NaiveDateTime, NaiveDateTime) {
@@ -362,7 +403,7 @@ impl CarrierLegs {
 
     /// Takes a charged paid row into its carrier leg; `false` when the row
     /// has no call id (then it is charged on its own).
-    pub fn charge(&mut self, row: &CdrRow, day: NaiveDate, payer: &Extension, billing: Billing) -> bool {
+    pub fn charge(&mut self, row: &CdrRow, day: NaiveDate, payer: &Extension, charged: &Charged) -> bool {
         if row.linkedid.is_empty() || row.uniqueid.is_empty() {
             return false;
         }
@@ -376,11 +417,11 @@ impl CarrierLegs {
                 answered,
                 end,
                 first: row.segment(),
-                billing,
+                charged: charged.clone(),
             });
         if answered < carrier.answered {
             (carrier.day, carrier.payer, carrier.answered) = (day, payer.clone(), answered);
-            (carrier.first, carrier.billing) = (row.segment(), billing);
+            (carrier.first, carrier.charged) = (row.segment(), charged.clone());
         }
         carrier.end = carrier.end.max(end);
         true
@@ -398,7 +439,7 @@ impl CarrierLegs {
                 payer: c.payer.clone(),
                 seconds: (end - c.answered).num_seconds().clamp(0, MAX_BILLSEC as i64) as u64,
                 first: c.first.clone(),
-                billing: c.billing,
+                charged: c.charged.clone(),
             }
         })
     }

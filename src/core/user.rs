@@ -17,6 +17,8 @@ pub struct User {
     pub daily_limit_s: u64,
     /// The most a calendar month may charge (`None`: no monthly cap).
     pub monthly_limit_s: Option<u64>,
+    /// Separate daily limits per direction name, alongside the shared one.
+    pub direction_limits: std::collections::BTreeMap<String, u64>,
     pub active: bool,
     pub since: NaiveDate,
 }
@@ -27,6 +29,7 @@ impl User {
             extension: self.extension.clone(),
             daily_limit_s: self.daily_limit_s,
             monthly_limit_s: self.monthly_limit_s,
+            direction_limits: self.direction_limits.clone(),
             since: self.since,
         }
     }
@@ -58,6 +61,15 @@ pub fn user_changes(old: &User, new: &User) -> Vec<String> {
             say(old.monthly_limit_s),
             say(new.monthly_limit_s)
         ));
+    }
+    let names: std::collections::BTreeSet<&String> =
+        old.direction_limits.keys().chain(new.direction_limits.keys()).collect();
+    for name in names {
+        let (was, is) = (old.direction_limits.get(name), new.direction_limits.get(name));
+        if was != is {
+            let say = |m: Option<&u64>| m.map_or_else(|| "none".to_string(), |&s| human(s));
+            changes.push(format!("{name} daily limit {} -> {}", say(was), say(is)));
+        }
     }
     if old.active != new.active {
         changes.push(if new.active { "enabled" } else { "disabled" }.into());

@@ -149,6 +149,25 @@ impl Language {
         }
     }
 
+    /// How a notice about a direction allowance names it: a subject tag
+    /// and the body's first line.
+    pub fn direction_words(self, direction: &str) -> (String, String) {
+        match self {
+            Language::En => (
+                format!("[{direction}]"),
+                format!("This notice is about your {direction} allowance."),
+            ),
+            Language::Ru => (
+                format!("[{direction}]"),
+                format!("Это уведомление о вашем лимите по направлению {direction}."),
+            ),
+            Language::Kk => (
+                format!("[{direction}]"),
+                format!("Бұл хабарлама {direction} бағыты бойынша лимитіңіз туралы."),
+            ),
+        }
+    }
+
     /// The built-in texts of a monthly-limit notice, below 100 % or at it:
     /// (subject, body, subject once the month is over, body once it is over).
     /// `{month}` is the month (2026-12), `{day}` the day it was reached.

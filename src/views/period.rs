@@ -32,9 +32,22 @@ pub struct UserPeriod {
     /// whole percent of the monthly limit the month used; null for other
     /// periods or without a monthly limit.
     pub percent_of_monthly_limit: Option<u64>,
+    /// The user's direction allowances over the period, one each.
+    pub directions: Vec<DirectionPeriod>,
     /// Days of the period still open (their figures can still change).
     #[serde(skip)]
     pub open_days: u64,
+}
+
+/// One direction allowance's sums over the period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DirectionPeriod {
+    pub direction: String,
+    pub days: u64,
+    pub allowance_s: u64,
+    pub used_s: u64,
+    pub percent_used: u64,
+    pub days_blocked: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -69,6 +82,9 @@ pub fn report(from: NaiveDate, to: NaiveDate, mut users: Vec<UserPeriod>) -> Rep
     let month = is_calendar_month(from, to);
     for u in &mut users {
         u.percent_used = percent_used(u.used_s, u.allowance_s);
+        for d in &mut u.directions {
+            d.percent_used = percent_used(d.used_s, d.allowance_s);
+        }
         u.percent_of_monthly_limit = u
             .monthly_limit_s
             .filter(|_| month)
@@ -159,6 +175,19 @@ pub fn render_text(report: &Report, made: &str) -> String {
     ));
     if open > 0 {
         out.push_str("* has an open day\n");
+    }
+    for u in &report.users {
+        for d in &u.directions {
+            out.push_str(&format!(
+                "{:<8} {}: used {} of {} ({}%), {} days blocked\n",
+                u.extension,
+                d.direction,
+                human(d.used_s),
+                human(d.allowance_s),
+                d.percent_used,
+                d.days_blocked
+            ));
+        }
     }
     for u in &report.users {
         if let (Some(limit), Some(percent)) = (u.monthly_limit_s, u.percent_of_monthly_limit) {

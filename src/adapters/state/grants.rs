@@ -15,10 +15,13 @@ impl State {
     /// Stores a grant for `day`, unless a run has closed that day meanwhile
     /// (a grant typed just before midnight): then nothing is stored and the
     /// open day is returned, checked in the same transaction as the insert.
+    /// `direction`: a grant to that direction's allowance, not the shared one.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_grant(
         &mut self,
         extension: &Extension,
         day: NaiveDate,
+        direction: Option<&str>,
         seconds: u64,
         reason: &str,
         on_behalf_of: Option<&str>,
@@ -38,8 +41,17 @@ impl State {
         }
         let at = timestamp(now);
         tx.execute(
-            "INSERT INTO grants (extension, day, seconds, reason, created_at, on_behalf_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![extension.as_str(), day_text(day), to_sql_seconds(seconds), reason, at, on_behalf_of],
+            "INSERT INTO grants (extension, day, seconds, reason, created_at, on_behalf_of, direction)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                extension.as_str(),
+                day_text(day),
+                to_sql_seconds(seconds),
+                reason,
+                at,
+                on_behalf_of,
+                direction
+            ],
         )?;
         append_audit(
             &tx,
@@ -48,8 +60,9 @@ impl State {
             Some(day),
             "grant",
             &format!(
-                "+{} for {}{}{}",
+                "+{}{} for {}{}{}",
                 human(seconds),
+                direction.map(|d| format!(" of {d}")).unwrap_or_default(),
                 day_text(day),
                 if reason.is_empty() {
                     String::new()

@@ -2,7 +2,7 @@
 //! let the pure plan decide, store what it changed (ledgers, audit rows,
 //! notices, digests) and `open_day`, all or nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -12,7 +12,7 @@ use super::audit::append_audit;
 use super::db::{State, day_text, optional_seconds, parse_day, parse_extension, seconds, timestamp, to_sql_seconds};
 use super::users::users;
 use crate::core::month::{MonthSoFar, month_start};
-use crate::core::policy::{Event, Ledger, Plan, Snapshot};
+use crate::core::policy::{DirectionState, Event, Ledger, Plan, Snapshot};
 use crate::core::user::User;
 use crate::values::duration::format as human;
 use crate::values::extension::Extension;
@@ -83,6 +83,17 @@ impl State {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The direction allowances' ledgers of `day`: (direction, ledger).
+    pub fn direction_ledgers_on(&self, day: NaiveDate) -> Result<Vec<(String, Ledger)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM direction_ledger WHERE day = ?1 ORDER BY extension, direction")?;
+        let rows = stmt.query_map([day_text(day)], |r| {
+            Ok((r.get::<_, String>("direction")?, ledger_from_row(r)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// One extension's ledgers from `from` to `to` (inclusive), by day.
     pub fn ledgers_of(&self, extension: &Extension, from: NaiveDate, to: NaiveDate) -> Result<Vec<Ledger>> {
         let mut stmt = self
@@ -92,6 +103,22 @@ impl State {
             params![extension.as_str(), day_text(from), day_text(to)],
             ledger_from_row,
         )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One extension's direction ledgers from `from` to `to`: (direction, ledger), by day.
+    pub fn direction_ledgers_of(
+        &self,
+        extension: &Extension,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(String, Ledger)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT * FROM direction_ledger WHERE extension = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day, direction",
+        )?;
+        let rows = stmt.query_map(params![extension.as_str(), day_text(from), day_text(to)], |r| {
+            Ok((r.get::<_, String>("direction")?, ledger_from_row(r)?))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -176,18 +203,36 @@ pub(super) fn snapshot(conn: &Connection) -> Result<Snapshot> {
         .query_map([&from], ledger_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut grants = HashMap::new();
-    let mut stmt =
-        conn.prepare("SELECT extension, day, SUM(seconds) FROM grants WHERE day >= ?1 GROUP BY extension, day")?;
+    let mut directions: BTreeMap<String, DirectionState> = BTreeMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT extension, day, SUM(seconds), direction FROM grants WHERE day >= ?1 GROUP BY extension, day, direction",
+    )?;
     let rows = stmt.query_map([&from], |r| {
         Ok((
             parse_extension(&r.get::<_, String>(0)?)?,
             parse_day(&r.get::<_, String>(1)?)?,
             r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
         ))
     })?;
     for row in rows {
-        let (extension, day, total) = row?;
-        grants.insert((extension, day), total.max(0) as u64);
+        let (extension, day, total, direction) = row?;
+        let into = match direction {
+            Some(name) => &mut directions.entry(name).or_default().grants,
+            None => &mut grants,
+        };
+        into.insert((extension, day), total.max(0) as u64);
+    }
+    // The direction allowances' ledgers, chosen as the shared ones are.
+    let mut stmt = conn.prepare("SELECT * FROM direction_ledger WHERE closed = 0 OR day >= ?1")?;
+    let mut rows = stmt.query([&from])?;
+    while let Some(r) = rows.next()? {
+        let direction: String = r.get("direction")?;
+        directions
+            .entry(direction)
+            .or_default()
+            .ledgers
+            .push(ledger_from_row(r)?);
     }
     let month_before_open = match open_day {
         Some(open) if members.iter().any(|m| m.monthly_limit_s.is_some()) => month_before(conn, open)?,
@@ -199,6 +244,7 @@ pub(super) fn snapshot(conn: &Connection) -> Result<Snapshot> {
         ledgers,
         grants,
         month_before_open,
+        directions,
     })
 }
 
@@ -230,7 +276,22 @@ fn month_before(conn: &Connection, day: NaiveDate) -> Result<HashMap<Extension, 
 
 pub(super) fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Result<()> {
     let at = timestamp(now);
-    let mut upsert = conn.prepare_cached(
+    store_plan(conn, plan, None, &at)?;
+    for (direction, sub) in &plan.directions {
+        store_plan(conn, sub, Some(direction), &at)?;
+    }
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('open_day', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value
+         WHERE value <> excluded.value",
+        [day_text(plan.open_day)],
+    )?;
+    Ok(())
+}
+
+/// One allowance's changed ledgers, audit rows and notices: the shared
+/// allowance's (`direction` None, table `ledger`) or a direction's.
+fn store_plan(conn: &Connection, plan: &Plan, direction: Option<&str>, at: &str) -> Result<()> {
+    let mut upsert = conn.prepare_cached(if direction.is_none() {
         "INSERT INTO ledger (extension, day, base_s, carried_in_s, granted_s, allowance_s, used_s, level, notified_level, blocked, closed, late_in_s, late_out_s,
            monthly_limit_s, month_before_s, month_level, month_notified_level)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
@@ -240,36 +301,53 @@ pub(super) fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Resul
            notified_level = excluded.notified_level, blocked = excluded.blocked, closed = excluded.closed,
            late_in_s = excluded.late_in_s, late_out_s = excluded.late_out_s,
            monthly_limit_s = excluded.monthly_limit_s, month_before_s = excluded.month_before_s,
-           month_level = excluded.month_level, month_notified_level = excluded.month_notified_level",
-    )?;
+           month_level = excluded.month_level, month_notified_level = excluded.month_notified_level"
+    } else {
+        "INSERT INTO direction_ledger (extension, day, base_s, carried_in_s, granted_s, allowance_s, used_s, level, notified_level, blocked, closed, late_in_s, late_out_s,
+           monthly_limit_s, month_before_s, month_level, month_notified_level, direction)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+         ON CONFLICT (extension, day, direction) DO UPDATE SET
+           base_s = excluded.base_s, carried_in_s = excluded.carried_in_s, granted_s = excluded.granted_s,
+           allowance_s = excluded.allowance_s, used_s = excluded.used_s, level = excluded.level,
+           notified_level = excluded.notified_level, blocked = excluded.blocked, closed = excluded.closed,
+           late_in_s = excluded.late_in_s, late_out_s = excluded.late_out_s"
+    })?;
     for l in &plan.ledgers {
-        upsert.execute(params![
-            l.extension.as_str(),
-            day_text(l.day),
-            to_sql_seconds(l.base_s),
-            to_sql_seconds(l.carried_in_s),
-            to_sql_seconds(l.granted_s),
-            to_sql_seconds(l.allowance_s()),
-            to_sql_seconds(l.used_s),
-            l.level,
-            l.notified_level,
-            l.blocked,
-            l.closed,
-            to_sql_seconds(l.late_in_s),
-            to_sql_seconds(l.late_out_s),
-            l.monthly_limit_s.map(to_sql_seconds),
-            to_sql_seconds(l.month_before_s),
-            l.month_level,
-            l.month_notified_level
-        ])?;
+        let mut values: Vec<Box<dyn rusqlite::ToSql + '_>> = vec![
+            Box::new(l.extension.as_str()),
+            Box::new(day_text(l.day)),
+            Box::new(to_sql_seconds(l.base_s)),
+            Box::new(to_sql_seconds(l.carried_in_s)),
+            Box::new(to_sql_seconds(l.granted_s)),
+            Box::new(to_sql_seconds(l.allowance_s())),
+            Box::new(to_sql_seconds(l.used_s)),
+            Box::new(l.level),
+            Box::new(l.notified_level),
+            Box::new(l.blocked),
+            Box::new(l.closed),
+            Box::new(to_sql_seconds(l.late_in_s)),
+            Box::new(to_sql_seconds(l.late_out_s)),
+            Box::new(l.monthly_limit_s.map(to_sql_seconds)),
+            Box::new(to_sql_seconds(l.month_before_s)),
+            Box::new(l.month_level),
+            Box::new(l.month_notified_level),
+        ];
+        if let Some(direction) = direction {
+            values.push(Box::new(direction));
+        }
+        upsert.execute(rusqlite::params_from_iter(values.iter()))?;
     }
     for record in &plan.records {
         let (event, detail) = describe(&record.event);
-        append_audit(conn, &at, Some(&record.extension), Some(record.day), event, &detail)?;
+        let detail = match &record.direction {
+            Some(direction) => format!("{direction}: {detail}"),
+            None => detail,
+        };
+        append_audit(conn, at, Some(&record.extension), Some(record.day), event, &detail)?;
     }
     let mut queue = conn.prepare_cached(
-        "INSERT INTO outbox (extension, day, threshold, used_s, allowance_s, created_at, period)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO outbox (extension, day, threshold, used_s, allowance_s, created_at, period, direction)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for n in &plan.notices {
         queue.execute(params![
@@ -279,14 +357,10 @@ pub(super) fn apply(conn: &Connection, plan: &Plan, now: DateTime<Utc>) -> Resul
             to_sql_seconds(n.used_s),
             to_sql_seconds(n.allowance_s),
             at,
-            n.period.as_str()
+            n.period.as_str(),
+            n.direction
         ])?;
     }
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('open_day', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value
-         WHERE value <> excluded.value",
-        [day_text(plan.open_day)],
-    )?;
     Ok(())
 }
 

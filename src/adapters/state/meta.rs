@@ -97,7 +97,9 @@ impl State {
         let ledgers = tx.execute("DELETE FROM ledger WHERE day > ?1", [&day])?;
         let grants = tx.execute("DELETE FROM grants WHERE day > ?1", [&day])?;
         let notices = tx.execute("DELETE FROM outbox WHERE day > ?1 AND status = 'pending'", [&day])?;
+        let ledgers = ledgers + tx.execute("DELETE FROM direction_ledger WHERE day > ?1", [&day])?;
         tx.execute("UPDATE ledger SET closed = 0 WHERE day = ?1", [&day])?;
+        tx.execute("UPDATE direction_ledger SET closed = 0 WHERE day = ?1", [&day])?;
         tx.execute("UPDATE meta SET value = ?1 WHERE key = 'open_day'", [&day])?;
         // Days after `today` are gone: their settling starts over (see run's SETTLED_DAY).
         tx.execute("DELETE FROM meta WHERE key = 'settled_day' AND value >= ?1", [&day])?;

@@ -15,6 +15,8 @@ pub struct OutboxEntry {
     pub kind: String,
     /// For a notice: `day` (the day's allowance) or `month` (the monthly limit).
     pub period: String,
+    /// For a notice about a direction allowance: its direction (else null).
+    pub direction: Option<String>,
     pub extension: String,
     pub day: String,
     pub threshold: u8,
@@ -32,7 +34,7 @@ impl State {
     pub fn outbox(&self, pending_only: bool) -> Result<Vec<OutboxEntry>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, extension, day, threshold, used_s, allowance_s, created_at, status, attempts, last_error,
-             next_attempt_at, sent_at, kind, period FROM outbox WHERE ?1 = 0 OR status = 'pending' ORDER BY id",
+             next_attempt_at, sent_at, kind, period, direction FROM outbox WHERE ?1 = 0 OR status = 'pending' ORDER BY id",
         )?;
         let rows = stmt.query_map([pending_only], |r| {
             Ok(OutboxEntry {
@@ -50,6 +52,7 @@ impl State {
                 sent_at: r.get(11)?,
                 kind: r.get(12)?,
                 period: r.get(13)?,
+                direction: r.get(14)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -113,7 +113,8 @@ impl State {
                 Ok(())
             };
         add(
-            "SELECT extension, COUNT(*), SUM(seconds) FROM grants WHERE day >= ?1 AND day <= ?2 GROUP BY extension",
+            "SELECT extension, COUNT(*), SUM(seconds) FROM grants WHERE day >= ?1 AND day <= ?2 AND direction IS NULL \
+             GROUP BY extension",
             &[&from_t, &to_t],
             &|u, n, s| {
                 u.grants = n.max(0) as u64;
@@ -147,6 +148,24 @@ impl State {
                     None if !closed => left.max(0) as u64,
                     None => 0,
                 };
+            }
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT extension, direction, COUNT(*), SUM(allowance_s), SUM(used_s), SUM(blocked) FROM direction_ledger
+             WHERE day >= ?1 AND day <= ?2 GROUP BY extension, direction ORDER BY extension, direction",
+        )?;
+        let mut rows = stmt.query(params![from_t, to_t])?;
+        while let Some(r) = rows.next()? {
+            let ext: String = r.get(0)?;
+            if let Some(u) = users.get_mut(&ext) {
+                u.directions.push(crate::views::period::DirectionPeriod {
+                    direction: r.get(1)?,
+                    days: r.get::<_, i64>(2)?.max(0) as u64,
+                    allowance_s: r.get::<_, i64>(3)?.max(0) as u64,
+                    used_s: r.get::<_, i64>(4)?.max(0) as u64,
+                    days_blocked: r.get::<_, i64>(5)?.max(0) as u64,
+                    percent_used: 0,
+                });
             }
         }
         Ok(users.into_values().collect())

@@ -46,6 +46,7 @@ impl State {
                     user.monthly_limit_s.map(to_sql_seconds)
                 ],
             )?;
+            store_direction_limits(&tx, user)?;
             append_audit(
                 &tx,
                 &at,
@@ -87,6 +88,10 @@ impl State {
     pub fn delete_user(&mut self, user: &User, now: DateTime<Utc>) -> Result<()> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM users WHERE extension = ?1", [user.extension.as_str()])?;
+        tx.execute(
+            "DELETE FROM direction_limits WHERE extension = ?1",
+            [user.extension.as_str()],
+        )?;
         append_audit(
             &tx,
             &timestamp(now),
@@ -120,9 +125,36 @@ pub(super) fn users_where(conn: &Connection, extension: Option<&Extension>) -> R
             since: parse_day(&r.get::<_, String>(5)?)?,
             cc: r.get(6)?,
             monthly_limit_s: optional_seconds(r, "monthly_limit_s")?,
+            direction_limits: Default::default(),
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut users: Vec<User> = rows.collect::<rusqlite::Result<_>>()?;
+    let mut stmt = conn.prepare(
+        "SELECT extension, direction, daily_limit_s FROM direction_limits WHERE ?1 IS NULL OR extension = ?1",
+    )?;
+    let mut rows = stmt.query([extension.map(Extension::as_str)])?;
+    while let Some(r) = rows.next()? {
+        let (ext, direction): (String, String) = (r.get(0)?, r.get(1)?);
+        if let Some(user) = users.iter_mut().find(|u| u.extension.as_str() == ext) {
+            user.direction_limits.insert(direction, seconds(r, "daily_limit_s")?);
+        }
+    }
+    Ok(users)
+}
+
+/// Stores a user's direction limits as given (rows of other directions go).
+fn store_direction_limits(conn: &Connection, user: &User) -> Result<()> {
+    conn.execute(
+        "DELETE FROM direction_limits WHERE extension = ?1",
+        [user.extension.as_str()],
+    )?;
+    for (direction, limit) in &user.direction_limits {
+        conn.execute(
+            "INSERT INTO direction_limits (extension, direction, daily_limit_s) VALUES (?1, ?2, ?3)",
+            params![user.extension.as_str(), direction, to_sql_seconds(*limit)],
+        )?;
+    }
+    Ok(())
 }
 
 /// Stores each changed user, one `user_changed` audit row each; returns how many changed.
@@ -148,6 +180,7 @@ pub(super) fn store_changes(conn: &Connection, changes: &[(User, User)], at: &st
                 new.monthly_limit_s.map(to_sql_seconds)
             ],
         )?;
+        store_direction_limits(conn, new)?;
         append_audit(conn, at, Some(&new.extension), None, "user_changed", &what.join(", "))?;
         changed += 1;
     }
