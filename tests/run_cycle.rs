@@ -319,8 +319,17 @@ fn rerunning_changes_nothing_and_reloads_nothing() {
     let include = site.include();
     let reloads = site.asterisk_commands().len();
     let modified = std::fs::metadata(site.include_path()).unwrap().modified().unwrap();
+    // Another connection sees PRAGMA data_version move when anything commits.
+    let watcher = site.state();
+    let version = |c: &rusqlite::Connection| c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)).unwrap();
+    let before = version(&watcher);
     site.run("2026-11-26T10:00:00");
     site.run("2026-11-26T10:05:00");
+    assert_eq!(
+        version(&watcher),
+        before,
+        "a run that changes nothing commits nothing to the state (no fsync)"
+    );
     assert_eq!(site.dump(), dump);
     assert_eq!(site.include(), include);
     assert_eq!(
@@ -331,6 +340,11 @@ fn rerunning_changes_nothing_and_reloads_nothing() {
     assert_eq!(
         std::fs::metadata(site.include_path()).unwrap().modified().unwrap(),
         modified
+    );
+    assert_eq!(
+        site.status("2026-11-26T10:06:00")[0]["last_run_at"],
+        "2026-11-26T05:05:00+00:00",
+        "the time of the last run is kept in the lock file"
     );
 }
 

@@ -58,7 +58,7 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
     let ledgers = state.ledgers_of(ext, from, to)?;
     let direction_ledgers = state.direction_ledgers_of(ext, from, to)?;
     let closed = state.closed_at(ext, from, to)?;
-    let last_run_at = state.last_run_at()?;
+    let last_run_at = ctx.last_run_at(&state)?;
     drop(state);
     let days: BTreeMap<NaiveDate, DayFacts> = ledgers
         .iter()

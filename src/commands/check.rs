@@ -169,7 +169,7 @@ fn check_numbers_agree(ctx: &Context, cdr: &mut Cdr, r: &mut Report) {
 
 /// Runs must keep succeeding: stale figures mean enforcement is stuck.
 fn check_freshness(ctx: &Context, r: &mut Report) {
-    let last = State::open(&ctx.config.state_db).and_then(|s| s.last_run_at());
+    let last = State::open(&ctx.config.state_db).and_then(|s| ctx.last_run_at(&s));
     match last {
         Ok(None) => r.warn("no run has succeeded yet: run `sudo -u callquota callquota run` once"),
         Ok(Some(at)) if crate::core::policy::is_stale(Some(at), ctx.now) => r.fail(format!(

@@ -125,7 +125,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         (state.ledgers_on(day)?, state.direction_ledgers_on(day)?)
     };
     let users = state.users()?;
-    let last_run_at = state.last_run_at()?;
+    let last_run_at = ctx.last_run_at(&state)?;
     let stale = policy::is_stale(last_run_at, ctx.now);
     let live = live_figures(ctx, day);
     let rows: Vec<StatusRow> = ledgers

@@ -235,8 +235,9 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
     if let Some(day) = settled {
         state.set_day_meta(SETTLED_DAY, day)?;
     }
-    // The figures and the dialplan are current: `status` and `check` go by this.
-    state.set_last_run_at(ctx.now)?;
+    // The figures and the dialplan are current: `status` and `check` go by
+    // this (kept in the lock file, so a steady-state run writes no state).
+    lock::record_success(&ctx.config.lock_file, ctx.now)?;
     let settings = &ctx.config.dialplan;
     // Counters of days before yesterday are never read again (yesterday's
     // calls still talking hold reservations the check counts). Each run asks

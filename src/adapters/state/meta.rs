@@ -15,23 +15,13 @@ impl State {
             .optional()?)
     }
 
-    /// When the last run that updated the state and the dialplan finished.
+    /// When the last successful run finished, as states written before the
+    /// lock file kept it (runs now record it there: `adapters::lock::record_success`).
     pub fn last_run_at(&self) -> Result<Option<DateTime<Utc>>> {
         Ok(self
             .meta(LAST_RUN_AT)?
             .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
             .map(|t| t.to_utc()))
-    }
-
-    /// Records a successful run (bookkeeping, not an audited change).
-    pub fn set_last_run_at(&self, at: DateTime<Utc>) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [LAST_RUN_AT, &timestamp(at)],
-            )
-            .with_context(|| format!("cannot write state_db {}", self.path.display()))?;
-        Ok(())
     }
 
     /// A day kept in `meta` under `key` (bookkeeping of the runs).
