@@ -6,7 +6,8 @@
 //!
 //! Environment: BENCH_SIZES (default 100k,1M), BENCH_REPS (default 7),
 //! BENCH_MYSQL_URL (default mysql://root@127.0.0.1:3306), BENCH_REBUILD=1 to
-//! regenerate cached tables (databases `callquota_bench_<size>`).
+//! regenerate cached tables (databases `callquota_bench_<size>`),
+//! BENCH_CALLQUOTA=PATH to time another build's binary in (c)-(e).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -208,6 +209,8 @@ asterisk_cli = []
     }
 
     fn add_users(&self, since: NaiveDate) {
+        // A new state is created explicitly, as `user add` does (open never creates one).
+        State::create_if_missing(&self.root.join("state.db")).unwrap();
         let mut state = State::open(&self.root.join("state.db")).unwrap();
         let now = Utc::now();
         for i in 0..USERS {
@@ -219,6 +222,7 @@ asterisk_cli = []
                 daily_limit_s: 600 + 60 * (i % 10),
                 monthly_limit_s: None,
                 direction_limits: Default::default(),
+                direction_since: Default::default(),
                 active: true,
                 since,
             };
@@ -227,8 +231,11 @@ asterisk_cli = []
     }
 
     fn run(&self, now: &str) -> Duration {
+        // BENCH_CALLQUOTA: another build's binary, to compare two versions
+        // on the same tables in the same conditions.
+        let binary = std::env::var("BENCH_CALLQUOTA").unwrap_or_else(|_| env!("CARGO_BIN_EXE_callquota").to_string());
         let started = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_callquota"))
+        let out = Command::new(binary)
             .arg("--config")
             .arg(&self.config)
             .args(["--now", now, "--allow-future", "run"])

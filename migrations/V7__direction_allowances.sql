@@ -6,6 +6,9 @@ CREATE TABLE direction_limits (
     extension      TEXT NOT NULL,
     direction      TEXT NOT NULL CHECK (length(direction) BETWEEN 1 AND 40),
     daily_limit_s  INTEGER NOT NULL CHECK (daily_limit_s >= 0),
+    -- The first day the allowance applies (the day it was given): the days
+    -- before it are never planned for it, and nothing carries into it.
+    since_day      TEXT NOT NULL,
     PRIMARY KEY (extension, direction)
 ) STRICT;
 

@@ -109,8 +109,16 @@ fn a_direction_allowance_is_kept_beside_the_shared_one() {
         calls.contains("2026-11-26 international: counted 5m 50s; its ledger has 5m 50s used of 5m 00s, open"),
         "{calls}"
     );
-    let log = site.ok("2026-11-26T10:31:00", &["log", "--ext", "2055", "--event", "blocked"]);
+    let log = site.ok(
+        "2026-11-26T10:31:00",
+        &["log", "--ext", "2055", "--event", "direction_blocked"],
+    );
     assert!(log.contains("international: paid calls denied"), "{log}");
+    let shared = site.ok("2026-11-26T10:31:00", &["log", "--ext", "2055", "--event", "blocked"]);
+    assert!(
+        !shared.contains("2055"),
+        "the shared allowance is not blocked: {shared}"
+    );
     let mut subjects: Vec<String> = sink
         .messages()
         .iter()
@@ -207,4 +215,54 @@ fn a_direction_limit_must_name_a_configured_direction() {
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
         assert!(stderr(&out).contains(says), "{bad}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn a_direction_allowance_starts_the_day_it_is_given_and_a_vanished_direction_stops_the_run() {
+    let sink = SmtpSink::start();
+    let site = site(&sink);
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 100)]);
+    site.run("2026-11-26T10:00:00");
+    // Given after midnight, before the run that closes the 26th.
+    site.ok(
+        "2026-11-27T00:02:00",
+        &["user", "set", "2055", "--limit", "international=300"],
+    );
+    site.run("2026-11-27T00:05:00");
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM direction_ledger WHERE day = '2026-11-26'"),
+        0,
+        "the 26th had no international allowance"
+    );
+    let s = site.user_status("2026-11-27T00:06:00", "2055");
+    assert_eq!(
+        (
+            s["directions"][0]["allowance_s"].as_u64(),
+            s["directions"][0]["carried_in_s"].as_u64()
+        ),
+        (Some(300), Some(0)),
+        "nothing carries into its first day: {s}"
+    );
+
+    // The direction renamed in the config: its allowance could not be told
+    // apart, so runs stop with the fix, and the last include file stays.
+    let include = site.include();
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&config.replace("name = \"international\"", "name = \"intl\""));
+    let out = site.at("2026-11-27T00:10:00", &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("2055 has a international allowance but the config has no [[direction]] named \"international\"")
+            && stderr(&out).contains("callquota user set 2055 --limit international=none"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(site.include(), include);
+    site.ok(
+        "2026-11-27T00:11:00",
+        &["user", "set", "2055", "--limit", "international=none"],
+    );
+    site.run("2026-11-27T00:12:00");
 }

@@ -135,6 +135,16 @@ fn a_monthly_limit_caps_the_days_mails_the_month_once_and_resets_with_the_next_m
         "a period that is not a month has no monthly percent: {week}"
     );
 
+    // A grant cannot pass the month: it is stored, and the admin is told why it adds nothing.
+    let out = site.at("2026-11-30T12:30:00", &["grant", "2055", "10m"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2055's monthly limit leaves 10m 00s for today")
+            && stderr(&out).contains("callquota user set 2055 --monthly-limit DURATION"),
+        "{}",
+        stderr(&out)
+    );
+
     // December starts afresh: its own full day; nothing carries from a month-capped 30th.
     site.run("2026-12-01T08:00:00");
     let s = site.user_status("2026-12-01T08:00:00", "2055");

@@ -107,7 +107,7 @@ proptest! {
         let members: Vec<Member> = limits
             .iter()
             .enumerate()
-            .map(|(i, &l)| Member { extension: Extension::parse(&format!("20{i}")).unwrap(), daily_limit_s: l, monthly_limit_s: None, direction_limits: Default::default(), since: day(0) })
+            .map(|(i, &l)| Member { extension: Extension::parse(&format!("20{i}")).unwrap(), daily_limit_s: l, monthly_limit_s: None, direction_limits: Default::default(), direction_since: Default::default(), since: day(0) })
             .collect();
         let mut usage = Usage::new();
         let mut grants = HashMap::new();
@@ -165,15 +165,18 @@ fn month_before_open(snapshot: &Snapshot) -> HashMap<Extension, MonthSoFar> {
     let Some(open) = snapshot.open_day else {
         return months;
     };
-    for l in snapshot
+    let mut month: Vec<_> = snapshot
         .ledgers
         .iter()
         .filter(|l| l.day >= month_start(open) && l.day < open)
-    {
+        .collect();
+    month.sort_by_key(|l| l.day);
+    for l in month {
+        // The sum of the days, the latest day's levels (as the adapter reads them).
         let so_far = months.entry(l.extension.clone()).or_default();
         so_far.used_s += l.used_s;
-        so_far.level = so_far.level.max(l.month_level);
-        so_far.notified_level = so_far.notified_level.max(l.month_notified_level);
+        so_far.level = l.month_level;
+        so_far.notified_level = l.month_notified_level;
     }
     months
 }
@@ -203,6 +206,7 @@ proptest! {
                 daily_limit_s: daily,
                 monthly_limit_s: monthly,
                 direction_limits: Default::default(),
+                direction_since: Default::default(),
                 since: first,
             })
             .collect();

@@ -104,6 +104,22 @@ pub fn grant(ctx: &Context, args: &GrantArgs) -> Result<()> {
                     .unwrap_or_default(),
                 user.extension
             );
+            // A spent month caps the day whatever is granted: say so.
+            if args.direction.is_none()
+                && let Ok(state) = State::open(&ctx.config.state_db)
+                && let Ok(ledgers) = state.ledgers_on(today)
+                && let Some(l) = ledgers
+                    .iter()
+                    .find(|l| l.extension == user.extension && l.month_capped())
+            {
+                eprintln!(
+                    "callquota: warning: {}'s monthly limit leaves {} for today, so the grant adds nothing beyond \
+                     that; raise it with `callquota user set {} --monthly-limit DURATION`",
+                    user.extension,
+                    human(l.allowance_s()),
+                    user.extension
+                );
+            }
             // The grant is in the ledger and the dialplan: a mail problem does not undo it.
             if let Err(e) = ran.mail {
                 eprintln!("callquota: warning: {}", escape_controls(&format!("{e:#}")));
@@ -217,6 +233,7 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
     crate::adapters::crashpoint::reached("after-cdr-read");
     let today = ctx.today();
     let plan = state.plan_and_apply(ctx.now, Some(early), |snapshot| {
+        unknown_directions(ctx, snapshot)?;
         Ok(policy::plan_run_all(
             &ctx.config.rules,
             today,
@@ -266,6 +283,26 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
         mail.as_deref().unwrap_or("mail failed")
     );
     Ok(Ran { summary, mail })
+}
+
+/// A direction allowance whose `[[direction]]` is gone from the config (renamed
+/// or removed) could no longer be told apart, so it would limit nothing: the
+/// run fails, naming the fix, and the include file keeps the last one made
+/// with that direction.
+fn unknown_directions(ctx: &Context, snapshot: &policy::Snapshot) -> Result<()> {
+    let known = |name: &str| ctx.config.paid.directions().iter().any(|d| d.name == name);
+    for member in &snapshot.members {
+        if let Some(name) = member.direction_limits.keys().find(|name| !known(name)) {
+            return Err(anyhow!(
+                "{} has a {name} allowance but the config has no [[direction]] named {name:?}; restore that \
+                 direction in {}, or remove the allowance: callquota user set {} --limit {name}=none",
+                member.extension,
+                ctx.config.path.display(),
+                member.extension
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn dry_run(ctx: &Context) -> Result<()> {

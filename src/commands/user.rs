@@ -125,7 +125,8 @@ fn import(
 /// configured `[[direction]]`, so the dialplan and `run` can tell it.
 fn apply_direction_limits(ctx: &Context, user: &mut User, limits: &[DirectionLimit]) -> Result<()> {
     for l in limits {
-        if !ctx.config.paid.directions().iter().any(|d| d.name == l.direction) {
+        // Removing one is always allowed (its direction may be gone from the config).
+        if l.limit_s.is_some() && !ctx.config.paid.directions().iter().any(|d| d.name == l.direction) {
             let names: Vec<&str> = ctx.config.paid.directions().iter().map(|d| d.name.as_str()).collect();
             return Err(UsageError(format!(
                 "--limit {}: no [[direction]] named {:?} in the config (there are: {})",
@@ -137,10 +138,18 @@ fn apply_direction_limits(ctx: &Context, user: &mut User, limits: &[DirectionLim
         }
         match l.limit_s {
             Some(seconds) => {
-                user.direction_limits.insert(l.direction.clone(), check_limit(seconds)?);
+                // A new allowance applies from today; a changed one keeps its first day.
+                if user
+                    .direction_limits
+                    .insert(l.direction.clone(), check_limit(seconds)?)
+                    .is_none()
+                {
+                    user.direction_since.insert(l.direction.clone(), ctx.today());
+                }
             }
             None => {
                 user.direction_limits.remove(&l.direction);
+                user.direction_since.remove(&l.direction);
             }
         }
     }
@@ -230,6 +239,7 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                 daily_limit_s,
                 monthly_limit_s,
                 direction_limits: Default::default(),
+                direction_since: Default::default(),
                 active: true,
                 since: ctx.today(),
             };

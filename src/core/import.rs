@@ -172,6 +172,7 @@ pub fn plan(
                     daily_limit_s,
                     monthly_limit_s: None,
                     direction_limits: Default::default(),
+                    direction_since: Default::default(),
                     active: true,
                     since: today,
                 });
@@ -351,6 +352,7 @@ mod tests {
             daily_limit_s: limit,
             monthly_limit_s: None,
             direction_limits: Default::default(),
+            direction_since: Default::default(),
             active: true,
             since: day(),
         }

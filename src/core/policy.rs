@@ -49,6 +49,8 @@ pub struct Member {
     pub monthly_limit_s: Option<u64>,
     /// Separate daily limits for some directions, alongside the shared one.
     pub direction_limits: BTreeMap<String, u64>,
+    /// The day each of them was given: it is planned from then on only.
+    pub direction_since: BTreeMap<String, NaiveDate>,
     /// The first day the user is tracked (the day they were added).
     pub since: NaiveDate,
 }
@@ -438,7 +440,16 @@ fn evaluate_month(
     let limit_s = ledger.monthly_limit_s?;
     let used_s = ledger.month_used_s();
     ledger.month_level = level(&rules.thresholds, used_s, limit_s);
+    // A higher monthly limit than before re-arms the thresholds above the
+    // new level, for the audit log as for the notices.
+    let earlier_limit = prior.and_then(|p| p.monthly_limit_s).or(month.limit_s);
+    let raised = earlier_limit.is_some_and(|earlier| limit_s > earlier);
     let reached_before = month.level.max(prior.map_or(0, |p| p.month_level));
+    let reached_before = if raised {
+        reached_before.min(ledger.month_level)
+    } else {
+        reached_before
+    };
     for &threshold in &rules.thresholds {
         if reached_before < threshold && threshold <= ledger.month_level {
             events.push(Event::MonthLevelCrossed {
@@ -449,8 +460,7 @@ fn evaluate_month(
         }
     }
     let notified = month.notified_level.max(prior.map_or(0, |p| p.month_notified_level));
-    let earlier_limit = prior.and_then(|p| p.monthly_limit_s).or(month.limit_s);
-    let floor = if earlier_limit.is_some_and(|earlier| limit_s > earlier) {
+    let floor = if raised {
         notified.min(ledger.month_level)
     } else {
         notified
@@ -580,7 +590,9 @@ pub fn plan_run_all(
                         daily_limit_s: limit,
                         monthly_limit_s: None,
                         direction_limits: BTreeMap::new(),
-                        since: m.since,
+                        direction_since: BTreeMap::new(),
+                        // Never the days before it was given (nor a carry into its first).
+                        since: m.direction_since.get(name).map_or(m.since, |&given| given.max(m.since)),
                     })
                 })
                 .collect(),
@@ -637,8 +649,10 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
     let count_in_month = |months: &mut HashMap<Extension, (NaiveDate, MonthSoFar)>, l: &Ledger| {
         let mut so_far = month_of(months, &l.extension, l.day);
         so_far.used_s = so_far.used_s.saturating_add(l.used_s);
-        so_far.level = so_far.level.max(l.month_level);
-        so_far.notified_level = so_far.notified_level.max(l.month_notified_level);
+        // The latest day's levels: each day carries the month's on, and a
+        // raised limit lowers them (re-arming the thresholds above).
+        so_far.level = l.month_level;
+        so_far.notified_level = l.month_notified_level;
         so_far.limit_s = l.monthly_limit_s;
         months.insert(l.extension.clone(), (month_start(l.day), so_far));
     };
@@ -879,6 +893,7 @@ mod tests {
             daily_limit_s: limit,
             monthly_limit_s: None,
             direction_limits: BTreeMap::new(),
+            direction_since: BTreeMap::new(),
             since: day(since),
         }
     }
@@ -924,15 +939,18 @@ mod tests {
         // What the state adapter reads: the open day's month before the open day.
         snapshot.month_before_open.clear();
         if let Some(open) = snapshot.open_day {
-            for l in snapshot
+            let mut month: Vec<&Ledger> = snapshot
                 .ledgers
                 .iter()
                 .filter(|l| l.day >= month_start(open) && l.day < open)
-            {
+                .collect();
+            month.sort_by_key(|l| l.day);
+            for l in month {
+                // The sum of the days, the latest day's levels.
                 let so_far = snapshot.month_before_open.entry(l.extension.clone()).or_default();
                 so_far.used_s += l.used_s;
-                so_far.level = so_far.level.max(l.month_level);
-                so_far.notified_level = so_far.notified_level.max(l.month_notified_level);
+                so_far.level = l.month_level;
+                so_far.notified_level = l.month_notified_level;
             }
         }
         let plan = plan_run(rules, day(today), snapshot, u).unwrap();
@@ -1064,6 +1082,46 @@ mod tests {
         run(&rules, &mut s, "2026-12-01", &u);
         let l = ledger_of(&s, "2055", "2026-12-01");
         assert_eq!((l.allowance_s(), l.month_before_s, l.blocked), (1000, 0, false));
+    }
+
+    #[test]
+    fn a_raised_monthly_limit_re_arms_the_months_thresholds_on_later_days_too() {
+        let rules = Rules::default();
+        let mut s = Snapshot {
+            members: vec![Member {
+                monthly_limit_s: Some(1000),
+                ..member("2055", 2000, "2026-11-02")
+            }],
+            ..Default::default()
+        };
+        let u = usage(&[("2026-11-02", "2055", 1000), ("2026-11-04", "2055", 1000)]);
+        let plan = run(&rules, &mut s, "2026-11-02", &u);
+        assert!(
+            plan.notices
+                .iter()
+                .any(|n| n.period == Period::Month && n.threshold == 100)
+        );
+        // Raised on the 3rd: 1000 of 4000 is 25 %, below every threshold again.
+        s.members[0].monthly_limit_s = Some(4000);
+        run(&rules, &mut s, "2026-11-03", &u);
+        let plan = run(&rules, &mut s, "2026-11-04", &u);
+        let month: Vec<(u8, u64)> = plan
+            .notices
+            .iter()
+            .filter(|n| n.period == Period::Month)
+            .map(|n| (n.threshold, n.used_s))
+            .collect();
+        assert_eq!(
+            month,
+            [(50, 2000)],
+            "the 50 % of the raised limit, a day after the raise"
+        );
+        assert!(plan.records.iter().any(|r| r.event
+            == Event::MonthLevelCrossed {
+                threshold: 50,
+                used_s: 2000,
+                limit_s: 4000
+            }));
     }
 
     #[test]

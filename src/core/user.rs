@@ -19,6 +19,8 @@ pub struct User {
     pub monthly_limit_s: Option<u64>,
     /// Separate daily limits per direction name, alongside the shared one.
     pub direction_limits: std::collections::BTreeMap<String, u64>,
+    /// The day each direction allowance was given (it applies from then on).
+    pub direction_since: std::collections::BTreeMap<String, NaiveDate>,
     pub active: bool,
     pub since: NaiveDate,
 }
@@ -30,6 +32,7 @@ impl User {
             daily_limit_s: self.daily_limit_s,
             monthly_limit_s: self.monthly_limit_s,
             direction_limits: self.direction_limits.clone(),
+            direction_since: self.direction_since.clone(),
             since: self.since,
         }
     }

@@ -48,6 +48,9 @@ pub struct DirectionPeriod {
     pub used_s: u64,
     pub percent_used: u64,
     pub days_blocked: u64,
+    /// Grants to this direction allowance (`grant --direction`).
+    pub grants: u64,
+    pub granted_s: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -179,13 +182,15 @@ pub fn render_text(report: &Report, made: &str) -> String {
     for u in &report.users {
         for d in &u.directions {
             out.push_str(&format!(
-                "{:<8} {}: used {} of {} ({}%), {} days blocked\n",
+                "{:<8} {}: used {} of {} ({}%), {} days blocked, {} grants ({})\n",
                 u.extension,
                 d.direction,
                 human(d.used_s),
                 human(d.allowance_s),
                 d.percent_used,
-                d.days_blocked
+                d.days_blocked,
+                d.grants,
+                human(d.granted_s)
             ));
         }
     }

@@ -35,15 +35,22 @@ pub struct AuditFilter {
 }
 
 /// Every event name the audit log uses, for `log --event`.
-pub const AUDIT_EVENTS: [&str; 18] = [
+pub const AUDIT_EVENTS: [&str; 25] = [
     "blocked",
     "clock_rewound",
     "day_closed",
+    "direction_blocked",
+    "direction_day_closed",
+    "direction_late_usage",
+    "direction_level_lowered",
+    "direction_threshold_crossed",
+    "direction_unblocked",
     "grant",
     "include_disarmed",
     "include_written",
     "late_usage",
     "level_lowered",
+    "month_threshold_crossed",
     "notice_given_up",
     "notice_sent",
     "notice_skipped",

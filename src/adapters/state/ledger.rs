@@ -251,9 +251,13 @@ pub(super) fn snapshot(conn: &Connection) -> Result<Snapshot> {
 /// Per extension, the days of `day`'s month before `day`: one grouped query,
 /// run only while someone has a monthly limit (the steady state has none to pay).
 fn month_before(conn: &Connection, day: NaiveDate) -> Result<HashMap<Extension, MonthSoFar>> {
+    // The levels are the latest day's: each day carries the month's on, and
+    // a raised monthly limit lowers them (re-arming its thresholds).
     let mut stmt = conn.prepare(
-        "SELECT extension, SUM(used_s), MAX(month_level), MAX(month_notified_level) FROM ledger
-         WHERE day >= ?1 AND day < ?2 GROUP BY extension",
+        "SELECT l.extension, s.used, l.month_level, l.month_notified_level
+         FROM (SELECT extension, SUM(used_s) AS used, MAX(day) AS last FROM ledger
+               WHERE day >= ?1 AND day < ?2 GROUP BY extension) s
+         JOIN ledger l ON l.extension = s.extension AND l.day = s.last",
     )?;
     let rows = stmt.query_map([day_text(month_start(day)), day_text(day)], |r| {
         Ok((
@@ -339,11 +343,20 @@ fn store_plan(conn: &Connection, plan: &Plan, direction: Option<&str>, at: &str)
     }
     for record in &plan.records {
         let (event, detail) = describe(&record.event);
-        let detail = match &record.direction {
-            Some(direction) => format!("{direction}: {detail}"),
-            None => detail,
-        };
-        append_audit(conn, at, Some(&record.extension), Some(record.day), event, &detail)?;
+        // A direction allowance's events have names of their own
+        // (`direction_blocked`, ...), so what reads the shared allowance's
+        // (`blocked` for the digest) never takes them for its own.
+        match &record.direction {
+            Some(direction) => append_audit(
+                conn,
+                at,
+                Some(&record.extension),
+                Some(record.day),
+                &format!("direction_{event}"),
+                &format!("{direction}: {detail}"),
+            )?,
+            None => append_audit(conn, at, Some(&record.extension), Some(record.day), event, &detail)?,
+        }
     }
     let mut queue = conn.prepare_cached(
         "INSERT INTO outbox (extension, day, threshold, used_s, allowance_s, created_at, period, direction)

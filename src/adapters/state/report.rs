@@ -54,7 +54,7 @@ impl State {
             "SELECT g.extension, g.seconds, g.reason, COALESCE(g.on_behalf_of, ''), g.created_at,
                     (SELECT a.actor FROM audit a WHERE a.event = 'grant' AND a.extension = g.extension
                      AND a.at = g.created_at ORDER BY a.id LIMIT 1)
-             FROM grants g WHERE g.day = ?1 ORDER BY g.id",
+             FROM grants g WHERE g.day = ?1 AND g.direction IS NULL ORDER BY g.id",
         )?;
         let grants = stmt
             .query_map([day_text(day)], |r| {
@@ -151,8 +151,13 @@ impl State {
             }
         }
         let mut stmt = self.conn.prepare(
-            "SELECT extension, direction, COUNT(*), SUM(allowance_s), SUM(used_s), SUM(blocked) FROM direction_ledger
-             WHERE day >= ?1 AND day <= ?2 GROUP BY extension, direction ORDER BY extension, direction",
+            "SELECT d.extension, d.direction, COUNT(*), SUM(d.allowance_s), SUM(d.used_s), SUM(d.blocked),
+                    (SELECT COUNT(*) FROM grants g WHERE g.extension = d.extension AND g.direction = d.direction
+                     AND g.day >= ?1 AND g.day <= ?2),
+                    (SELECT COALESCE(SUM(seconds), 0) FROM grants g WHERE g.extension = d.extension
+                     AND g.direction = d.direction AND g.day >= ?1 AND g.day <= ?2)
+             FROM direction_ledger d WHERE d.day >= ?1 AND d.day <= ?2
+             GROUP BY d.extension, d.direction ORDER BY d.extension, d.direction",
         )?;
         let mut rows = stmt.query(params![from_t, to_t])?;
         while let Some(r) = rows.next()? {
@@ -164,6 +169,8 @@ impl State {
                     allowance_s: r.get::<_, i64>(3)?.max(0) as u64,
                     used_s: r.get::<_, i64>(4)?.max(0) as u64,
                     days_blocked: r.get::<_, i64>(5)?.max(0) as u64,
+                    grants: r.get::<_, i64>(6)?.max(0) as u64,
+                    granted_s: r.get::<_, i64>(7)?.max(0) as u64,
                     percent_used: 0,
                 });
             }

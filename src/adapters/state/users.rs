@@ -126,17 +126,21 @@ pub(super) fn users_where(conn: &Connection, extension: Option<&Extension>) -> R
             cc: r.get(6)?,
             monthly_limit_s: optional_seconds(r, "monthly_limit_s")?,
             direction_limits: Default::default(),
+            direction_since: Default::default(),
         })
     })?;
     let mut users: Vec<User> = rows.collect::<rusqlite::Result<_>>()?;
     let mut stmt = conn.prepare(
-        "SELECT extension, direction, daily_limit_s FROM direction_limits WHERE ?1 IS NULL OR extension = ?1",
+        "SELECT extension, direction, daily_limit_s, since_day FROM direction_limits WHERE ?1 IS NULL OR extension = ?1",
     )?;
     let mut rows = stmt.query([extension.map(Extension::as_str)])?;
     while let Some(r) = rows.next()? {
         let (ext, direction): (String, String) = (r.get(0)?, r.get(1)?);
         if let Some(user) = users.iter_mut().find(|u| u.extension.as_str() == ext) {
-            user.direction_limits.insert(direction, seconds(r, "daily_limit_s")?);
+            user.direction_limits
+                .insert(direction.clone(), seconds(r, "daily_limit_s")?);
+            user.direction_since
+                .insert(direction, parse_day(&r.get::<_, String>("since_day")?)?);
         }
     }
     Ok(users)
@@ -149,9 +153,15 @@ fn store_direction_limits(conn: &Connection, user: &User) -> Result<()> {
         [user.extension.as_str()],
     )?;
     for (direction, limit) in &user.direction_limits {
+        let since = user.direction_since.get(direction).copied().unwrap_or(user.since);
         conn.execute(
-            "INSERT INTO direction_limits (extension, direction, daily_limit_s) VALUES (?1, ?2, ?3)",
-            params![user.extension.as_str(), direction, to_sql_seconds(*limit)],
+            "INSERT INTO direction_limits (extension, direction, daily_limit_s, since_day) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                user.extension.as_str(),
+                direction,
+                to_sql_seconds(*limit),
+                day_text(since)
+            ],
         )?;
     }
     Ok(())
