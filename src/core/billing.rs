@@ -44,6 +44,18 @@ impl Billing {
         self == Billing::PER_SECOND
     }
 
+    /// What the carrier charges for an answered leg of `talk_s` seconds: as
+    /// [`Billing::charge`], except that a leg answered for less than a
+    /// second (the CDR's billsec 0) still costs a rounding carrier its first
+    /// step; per second it costs nothing.
+    pub fn charge_answered(self, talk_s: u64) -> u64 {
+        if self.is_per_second() {
+            self.charge(talk_s)
+        } else {
+            self.charge(talk_s.max(1))
+        }
+    }
+
     /// What the carrier charges for `talk_s` answered seconds: nothing for
     /// none, the first step for up to it, then each started step.
     pub fn charge(self, talk_s: u64) -> u64 {
@@ -80,6 +92,16 @@ mod tests {
 
     fn b(text: &str) -> Billing {
         Billing::parse(text).unwrap_or(Billing::PER_SECOND)
+    }
+
+    #[test]
+    fn an_answer_shorter_than_a_second_costs_a_rounding_carrier_its_first_step() {
+        let minute = Billing::parse("60/60").unwrap();
+        assert_eq!(minute.charge(0), 0);
+        assert_eq!(minute.charge_answered(0), 60);
+        assert_eq!(minute.charge_answered(61), 120);
+        assert_eq!(Billing::PER_SECOND.charge_answered(0), 0);
+        assert_eq!(Billing::parse("60/1").unwrap().charge_answered(0), 60);
     }
 
     #[test]

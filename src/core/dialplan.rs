@@ -819,15 +819,17 @@ fn render_live_settle(w: &mut String, day: NaiveDate, rounds: bool, directions: 
 /// `cost,1(TALK MS,BILLING)` returns what a call's talk costs: the talk
 /// itself per second (no billing), or the carrier's rounding of its whole
 /// seconds (rounded down, as the CDR's billsec): the first step for up to
-/// it, then each started step.
+/// it (also for an answer shorter than a second), then each started step.
 fn render_cost(w: &mut String, rounds: bool) {
     if !rounds {
         return;
     }
     for line in [
         "exten => cost,1,GotoIf($[\"${ARG2}\" = \"\" | \"${ARG2}\" = \"1/1\"]?talk)",
+        " same => n,GotoIf($[0${ARG1} <= 0]?talk)",
+        // Answered for less than a second still costs the first step.
         " same => n,Set(LOCAL(s)=${MATH(${ARG1}/1000,int)})",
-        " same => n,GotoIf($[${s} < 1]?talk)",
+        " same => n,ExecIf($[${s} < 1]?Set(LOCAL(s)=1))",
         " same => n,Set(LOCAL(first)=${CUT(ARG2,/,1)})",
         " same => n,Set(LOCAL(step)=${CUT(ARG2,/,2)})",
         " same => n,GotoIf($[${s} > ${first}]?steps)",
@@ -1223,6 +1225,8 @@ mod tests {
         assert!(text.contains("^${CALLQUOTA_N}^${billing})"));
         assert!(text.contains("Gosub(callquota-settle,cost,1(${ARG4},${ARG5}))"));
         assert!(text.contains("exten => cost,1,"));
+        // An answer shorter than a second costs the first step, as in `run`.
+        assert!(text.contains("ExecIf($[${s} < 1]?Set(LOCAL(s)=1))"));
         // Without the live guard the cap is rounded too; too little left refuses.
         let no_live = render(&options(false), &mixed, &days, 1);
         assert!(no_live.contains("GotoIf($[${whole} < ${first}]?deny)") && !no_live.contains("exten => cost"));

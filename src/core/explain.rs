@@ -116,10 +116,12 @@ pub fn judge(
                 },
                 Err(reason) => (0, reason),
             };
-            let charged_s = rule
-                .billing_of(&row.dst)
-                .unwrap_or(Billing::PER_SECOND)
-                .charge(counted_s);
+            let billing = rule.billing_of(&row.dst).unwrap_or(Billing::PER_SECOND);
+            let charged_s = if reason.is_empty() {
+                billing.charge_answered(counted_s)
+            } else {
+                0
+            };
             Judged {
                 row,
                 day,

@@ -117,7 +117,12 @@ impl UsageRule<'_> {
 
     /// Like [`UsageRule::charge`], saying why a row charges nothing.
     pub fn judge(&self, row: &CdrRow) -> Result<(Extension, u64), NotCharged> {
-        if row.disposition != "ANSWERED" || row.billsec <= 0 {
+        if row.disposition != "ANSWERED" || row.billsec < 0 {
+            return Err(NotCharged::NotAnswered);
+        }
+        // Answered for less than a second (billsec 0): free per second, the
+        // first step for a carrier that rounds (see `Billing::charge_answered`).
+        if row.billsec == 0 && self.billing_of(&row.dst).is_none_or(Billing::is_per_second) {
             return Err(NotCharged::NotAnswered);
         }
         if row.dstchannel.trim().is_empty() {
@@ -326,7 +331,7 @@ impl Tally {
             .legs()
             .map(|leg| (leg.day, leg.payer, leg.seconds, leg.charged));
         for (day, extension, seconds, charged) in self.legs.into_values().chain(self.unnamed).chain(carriers) {
-            let charge = charged.billing.charge(seconds);
+            let charge = charged.billing.charge_answered(seconds);
             let total = usage.entry(day).or_default().entry(extension.clone()).or_insert(0);
             *total = total.saturating_add(charge);
             let of_direction = by_direction
@@ -498,6 +503,36 @@ mod tests {
             linkedid: "1764140000.17".into(),
             sequence: 17,
         }
+    }
+
+    #[test]
+    fn an_answer_shorter_than_a_second_is_charged_only_where_the_carrier_rounds() {
+        let paid = PaidDestinations::new(vec![
+            Direction {
+                name: "mobile".into(),
+                patterns: vec![Pattern::parse("_870[5780-2]XXXXXXX").unwrap()],
+                billing: Billing::PER_SECOND,
+            },
+            Direction {
+                name: "intl".into(),
+                patterns: vec![Pattern::parse("_810X.").unwrap()],
+                billing: Billing::parse("60/60").unwrap(),
+            },
+        ]);
+        let rule = cnum_rule(&paid);
+        assert_eq!(
+            rule.judge(&row("2055", "87011234567", "ANSWERED", 0)),
+            Err(NotCharged::NotAnswered)
+        );
+        assert!(rule.judge(&row("2055", "81049301234567", "ANSWERED", 0)).is_ok());
+        let mut tally = Tally::default();
+        tally.add(
+            &rule,
+            &row("2055", "81049301234567", "ANSWERED", 0),
+            NaiveDate::default(),
+        );
+        let usage = tally.finish();
+        assert_eq!(usage[&NaiveDate::default()][&Extension::parse("2055").unwrap()], 60);
     }
 
     #[test]
