@@ -68,6 +68,19 @@ fn the_password_never_appears_in_errors() {
 }
 
 #[test]
+fn a_refused_login_names_the_account_and_host_the_server_saw() {
+    // Over TCP the server sees 127.0.0.1, not the localhost of the README's
+    // CREATE USER; the error names what it saw and the socket that fixes it.
+    let site = Site::with(|c| *c = common::with_cdr_userinfo(c, "cq_no_such_account:pw"));
+    let err = one_line_error(&site.at(T, &["run"]), 1, "cannot connect to the CDR database");
+    assert!(
+        err.contains("the server saw the login as 'cq_no_such_account'@'127.0.0.1'")
+            && err.contains("host = \"localhost\""),
+        "{err}"
+    );
+}
+
+#[test]
 fn hostile_extensions_are_refused_before_anything_changes() {
     let site = running_site();
     let dump = site.dump();

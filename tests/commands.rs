@@ -199,6 +199,41 @@ fn check_says_the_live_guard_needs_the_asterisk_cli() {
 }
 
 #[test]
+fn the_readme_cdr_account_logs_in_through_the_unix_socket() {
+    // README: host = "localhost" is the socket, where the server sees
+    // user@localhost (the account CREATE USER callquota@localhost makes).
+    let url = common::mysql_root_url();
+    let userinfo = url
+        .trim_start_matches("mysql://")
+        .rsplit_once('@')
+        .map_or("", |(u, _)| u);
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let site = Site::new();
+    let keys = format!(
+        "host = \"localhost\"\nuser = \"{user}\"\npassword = \"{password}\"\ndatabase = \"{}\"",
+        site.db
+    );
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    site.write_config(&text.replace(&format!("url = \"{url}/{}\"", site.db), &keys));
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 70)]);
+    site.add_user(T, "2055", "30m");
+    site.run(T);
+    let status = site.ok(T, &["status", "--json"]);
+    assert!(
+        status.contains("\"used_s\": 70") || status.contains("\"used_s\":70"),
+        "{status}"
+    );
+    let check = stdout(&site.at(T, &["check"]));
+    assert!(
+        check.contains(&format!(
+            "ok    CDR database mysql://{user}@localhost/{} (socket /run/mysqld/mysqld.sock)",
+            site.db
+        )),
+        "{check}"
+    );
+}
+
+#[test]
 fn check_fails_when_the_database_or_asterisk_is_missing() {
     let site = Site::with(|c| *c = c.replace("127.0.0.1:3306", "127.0.0.1:1"));
     let out = site.at(T, &["check"]);

@@ -6,6 +6,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder, Row, Value};
 
+use crate::config::Endpoint;
+
 use crate::config::CdrSettings;
 use crate::core::calendar::CdrClock;
 use crate::core::usage::{CdrRow, Tally, UsageRule};
@@ -272,8 +274,6 @@ pub fn read_only_session(
     let where_ = c.describe();
     let timeout = Some(timeout);
     let opts = OptsBuilder::new()
-        .ip_or_hostname(Some(c.host.clone()))
-        .tcp_port(c.port)
         .user(Some(c.user.clone()))
         .pass(c.password.clone())
         .db_name(Some(c.database.clone()))
@@ -282,11 +282,14 @@ pub fn read_only_session(
         .tcp_connect_timeout(timeout)
         .read_timeout(timeout)
         .write_timeout(timeout);
+    let opts = match &c.endpoint {
+        Endpoint::Tcp { host, port } => opts.ip_or_hostname(Some(host.clone())).tcp_port(*port),
+        Endpoint::Socket(path) => opts.socket(Some(path.to_string_lossy().into_owned())),
+    };
     let mut conn = Conn::new(opts).map_err(|e| {
-        anyhow!(
-            "cannot connect to {what} {where_}: {}; check the {section} settings and that MySQL is running",
-            one_line(&e)
-        )
+        let advice = login_advice(&e, &c.endpoint, section)
+            .unwrap_or_else(|| format!("check the {section} settings and that MySQL is running"));
+        anyhow!("cannot connect to {what} {where_}: {}; {advice}", one_line(&e))
     })?;
     conn.query_drop("SET SESSION TRANSACTION READ ONLY")
         .and_then(|_| conn.query_drop("START TRANSACTION READ ONLY"))
@@ -330,6 +333,40 @@ fn quote_table(table: &str) -> String {
 
 fn format_datetime(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// What to do when the server refused the login: it names the account as it
+/// saw it (`'callquota'@'127.0.0.1'`), and an account made for another host
+/// part (`callquota@localhost`, which only a socket login or name resolution
+/// matches) is the usual cause.
+fn login_advice(e: &mysql::Error, endpoint: &Endpoint, section: &str) -> Option<String> {
+    let mysql::Error::MySqlError(server) = e else {
+        return None;
+    };
+    if server.code != 1045 {
+        return None;
+    }
+    let seen = seen_account(&server.message)?;
+    Some(match endpoint {
+        Endpoint::Tcp { .. } => format!(
+            "the server saw the login as {seen}: check the password, and that an account exists for that host part \
+             (CREATE USER callquota@localhost matches only logins through the Unix socket: set {section}.host = \
+             \"localhost\" to use it, or create the account for the address above)"
+        ),
+        Endpoint::Socket(_) => format!(
+            "the server saw the login as {seen}: check the password, and that the account exists for 'localhost' \
+             (a login through the socket is always @'localhost')"
+        ),
+    })
+}
+
+/// `'callquota'@'127.0.0.1'` out of "Access denied for user 'callquota'@'127.0.0.1' (using password: YES)".
+fn seen_account(message: &str) -> Option<&str> {
+    let start = message.find("for user '")? + "for user ".len();
+    let rest = &message[start..];
+    let end = rest.find(" (").unwrap_or(rest.len());
+    let account = &rest[..end];
+    account.contains("'@'").then_some(account)
 }
 
 /// A MySQL error as one plain sentence (the driver's `Display` is a debug dump
@@ -391,4 +428,22 @@ fn decode(mut row: Row) -> Option<CdrRow> {
         uniqueid: text(row.take(6)),
         duration: number(row.take(7)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_login_names_the_account_the_server_saw() {
+        assert_eq!(
+            seen_account("Access denied for user 'callquota'@'127.0.0.1' (using password: YES)"),
+            Some("'callquota'@'127.0.0.1'")
+        );
+        assert_eq!(
+            seen_account("Access denied for user 'a'@'localhost'"),
+            Some("'a'@'localhost'")
+        );
+        assert_eq!(seen_account("Unknown database 'x'"), None);
+    }
 }

@@ -4,6 +4,11 @@
 //! `password` or `password_file`, `database` (the same form as `[smtp]`),
 //! which needs no percent-encoding. Neither the password nor the url (which
 //! may hold it) ever appears in a message.
+//!
+//! As with the MySQL tools, `host = "localhost"` (or a `socket` key) means
+//! the server's Unix socket, where the server sees the login as
+//! `user@localhost`, the account the README creates and FreePBX's own
+//! accounts use; any other host means TCP.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -20,6 +25,7 @@ pub(super) struct RawCdr {
     url: Option<String>,
     host: Option<String>,
     port: Option<u16>,
+    socket: Option<PathBuf>,
     user: Option<String>,
     password: Option<String>,
     password_file: Option<PathBuf>,
@@ -48,21 +54,43 @@ fn default_cdr_timeout() -> Seconds {
     Seconds(10)
 }
 
+/// Where Debian's MariaDB and MySQL put their socket (`/var/run` links here).
+pub const DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
+
+/// How the server is reached: the login's host part depends on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// The Unix socket: the server sees `user@localhost`.
+    Socket(PathBuf),
+}
+
 /// How to reach the CDR database. `Debug` and [`CdrConnection::describe`]
 /// leave the password out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CdrConnection {
-    pub host: String,
-    pub port: u16,
+    pub endpoint: Endpoint,
     pub user: String,
     pub password: Option<String>,
     pub database: String,
 }
 
 impl CdrConnection {
-    /// `mysql://user@host:port/database` (no password), for messages.
+    /// `mysql://user@host:port/database`, or `mysql://user@localhost/database
+    /// (socket /run/mysqld/mysqld.sock)` (no password), for messages.
     pub fn describe(&self) -> String {
-        format!("mysql://{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+        match &self.endpoint {
+            Endpoint::Tcp { host, port } => format!("mysql://{}@{host}:{port}/{}", self.user, self.database),
+            Endpoint::Socket(path) => format!(
+                "mysql://{}@localhost/{} (socket {})",
+                self.user,
+                self.database,
+                path.display()
+            ),
+        }
     }
 }
 
@@ -97,6 +125,7 @@ pub(super) struct ConnectionKeys<'a> {
     pub url: &'a Option<String>,
     pub host: &'a Option<String>,
     pub port: Option<u16>,
+    pub socket: &'a Option<PathBuf>,
     pub user: &'a Option<String>,
     pub password: &'a Option<String>,
     pub password_file: &'a Option<PathBuf>,
@@ -108,9 +137,14 @@ pub(super) fn mysql_connection(keys: ConnectionKeys<'_>) -> Result<CdrConnection
     let section = keys.section;
     let connection = match keys.url {
         Some(url) => {
-            if keys.host.is_some() || keys.port.is_some() || keys.user.is_some() || keys.database.is_some() {
+            if keys.host.is_some()
+                || keys.port.is_some()
+                || keys.socket.is_some()
+                || keys.user.is_some()
+                || keys.database.is_some()
+            {
                 return Err(format!(
-                    "set {section}.url or {section}.host/port/user/database, not both"
+                    "set {section}.url or {section}.host/port/socket/user/database, not both"
                 ));
             }
             if keys.password.is_some() || keys.password_file.is_some() {
@@ -128,8 +162,13 @@ pub(super) fn mysql_connection(keys: ConnectionKeys<'_>) -> Result<CdrConnection
                     .chars()
                     .any(|c| c.is_whitespace() || c.is_control() || "/@#".contains(c))
             {
-                return Err(format!("{section}.host is not a host name; e.g. host = \"127.0.0.1\""));
+                return Err(format!("{section}.host is not a host name; e.g. host = \"localhost\""));
             }
+            let host = match (keys.host, keys.socket) {
+                (None, Some(_)) => "localhost".to_string(),
+                _ => host,
+            };
+            let endpoint = endpoint(section, host, keys.port, keys.socket.clone())?;
             let user = keys.user.clone().filter(|u| !u.is_empty()).ok_or(format!(
                 "{section}.user is missing; e.g. user = \"callquota\" (or give {section}.url)"
             ))?;
@@ -145,15 +184,14 @@ pub(super) fn mysql_connection(keys: ConnectionKeys<'_>) -> Result<CdrConnection
                 (None, None) => None,
             };
             CdrConnection {
-                host,
-                port: keys.port.unwrap_or(3306),
+                endpoint,
                 user,
                 password,
                 database: keys.database.clone().unwrap_or_else(|| keys.default_database.into()),
             }
         }
     };
-    if connection.port == 0 {
+    if matches!(connection.endpoint, Endpoint::Tcp { port: 0, .. }) {
         return Err(format!("{section}.port must be 1 to 65535"));
     }
     if !is_identifier(&connection.database) {
@@ -162,6 +200,32 @@ pub(super) fn mysql_connection(keys: ConnectionKeys<'_>) -> Result<CdrConnection
         ));
     }
     Ok(connection)
+}
+
+/// A `socket`, or `localhost` without a port, means the Unix socket, as
+/// with the MySQL tools; any other host, or a port, means TCP.
+fn endpoint(section: &str, host: String, port: Option<u16>, socket: Option<PathBuf>) -> Result<Endpoint, String> {
+    let local = host.eq_ignore_ascii_case("localhost");
+    match socket {
+        Some(path) => {
+            if !local || port.is_some() {
+                return Err(format!(
+                    "{section}: a socket and a TCP host or port are both set; drop the host and port (or the socket, to use TCP)"
+                ));
+            }
+            if !path.is_absolute() {
+                return Err(format!(
+                    "{section}: the socket must be an absolute path; e.g. socket = \"{DEFAULT_SOCKET}\""
+                ));
+            }
+            Ok(Endpoint::Socket(path))
+        }
+        None if local && port.is_none() => Ok(Endpoint::Socket(PathBuf::from(DEFAULT_SOCKET))),
+        None => Ok(Endpoint::Tcp {
+            host,
+            port: port.unwrap_or(3306),
+        }),
+    }
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -174,6 +238,7 @@ pub(super) fn cdr_settings(raw: RawCdr) -> Result<CdrSettings, String> {
         url: &raw.url,
         host: &raw.host,
         port: raw.port,
+        socket: &raw.socket,
         user: &raw.user,
         password: &raw.password,
         password_file: &raw.password_file,
@@ -251,9 +316,12 @@ fn from_url(url: &str, default_database: &str) -> Result<CdrConnection, String> 
     if host.is_empty() || user.is_empty() {
         return Err(format!("cdr.url needs a user and a host; {URL_FIX}"));
     }
+    let host_part = authority.rsplit_once('@').map_or("", |(_, h)| h);
+    let port = host_part.contains(':').then(|| opts.get_tcp_port());
+    let socket = opts.get_socket().map(PathBuf::from);
+    let endpoint = endpoint("cdr.url", host, port, socket)?;
     Ok(CdrConnection {
-        host,
-        port: opts.get_tcp_port(),
+        endpoint,
         user,
         password: opts.get_pass().map(str::to_string),
         database: opts.get_db_name().unwrap_or(default_database).to_string(),
@@ -279,10 +347,7 @@ mod tests {
         assert_eq!(a.connection.password.as_deref(), Some("p@ss#w"));
         assert_eq!(format!("{:?}", a.connection), "mysql://cq@db.example:3307/cdrdb");
         let c = cdr_settings(raw("user = \"cq\"")).unwrap().connection;
-        assert_eq!(
-            (c.host.as_str(), c.port, c.database.as_str()),
-            ("127.0.0.1", 3306, "asteriskcdrdb")
-        );
+        assert_eq!(c.describe(), "mysql://cq@127.0.0.1:3306/asteriskcdrdb");
     }
 
     #[test]
@@ -301,6 +366,60 @@ mod tests {
             }
             assert!(!err.contains("127.0.0.1"), "{url}: {err}");
         }
+    }
+
+    #[test]
+    fn localhost_or_a_socket_means_the_unix_socket_as_with_the_mysql_tools() {
+        let socket = |text: &str| cdr_settings(raw(text)).map(|s| s.connection.endpoint);
+        let default = Endpoint::Socket(PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(socket("host = \"localhost\"\nuser = \"cq\""), Ok(default.clone()));
+        assert_eq!(socket("host = \"LocalHost\"\nuser = \"cq\""), Ok(default.clone()));
+        assert_eq!(socket("url = \"mysql://cq:pw@localhost/asteriskcdrdb\""), Ok(default));
+        let own = Endpoint::Socket(PathBuf::from("/var/lib/mysql/mysql.sock"));
+        assert_eq!(
+            socket("socket = \"/var/lib/mysql/mysql.sock\"\nuser = \"cq\""),
+            Ok(own.clone())
+        );
+        assert_eq!(
+            socket("host = \"localhost\"\nsocket = \"/var/lib/mysql/mysql.sock\"\nuser = \"cq\""),
+            Ok(own.clone())
+        );
+        assert_eq!(
+            socket("url = \"mysql://cq:pw@localhost/cdr?socket=%2Fvar%2Flib%2Fmysql%2Fmysql.sock\""),
+            Ok(own)
+        );
+        // A port, or any other host, is TCP: an explicit address is never rerouted.
+        let tcp = |host: &str, port| {
+            Ok(Endpoint::Tcp {
+                host: host.into(),
+                port,
+            })
+        };
+        assert_eq!(
+            socket("host = \"localhost\"\nport = 3306\nuser = \"cq\""),
+            tcp("localhost", 3306)
+        );
+        assert_eq!(
+            socket("url = \"mysql://cq:pw@localhost:3307/cdr\""),
+            tcp("localhost", 3307)
+        );
+        assert_eq!(socket("user = \"cq\""), tcp("127.0.0.1", 3306));
+        let c = cdr_settings(raw("host = \"localhost\"\nuser = \"cq\""))
+            .unwrap()
+            .connection;
+        assert_eq!(
+            c.describe(),
+            "mysql://cq@localhost/asteriskcdrdb (socket /run/mysqld/mysqld.sock)"
+        );
+        for bad in [
+            "host = \"127.0.0.1\"\nsocket = \"/run/mysqld/mysqld.sock\"\nuser = \"cq\"",
+            "port = 3306\nsocket = \"/run/mysqld/mysqld.sock\"\nuser = \"cq\"",
+        ] {
+            let err = socket(bad).unwrap_err();
+            assert!(err.contains("a socket and a TCP host or port are both set"), "{err}");
+        }
+        let err = socket("socket = \"mysqld.sock\"\nuser = \"cq\"").unwrap_err();
+        assert!(err.contains("absolute path"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod limits;
 mod mail;
 mod smtp;
 
-pub use cdr::{CdrConnection, CdrSettings};
+pub use cdr::{CdrConnection, CdrSettings, Endpoint};
 use cdr::{RawCdr, cdr_settings};
 use checks::absolute;
 pub use checks::{Secret, read_bounded};
