@@ -307,7 +307,7 @@ fn mail_test_and_flush() {
     // state: only migrate, user add/import and a run create one).
     site.run(T);
     let out = site.ok(T, &["mail", "flush"]);
-    assert!(out.contains("no notices due"), "{out}");
+    assert!(out.contains("no notices pending"), "{out}");
     assert!(stdout(&site.at(T, &["check"])).contains(&format!("mail: SMTP server 127.0.0.1:{} answers", sink.port)));
 }
 
@@ -439,7 +439,12 @@ fn a_grant_while_mail_is_down_says_applied_and_warns_about_mail() {
     site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 120)]);
     assert_eq!(site.at(T, &["run"]).status.code(), Some(1), "the notice cannot go out");
     assert!(site.include().contains("exten => 2055,1,Return(DENY)"));
-    // Ten minutes on, the notice is due again and the server is still down.
+    // 2066 stays blocked: their notice still holds (2055's, lifted by the
+    // grant, is dropped, not tried).
+    site.add_user(T, "2066", "100");
+    site.insert(&[Call::answered("2066", MOBILE, "2026-11-26 09:00:00", 120)]);
+    assert_eq!(site.at(T, &["run"]).status.code(), Some(1));
+    // Ten minutes on, the notices are due again and the server is still down.
     let out = site.at("2026-11-26T10:10:00", &["grant", "2055", "10m"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -455,6 +460,10 @@ fn a_grant_while_mail_is_down_says_applied_and_warns_about_mail() {
     );
     assert_eq!(site.allows_ms("2055"), Some(580_000));
     assert_eq!(site.count("SELECT COUNT(*) FROM grants"), 1, "granted once");
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'notice_dropped' AND extension = '2055'"),
+        1
+    );
 }
 
 #[test]
@@ -684,4 +693,111 @@ fn notices_and_digests_speak_russian_and_kazakh() {
         assert!(texts.contains(day), "{code}: the day as {day}:\n{texts}");
         assert!(texts.contains(used), "{code}: durations as {used}:\n{texts}");
     }
+}
+
+/// A server down at the run: the notice waits for its retry time. `mail
+/// list` says when that is, and `mail flush` (the admin's "send now") does
+/// not wait for it; a run still does.
+#[test]
+fn mail_flush_sends_a_notice_waiting_for_its_retry_now() {
+    let mut sink = SmtpSink::down();
+    let site = site_with(&sink, "");
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
+    assert_eq!(site.at(T, &["run"]).status.code(), Some(1));
+    let list = site.ok("2026-11-26T10:01:00", &["mail", "list"]);
+    assert!(
+        list.contains("NEXT ATTEMPT") && list.contains("2026-11-26 10:05"),
+        "{list}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&site.ok("2026-11-26T10:01:00", &["mail", "list", "--json"])).unwrap();
+    assert_eq!(json[0]["next_attempt_at"], "2026-11-26T05:05:00Z", "{json}");
+    sink.up();
+    site.run("2026-11-26T10:01:00"); // a run keeps to the backoff
+    assert_eq!(sink.messages().len(), 0);
+    let out = site.ok("2026-11-26T10:01:30", &["mail", "flush"]);
+    assert!(out.contains("1 notice(s) sent"), "{out}");
+    assert_eq!(
+        subjects(&sink),
+        vec!["Paid calls: 50% of today's allowance used (2055)"]
+    );
+    let list = site.ok("2026-11-26T10:02:00", &["mail", "list"]);
+    assert!(list.contains(" sent ") && !list.contains("10:05"), "{list}");
+    assert!(
+        site.ok("2026-11-26T10:02:00", &["mail", "flush"])
+            .contains("no notices pending")
+    );
+}
+
+/// A "blocked until tomorrow" notice waiting while the server was down is
+/// not sent once a grant has unblocked its user: it is dropped, and the
+/// audit log says so. One whose user stays blocked with other figures is
+/// rewritten to them; one whose user was disabled is dropped.
+#[test]
+fn a_notice_that_no_longer_fits_the_state_is_dropped_or_rewritten() {
+    let mut sink = SmtpSink::down();
+    let site = site_with(&sink, "");
+    for ext in ["2055", "2066", "2077"] {
+        site.add_user(T, ext, "100");
+    }
+    site.insert(&[
+        Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 120),
+        Call::answered("2066", MOBILE, "2026-11-26 09:00:00", 120),
+        Call::answered("2077", MOBILE, "2026-11-26 09:00:00", 120),
+    ]);
+    assert_eq!(site.at(T, &["run"]).status.code(), Some(1));
+    assert_eq!(site.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'"), 3);
+    // Before the retry time: the grants' runs do not try the mail.
+    site.ok("2026-11-26T10:01:00", &["grant", "2055", "10m"]); // unblocked
+    site.ok("2026-11-26T10:01:00", &["grant", "2066", "10s"]); // still blocked: 2m of 1m 50s
+    site.ok("2026-11-26T10:01:00", &["user", "set", "2077", "--disable"]);
+    sink.up();
+    let out = site.ok("2026-11-26T10:02:00", &["mail", "flush"]);
+    assert!(out.contains("1 notice(s) sent") && out.contains("2 dropped"), "{out}");
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["to"], "User 2066 <u2066@example.com>");
+    let body = messages[0]["body"].as_str().unwrap();
+    assert!(body.contains("2m 00s of your 1m 50s"), "{body}");
+    assert_eq!(
+        site.count("SELECT allowance_s FROM outbox WHERE extension = '2066' AND status = 'sent'"),
+        110
+    );
+    let log = site.ok("2026-11-26T10:03:00", &["log", "--event", "notice_dropped"]);
+    assert!(log.contains("2055") && log.contains("lowered the level to 0%"), "{log}");
+    assert!(log.contains("2077") && log.contains("the user is disabled"), "{log}");
+    let log = site.ok("2026-11-26T10:03:00", &["log", "--event", "notice_rewritten"]);
+    assert!(
+        log.contains("2066") && log.contains("used 2m 00s of 1m 40s -> 2m 00s of 1m 50s"),
+        "{log}"
+    );
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM outbox WHERE status = 'skipped' AND last_error LIKE '%user is disabled%'"),
+        1
+    );
+    // Nothing is left to send, and nothing is sent twice.
+    site.ok("2026-11-26T10:30:00", &["mail", "flush"]);
+    site.ok("2026-11-26T10:30:00", &["run"]);
+    assert_eq!(sink.messages().len(), 1);
+}
+
+/// A notice still waiting when a later one about the same day is queued says
+/// less than the truth: only the later one goes out.
+#[test]
+fn a_notice_overtaken_by_a_later_one_is_dropped() {
+    let mut sink = SmtpSink::down();
+    let site = site_with(&sink, "");
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 09:00:00", 600)]);
+    assert_eq!(site.at(T, &["run"]).status.code(), Some(1));
+    site.insert(&[Call::answered("2055", MOBILE, "2026-11-26 10:00:00", 500)]);
+    sink.up();
+    site.run("2026-11-26T10:20:00");
+    assert_eq!(
+        subjects(&sink),
+        vec!["Paid calls blocked: today's allowance is used up (2055)"]
+    );
+    let log = site.ok("2026-11-26T10:21:00", &["log", "--event", "notice_dropped"]);
+    assert!(log.contains("50% notice #1 not sent: notice #2 is newer"), "{log}");
 }

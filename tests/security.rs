@@ -206,6 +206,51 @@ fn root_commands_act_as_the_owner_of_the_state_and_leave_no_root_files() {
     assert!(out.status.success(), "cron-like run as the owner: {}", stderr(&out));
 }
 
+/// `report --html PATH` as root, with the state a service user's: the page
+/// is written where root asked (a folder the service user may not enter) and
+/// as root, readable (0644), never through a link nor over another user's file.
+#[test]
+fn roots_html_report_is_written_as_root_where_root_asked() {
+    require_root();
+    let site = Site::new();
+    site.hand_to(NOBODY);
+    site.add_user(T, "2055", "30m");
+    site.run(T);
+    let private = site.path("root-only");
+    fs::create_dir(&private).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    let page = private.join("report.html");
+    for round in ["created", "replaced"] {
+        let out = site.at(T, &["report", "--html", page.to_str().unwrap()]);
+        assert!(out.status.success(), "{round}: {}", stderr(&out));
+        let meta = fs::symlink_metadata(&page).unwrap();
+        assert!(meta.file_type().is_file(), "{round}");
+        assert_eq!(meta.uid(), 0, "{round}: owned by root");
+        assert_eq!(meta.mode() & 0o777, 0o644, "{round}: readable by the people it is for");
+        let html = fs::read_to_string(&page).unwrap();
+        assert!(html.starts_with("<!doctype html>") && html.contains("2055"), "{round}");
+    }
+    // The state stays the service user's.
+    for (name, uid) in owners(&site.path("var")) {
+        assert_eq!(uid, NOBODY, "{name} is owned by uid {uid}");
+    }
+    // A link at the path is not followed; another user's file is not replaced.
+    let target = site.path("target.txt");
+    fs::write(&target, "keep").unwrap();
+    symlink(&target, private.join("link.html")).unwrap();
+    let theirs = private.join("theirs.html");
+    fs::write(&theirs, "theirs").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
+    for (name, why) in [("link.html", "symbolic link"), ("theirs.html", "belongs to uid 65534")] {
+        let path = private.join(name);
+        let out = site.at(T, &["report", "--html", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert!(stderr(&out).contains(why), "{name}: {}", stderr(&out));
+    }
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
+    assert_eq!(fs::read_to_string(&theirs).unwrap(), "theirs");
+}
+
 #[test]
 fn secrets_stay_out_of_errors_and_loose_secret_files_are_flagged() {
     let site = site_with_user();

@@ -8,6 +8,7 @@ pub mod freepbx;
 pub mod include_file;
 pub mod lock;
 pub mod mailer;
+pub mod person_file;
 pub mod privileges;
 pub mod smtp;
 pub mod state;

@@ -6,11 +6,15 @@ use chrono::DateTime;
 use super::context::Context;
 use crate::adapters::lock;
 use crate::adapters::mailer::{Mailer, Outgoing, SendError};
-use crate::adapters::state::{Delivery, State};
+use crate::adapters::state::{Delivery, OutboxEntry, State};
 use crate::cli::MailCommand;
+use crate::core::month::{month_end, month_start};
+use crate::core::outbox::{Current, Now, Queued, UserNow, Verdict, judge};
 use crate::core::retry::{give_up, retry_delay};
+use crate::core::user::User;
 use crate::exit::UsageError;
 use crate::values::contact::validate_email;
+use crate::values::text::escape_controls;
 use crate::views::notice::{Figures, compose};
 
 pub fn mail(ctx: &Context, command: MailCommand) -> Result<()> {
@@ -19,29 +23,68 @@ pub fn mail(ctx: &Context, command: MailCommand) -> Result<()> {
         MailCommand::Flush => {
             let _lock = lock::acquire_within(&ctx.config.lock_file, lock::ADMIN_PATIENCE)?;
             let mut state = State::open(&ctx.config.state_db)?;
-            let summary = deliver(ctx, &mut state)?;
-            println!("{}", crate::values::text::escape_controls(&summary));
+            // The admin's "send now": every pending notice, whatever its retry time.
+            let summary = deliver(ctx, &mut state, Which::AllPending)?;
+            println!("{}", escape_controls(&summary));
             Ok(())
         }
         MailCommand::Test { address } => test(ctx, &address),
     }
 }
 
-/// Delivers every due notice. Each is marked only after the server accepted
-/// it (a crash in between may resend that one message). Fails, after trying,
-/// if any notice could not be delivered.
-pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
+/// Which pending notices a delivery tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// Those whose retry time has come (`run`: the backoff of `core::retry`).
+    Due,
+    /// Every pending one now (`mail flush`).
+    AllPending,
+}
+
+/// Delivers the due (or every pending) notice. A notice that no longer fits
+/// the state is dropped or rewritten first (`core::outbox::judge`, audited).
+/// Each is marked only after the server accepted it (a crash in between may
+/// resend that one message). Fails, after trying, if any notice could not be
+/// delivered.
+pub fn deliver(ctx: &Context, state: &mut State, which: Which) -> Result<String> {
     let Some(settings) = &ctx.config.mail else {
         return Ok("mail is off".into());
     };
-    let due = state.due_notices(ctx.now)?;
+    let due = state.due_notices(match which {
+        Which::Due => Some(ctx.now),
+        Which::AllPending => None,
+    })?;
     if due.is_empty() {
-        return Ok("no notices due".into());
+        return Ok(match which {
+            Which::Due => "no notices due",
+            Which::AllPending => "no notices pending",
+        }
+        .into());
     }
     let mailer = Mailer::new(settings)?;
     let users = state.users()?;
-    let (mut sent, mut problems) = (0, Vec::new());
+    let (mut sent, mut dropped, mut problems) = (0, 0, Vec::new());
     for entry in &due {
+        let rewritten;
+        let entry = if entry.kind == "notice" {
+            match judge(queued(entry), now_of(state, &users, entry)?) {
+                Verdict::Send => entry,
+                Verdict::Drop(stale) => {
+                    let dropped_as = Delivery::Dropped {
+                        reason: stale.to_string(),
+                    };
+                    state.record_delivery(entry, &dropped_as, ctx.now)?;
+                    dropped += 1;
+                    continue;
+                }
+                Verdict::Rewrite(current) => {
+                    rewritten = state.rewrite_notice(entry, current, ctx.now)?;
+                    &rewritten
+                }
+            }
+        } else {
+            entry
+        };
         // What to send, or why nothing is sent.
         let prepared: std::result::Result<Prepared, String> = if entry.kind == "digest" {
             prepare_digest(ctx, state, settings, entry)
@@ -103,7 +146,68 @@ pub fn deliver(ctx: &Context, state: &mut State) -> Result<String> {
             "mail delivery failed: {first}; {sent} sent, {pending} pending (retried by the next run), see `callquota mail list`"
         ));
     }
-    Ok(format!("{sent} notice(s) sent via {}", mailer.destination()))
+    let dropped = if dropped > 0 {
+        format!(", {dropped} dropped as no longer true (see `callquota log --event notice_dropped`)")
+    } else {
+        String::new()
+    };
+    Ok(format!("{sent} notice(s) sent via {}{dropped}", mailer.destination()))
+}
+
+fn queued(entry: &OutboxEntry) -> Queued {
+    Queued {
+        threshold: entry.threshold,
+        used_s: entry.used_s,
+        allowance_s: entry.allowance_s,
+    }
+}
+
+/// What the state says now about a notice's user and allowance, for `judge`.
+fn now_of(state: &State, users: &[User], entry: &OutboxEntry) -> Result<Now> {
+    let user = users.iter().find(|u| u.extension.as_str() == entry.extension);
+    let day = chrono::NaiveDate::parse_from_str(&entry.day, "%Y-%m-%d").ok();
+    let month = entry.period == "month";
+    let figures = match (user, day) {
+        (Some(user), Some(day)) => match &entry.direction {
+            Some(direction) => state
+                .direction_ledgers_of(&user.extension, day, day)?
+                .into_iter()
+                .find(|(d, _)| d == direction)
+                .map(|(_, l)| Current {
+                    level: l.level,
+                    used_s: l.used_s,
+                    allowance_s: l.allowance_s(),
+                }),
+            // The month as of its latest day in the state.
+            None if month => state
+                .ledgers_of(&user.extension, month_start(day), month_end(day))?
+                .last()
+                .and_then(|l| {
+                    l.monthly_limit_s.map(|limit_s| Current {
+                        level: l.month_level,
+                        used_s: l.month_used_s(),
+                        allowance_s: limit_s,
+                    })
+                }),
+            None => state.ledgers_of(&user.extension, day, day)?.first().map(|l| Current {
+                level: l.level,
+                used_s: l.used_s,
+                allowance_s: l.allowance_s(),
+            }),
+        },
+        _ => None,
+    };
+    Ok(Now {
+        user: user.map(|u| UserNow {
+            active: u.active,
+            has_allowance: match &entry.direction {
+                Some(direction) => u.direction_limits.contains_key(direction),
+                None => !month || u.monthly_limit_s.is_some(),
+            },
+        }),
+        newer: state.newer_notice(entry)?,
+        figures,
+    })
 }
 
 /// A message ready to send.
@@ -236,8 +340,8 @@ fn list(ctx: &Context, pending: bool, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:>5} {:<8} {:<10} {:>5}  {:<8} {:>8}  LAST ERROR",
-        "ID", "EXT", "DAY", "LEVEL", "STATUS", "ATTEMPTS"
+        "{:>5} {:<8} {:<10} {:>5}  {:<8} {:>8}  {:<16}  LAST ERROR",
+        "ID", "EXT", "DAY", "LEVEL", "STATUS", "ATTEMPTS", "NEXT ATTEMPT"
     );
     for e in &entries {
         let level = if e.kind == "digest" {
@@ -245,16 +349,31 @@ fn list(ctx: &Context, pending: bool, json: bool) -> Result<()> {
         } else {
             format!("{:>4}%", e.threshold)
         };
+        // A pending notice goes out with the first run at or after its next
+        // attempt (`mail flush`: at once); one never tried, with the next run.
+        let next = match (e.status.as_str(), e.next_attempt_at.as_deref()) {
+            ("pending", Some(at)) => match DateTime::parse_from_rfc3339(at) {
+                Ok(at) if at.to_utc() > ctx.now => at
+                    .with_timezone(&ctx.config.timezone)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string(),
+                Ok(_) => "next run".to_string(),
+                Err(_) => at.to_string(),
+            },
+            ("pending", None) => "next run".to_string(),
+            _ => "-".to_string(),
+        };
         println!(
-            "{:>5} {:<8} {:<10} {:>6} {:<8} {:>8}  {}",
+            "{:>5} {:<8} {:<10} {:>6} {:<8} {:>8}  {:<16}  {}",
             e.id,
             if e.kind == "digest" { "-" } else { e.extension.as_str() },
             e.day,
             level,
             e.status,
             e.attempts,
+            escape_controls(&next),
             // The SMTP server's reply: escaped.
-            crate::values::text::escape_controls(e.last_error.as_deref().unwrap_or(""))
+            escape_controls(e.last_error.as_deref().unwrap_or(""))
         );
     }
     if ctx.config.mail.is_none() {

@@ -37,6 +37,16 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Err(e) if e.unconfigured && if_configured(&cli.command) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
+    // A report for a person is written where and as they asked: opened now,
+    // before a root process becomes the state's owner.
+    let html = match &cli.command {
+        Command::Report(args) => args
+            .html
+            .as_deref()
+            .map(crate::adapters::person_file::prepare)
+            .transpose()?,
+        _ => None,
+    };
     become_state_owner(&config.state_db)?;
     crate::commands::deadline::arm(config.run_timeout);
     let system_now = Utc::now();
@@ -60,7 +70,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Status(args) => report::status(&ctx, &args),
         Command::Log(args) => report::log(&ctx, &args),
         Command::Calls(args) => calls::calls(&ctx, &args),
-        Command::Report(args) => report::period_report(&ctx, &args),
+        Command::Report(args) => report::period_report(&ctx, &args, html),
         Command::Render => report::render(&ctx),
         Command::Classify(args) => report::classify(&ctx, &args),
         Command::User(command) => user::user(&ctx, command),

@@ -371,7 +371,12 @@ pub fn log(ctx: &Context, args: &LogArgs) -> Result<()> {
 }
 
 /// `report`: each user's sums over a month or a period, from the state alone.
-pub fn period_report(ctx: &Context, args: &crate::cli::ReportArgs) -> Result<()> {
+/// `html`: `--html`'s file, prepared before the switch to the state's owner.
+pub fn period_report(
+    ctx: &Context,
+    args: &crate::cli::ReportArgs,
+    html: Option<crate::adapters::person_file::PersonFile>,
+) -> Result<()> {
     let today = ctx.today();
     use crate::core::month::{month_end, month_start};
     let (from, to) = match (args.month, args.from, args.to) {
@@ -389,9 +394,10 @@ pub fn period_report(ctx: &Context, args: &crate::cli::ReportArgs) -> Result<()>
         .with_timezone(&ctx.config.timezone)
         .format("%Y-%m-%d %H:%M %Z")
         .to_string();
-    if let Some(path) = &args.html {
+    if let Some(file) = html {
         let page = crate::views::html_report::render(&report, &state.daily(from, to)?, &made);
-        write_new_file(path, &page)?;
+        let path = file.path().to_path_buf();
+        file.write(&page)?;
         eprintln!("wrote {}", path.display());
     }
     if args.json {
@@ -401,31 +407,6 @@ pub fn period_report(ctx: &Context, args: &crate::cli::ReportArgs) -> Result<()>
     } else {
         print!("{}", crate::views::period::render_text(&report, &made));
     }
-    Ok(())
-}
-
-/// Writes `text` to `path` through a temporary file beside it, so a reader
-/// never sees half a page; a failure names the file and the cause.
-fn write_new_file(path: &std::path::Path, text: &str) -> Result<()> {
-    use anyhow::Context as _;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    // Commands act as the state's owner (the callquota user), also under sudo.
-    let mut temp = tempfile::NamedTempFile::new_in(&dir).with_context(|| {
-        format!(
-            "cannot write {}: the {} user cannot create a file in {}; give a folder it may write to, e.g. /tmp",
-            path.display(),
-            crate::adapters::privileges::current_user_name(),
-            dir.display()
-        )
-    })?;
-    std::io::Write::write_all(&mut temp, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    temp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

@@ -245,7 +245,7 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
     crate::adapters::crashpoint::reached("after-state-commit");
     // Mail comes last and never holds up a block; a dialplan failure does not hold up mail.
     let dialplan = sync_dialplan(ctx, &state, &plan);
-    let mail = super::mail::deliver(ctx, &mut state);
+    let mail = super::mail::deliver(ctx, &mut state, super::mail::Which::Due);
     let dialplan = dialplan?;
     // Once the plan and the dialplan are in place (a crash or a failure before
     // this only makes the next run read the day once more).

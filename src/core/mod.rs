@@ -10,6 +10,7 @@ pub mod explain;
 pub mod import;
 pub mod live;
 pub mod month;
+pub mod outbox;
 pub mod paid;
 pub mod pattern;
 pub mod policy;

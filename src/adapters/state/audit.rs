@@ -35,7 +35,7 @@ pub struct AuditFilter {
 }
 
 /// Every event name the audit log uses, for `log --event`.
-pub const AUDIT_EVENTS: [&str; 25] = [
+pub const AUDIT_EVENTS: [&str; 27] = [
     "blocked",
     "clock_rewound",
     "day_closed",
@@ -51,7 +51,9 @@ pub const AUDIT_EVENTS: [&str; 25] = [
     "late_usage",
     "level_lowered",
     "month_threshold_crossed",
+    "notice_dropped",
     "notice_given_up",
+    "notice_rewritten",
     "notice_sent",
     "notice_skipped",
     "reload_failed",

@@ -58,14 +58,73 @@ impl State {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Pending notices whose next attempt is due at `now`, oldest first.
-    pub fn due_notices(&self, now: DateTime<Utc>) -> Result<Vec<OutboxEntry>> {
-        let due = timestamp(now);
+    /// Pending notices whose next attempt is due at `now` (every pending
+    /// one with `None`: `mail flush`), oldest first.
+    pub fn due_notices(&self, now: Option<DateTime<Utc>>) -> Result<Vec<OutboxEntry>> {
+        let due = now.map(timestamp);
         Ok(self
             .outbox(true)?
             .into_iter()
-            .filter(|e| e.next_attempt_at.as_deref().is_none_or(|at| at <= due.as_str()))
+            .filter(|e| match (&due, e.next_attempt_at.as_deref()) {
+                (Some(due), Some(at)) => at <= due.as_str(),
+                _ => true,
+            })
             .collect())
+    }
+
+    /// The newest notice queued after `entry` about the same allowance
+    /// (user, period, direction) and day (for a monthly notice: month),
+    /// pending or sent.
+    pub fn newer_notice(&self, entry: &OutboxEntry) -> Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT MAX(id) FROM outbox WHERE kind = 'notice' AND id > ?1 AND extension = ?2 AND period = ?3
+             AND direction IS ?4 AND status IN ('pending', 'sent')
+             AND CASE WHEN ?3 = 'month' THEN substr(day, 1, 7) = substr(?5, 1, 7) ELSE day = ?5 END",
+            params![entry.id, entry.extension, entry.period, entry.direction, entry.day],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Rewrites a pending notice's figures to what is true now, with its
+    /// audit entry, before it is sent (a crash after this sends the
+    /// rewritten notice). Returns the entry as rewritten.
+    pub fn rewrite_notice(
+        &mut self,
+        entry: &OutboxEntry,
+        current: crate::core::outbox::Current,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxEntry> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let words = crate::core::outbox::rewrite_words(
+            crate::core::outbox::Queued {
+                threshold: entry.threshold,
+                used_s: entry.used_s,
+                allowance_s: entry.allowance_s,
+            },
+            current,
+        );
+        tx.execute(
+            "UPDATE outbox SET used_s = ?2, allowance_s = ?3 WHERE id = ?1 AND status = 'pending'",
+            params![
+                entry.id,
+                i64::try_from(current.used_s).unwrap_or(i64::MAX),
+                i64::try_from(current.allowance_s).unwrap_or(i64::MAX)
+            ],
+        )?;
+        append_audit(
+            &tx,
+            &timestamp(now),
+            parse_extension(&entry.extension).ok().as_ref(),
+            NaiveDate::parse_from_str(&entry.day, "%Y-%m-%d").ok(),
+            "notice_rewritten",
+            &format!("{} rewritten to what is true: {words}", describe(entry)),
+        )?;
+        tx.commit()?;
+        Ok(OutboxEntry {
+            used_s: current.used_s,
+            allowance_s: current.allowance_s,
+            ..entry.clone()
+        })
     }
 
     /// Records the outcome of one delivery attempt, with its audit entry, in one transaction.
@@ -74,16 +133,7 @@ impl State {
         let at = timestamp(now);
         let extension = parse_extension(&entry.extension).ok();
         let day = NaiveDate::parse_from_str(&entry.day, "%Y-%m-%d").ok();
-        let what = if entry.kind == "digest" {
-            format!("digest #{}", entry.id)
-        } else {
-            format!(
-                "{}% {}notice #{}",
-                entry.threshold,
-                if entry.period == "month" { "monthly " } else { "" },
-                entry.id
-            )
-        };
+        let what = describe(entry);
         // (status, attempt counted, last error, sent at, next attempt at, audit entry)
         type Change<'a> = (
             &'a str,
@@ -110,6 +160,14 @@ impl State {
                 None,
                 Some(("notice_skipped", format!("{what}: {reason}"))),
             ),
+            Delivery::Dropped { reason } => (
+                "skipped",
+                0,
+                Some(reason),
+                None,
+                None,
+                Some(("notice_dropped", format!("{what} not sent: {reason}"))),
+            ),
             Delivery::Retry { error, next_attempt_at } => {
                 ("pending", 1, Some(error), None, Some(timestamp(*next_attempt_at)), None)
             }
@@ -135,6 +193,20 @@ impl State {
     }
 }
 
+/// How the audit log names an outbox entry: `90% notice #3`.
+fn describe(entry: &OutboxEntry) -> String {
+    if entry.kind == "digest" {
+        return format!("digest #{}", entry.id);
+    }
+    format!(
+        "{}% {}{}notice #{}",
+        entry.threshold,
+        if entry.period == "month" { "monthly " } else { "" },
+        entry.direction.as_deref().map(|d| format!("{d} ")).unwrap_or_default(),
+        entry.id
+    )
+}
+
 /// What happened to one notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
@@ -142,6 +214,10 @@ pub enum Delivery {
         to: String,
     },
     Skipped {
+        reason: String,
+    },
+    /// No longer true (`core::outbox::judge`): not sent, status `skipped`.
+    Dropped {
         reason: String,
     },
     Retry {
