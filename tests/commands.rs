@@ -104,6 +104,14 @@ fn log_records_user_changes_and_filters_by_extension() {
         .map(|e| e["event"].as_str().unwrap())
         .collect();
     assert_eq!(events, vec!["user_added", "user_changed"]);
+    // Durations as everywhere else (#22 item 8), not "daily limit 3600s".
+    assert!(
+        log[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(", daily limit 1h 00m 00s, active"),
+        "{log}"
+    );
     assert!(
         log[1]["detail"]
             .as_str()
@@ -116,6 +124,24 @@ fn log_records_user_changes_and_filters_by_extension() {
         site.ok(T, &["user", "set", "2055", "--daily-limit", "2h"]),
         "2055 unchanged\n"
     );
+}
+
+/// `user list` shows each user's cc, as `--json` does (#22 item 8).
+#[test]
+fn user_list_shows_the_cc() {
+    let site = Site::new();
+    site.add_user("2026-11-26T08:00:00", "2055", "1h");
+    site.add_user("2026-11-26T08:00:00", "2066", "1h");
+    site.ok(T, &["user", "set", "2055", "--cc", "boss@example.com"]);
+    let text = site.ok(T, &["user", "list"]);
+    let header = text.lines().next().unwrap();
+    assert!(header.contains(" CC "), "{text}");
+    let row = |ext: &str| text.lines().find(|l| l.starts_with(ext)).unwrap().to_string();
+    assert!(row("2055").contains("boss@example.com"), "{text}");
+    let cc_at = header.find(" CC ").unwrap() + 1;
+    assert_eq!(&row("2066")[cc_at..cc_at + 2], "- ", "{text}");
+    let json: serde_json::Value = serde_json::from_str(&site.ok(T, &["user", "list", "--json"])).unwrap();
+    assert_eq!(json[0]["cc"], "boss@example.com");
 }
 
 #[test]

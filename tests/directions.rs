@@ -176,8 +176,8 @@ fn a_direction_allowance_is_kept_beside_the_shared_one() {
     assert_eq!(user["directions"][0]["direction"], "international", "{user}");
     assert_eq!(user["directions"][0]["used_s"], 350, "{user}");
     assert_eq!(
-        user["directions"][0]["days_blocked"], 0,
-        "the grant unblocked the 26th: {user}"
+        user["directions"][0]["days_blocked"], 1,
+        "blocked on the 26th before the grant unblocked it: a blocked day all the same (core::blocked): {user}"
     );
     let text = site.ok("2026-11-27T09:00:00", &["report", "--month", "2026-11"]);
     assert!(text.contains("2055     international: used 5m 50s of"), "{text}");

@@ -1,6 +1,6 @@
 //! `status` at a glance, end to end: golden files of the table on a
 //! terminal (a real pty from util-linux `script`, with and without colour)
-//! and with `--ascii`. Regenerate after an intended change with
+//! and with `--ascii`; and of the `calls` table. Regenerate after an intended change with
 //! `UPDATE_GOLDEN=1 cargo test --test status_view` and review the diff.
 
 mod common;
@@ -87,4 +87,40 @@ fn status_table_golden_files() {
         .find(|r| r["extension"] == "2055")
         .unwrap();
     assert_eq!(vasya["percent_used"], 47, "1000 of 35m: {vasya}");
+}
+
+/// `calls` keeps its columns where they are whatever the row holds: a long
+/// trunk channel, a long number (#22 item 8).
+#[test]
+fn calls_table_golden_file() {
+    let site = Site::with(|c| *c = c.replace("[dialplan]\n", "[dialplan]\nlive = false\n"));
+    site.ok(
+        "2026-11-26T08:00:00",
+        &["user", "add", "2055", "--name", "Vasya", "--daily-limit", "30m"],
+    );
+    site.insert(&[
+        Call::answered("2055", MOBILE, "2026-11-26T09:00:00", 125),
+        Call {
+            dstchannel: "PJSIP/a-very-long-trunk-name-for-the-second-carrier-0000001b".into(),
+            ..Call::answered("2055", MOBILE2, "2026-11-26T10:00:00", 61)
+        },
+        Call::answered("2055", "87011234567890123456", "2026-11-26T11:00:00", 30),
+        Call::answered("2055", MOBILE, "2026-11-26T12:00:00", 0).disposition("NO ANSWER"),
+    ]);
+    site.run("2026-11-26T14:55:00");
+    let table = site.ok(T, &["calls", "2055"]);
+    golden("calls.txt", &table);
+    let rows: Vec<&str> = table.lines().take(5).collect();
+    let counted: Vec<usize> = rows
+        .iter()
+        .map(|l| {
+            let at = l
+                .find(" yes, ")
+                .or_else(|| l.find(" no: "))
+                .or_else(|| l.find(" COUNTED"))
+                .unwrap();
+            l[..at].chars().count()
+        })
+        .collect();
+    assert!(counted.iter().all(|c| *c == counted[0]), "columns shifted:\n{table}");
 }

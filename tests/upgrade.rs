@@ -13,12 +13,20 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(common::fixture(&format!("state-v5/{name}"))).unwrap()
 }
 
+/// Fields whose meaning a later release changed on purpose, checked on
+/// their own: `carried_out_s` is null while the period's last day is open
+/// (#22 item 7: its remainder is not carried yet).
+const REDEFINED: [&str; 1] = ["carried_out_s"];
+
 /// Every field the old binary printed has the same value now.
 fn assert_same_figures(old: &serde_json::Value, new: &serde_json::Value, what: &str) {
     match (old, new) {
         (serde_json::Value::Object(o), serde_json::Value::Object(n)) => {
             for (key, value) in o {
                 let got = n.get(key).unwrap_or_else(|| panic!("{what}: {key} is gone: {new}"));
+                if REDEFINED.contains(&key.as_str()) {
+                    continue;
+                }
                 assert_same_figures(value, got, &format!("{what}.{key}"));
             }
         }
@@ -56,6 +64,16 @@ fn a_state_from_the_previous_release_upgrades_in_place_with_identical_figures() 
     let new: serde_json::Value =
         serde_json::from_str(&site.ok(NOW, &["report", "--month", "2026-11", "--json"])).unwrap();
     assert_same_figures(&old, &new, "report");
+    // The 24th is open: no carry-out is known yet, for anyone or in total.
+    assert!(new["totals"]["carried_out_s"].is_null(), "{new}");
+    assert!(
+        new["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["carried_out_s"].is_null()),
+        "{new}"
+    );
 
     assert!(site.count("SELECT MAX(version) FROM refinery_schema_history") >= 6);
     assert_eq!(

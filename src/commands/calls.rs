@@ -139,10 +139,8 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
         return Ok(());
     }
 
-    println!(
-        "{:<19}  {:<14} {:<28} {:<11} {:>7}  {:<26} COUNTED",
-        "TIME", "NUMBER", "PAID (DIRECTION, PATTERN)", "DISPOSITION", "BILLSEC", "TRUNK CHANNEL"
-    );
+    use crate::views::calls::{CallLine, header, line};
+    println!("{}", header());
     for j in &judged {
         let paid = match ctx.config.paid.classify(&j.row.dst) {
             Some(m) => format!("{} {}", m.direction.name, m.pattern),
@@ -161,14 +159,16 @@ pub fn calls(ctx: &Context, args: &CallsArgs) -> Result<()> {
             format!("no: {}", j.reason)
         };
         println!(
-            "{:<19}  {:<14} {:<28} {:<11} {:>7}  {:<26} {}",
-            local(j),
-            j.row.dst.escape_debug().to_string(),
-            paid,
-            j.row.disposition.escape_debug().to_string(),
-            j.row.billsec,
-            j.row.dstchannel.escape_debug().to_string(),
-            counted
+            "{}",
+            line(&CallLine {
+                time: local(j),
+                number: j.row.dst.escape_debug().to_string(),
+                paid,
+                disposition: j.row.disposition.escape_debug().to_string(),
+                billsec: j.row.billsec,
+                channel: j.row.dstchannel.escape_debug().to_string(),
+                counted,
+            })
         );
     }
     if judged.is_empty() {

@@ -293,6 +293,9 @@ fn prepare_digest(
     };
     let day = chrono::NaiveDate::parse_from_str(&entry.day, "%Y-%m-%d").map_err(|e| e.to_string())?;
     let (ledgers, grants) = state.digest_facts(day).map_err(|e| format!("{e:#}"))?;
+    let blocked = state
+        .blocked_days(ctx.config.timezone, day, day)
+        .map_err(|e| format!("{e:#}"))?;
     let zone = ctx.config.timezone;
     let local = |at: &str| {
         DateTime::parse_from_rfc3339(at)
@@ -301,12 +304,14 @@ fn prepare_digest(
     };
     let rows = ledgers
         .into_iter()
-        .map(|(l, name, blocked_at)| crate::views::digest::DigestRow {
+        .map(|(l, name)| crate::views::digest::DigestRow {
+            blocked_at: blocked
+                .get(&(l.extension.to_string(), l.day))
+                .map(|t| t.with_timezone(&zone).format("%H:%M").to_string()),
             extension: l.extension.to_string(),
             name,
             allowance_s: l.allowance_s(),
             used_s: l.used_s,
-            blocked_at: blocked_at.as_deref().map(local),
         })
         .collect();
     let grants: Vec<crate::views::digest::DigestGrant> = grants

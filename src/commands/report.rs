@@ -63,6 +63,9 @@ struct StatusRow {
     remaining_s: u64,
     level: u8,
     blocked: bool,
+    /// When a run first blocked the user that day while it was open (RFC
+    /// 3339; null: never). The one definition of a blocked day (`core::blocked`).
+    blocked_at: Option<String>,
     base_s: u64,
     carried_in_s: u64,
     granted_s: u64,
@@ -128,6 +131,8 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
     let last_run_at = ctx.last_run_at(&state)?;
     let stale = policy::is_stale(last_run_at, ctx.now);
     let live = live_figures(ctx, day);
+    let blocked = state.blocked_days(ctx.config.timezone, day, day)?;
+    let blocked_at = |l: &Ledger| blocked.get(&(l.extension.to_string(), l.day)).copied();
     let rows: Vec<StatusRow> = ledgers
         .iter()
         .map(|l: &Ledger| StatusRow {
@@ -143,6 +148,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
             remaining_s: l.remaining_s(),
             level: l.level,
             blocked: l.blocked,
+            blocked_at: blocked_at(l).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             base_s: l.base_s,
             carried_in_s: l.carried_in_s,
             granted_s: l.granted_s,
@@ -194,9 +200,11 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         return Ok(());
     }
     use crate::views::status::{RowState, Style, ViewRow};
+    let zone = ctx.config.timezone;
     let mut view: Vec<ViewRow> = rows
         .iter()
-        .map(|r| ViewRow {
+        .zip(&ledgers)
+        .map(|(r, l)| ViewRow {
             extension: r.extension.clone(),
             name: r.name.clone(),
             allowance_s: r.allowance_s,
@@ -204,9 +212,16 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
             remaining_s: r.remaining_s,
             carried_in_s: r.carried_in_s,
             granted_s: r.granted_s,
-            state: if r.blocked { RowState::Blocked } else { RowState::Ok },
+            // A closed day's state is what happened while it was open: blocked
+            // at the end only if a run had blocked the user during the day.
+            state: match (r.closed, r.blocked, blocked_at(l)) {
+                (false, true, _) | (true, true, Some(_)) => RowState::Blocked,
+                _ => RowState::Ok,
+            },
             live: r.live_used_s.zip(r.reserved_s),
             no_figures: false,
+            blocked_at: blocked_at(l).map(|t| t.with_timezone(&zone).format("%H:%M").to_string()),
+            over_at_close: r.closed && r.blocked && blocked_at(l).is_none(),
         })
         .collect();
     for u in users.iter().filter(|u| !u.active) {
@@ -223,6 +238,8 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
                 state: RowState::Disabled,
                 live: None,
                 no_figures: true,
+                blocked_at: None,
+                over_at_close: false,
             }),
         }
     }
@@ -388,14 +405,31 @@ pub fn period_report(
         return Err(crate::exit::UsageError(format!("--to {to} is before --from {from}")).into());
     }
     let state = State::open(&ctx.config.state_db)?;
-    let report = crate::views::period::report(from, to, state.period(from, to)?);
+    let blocked = state.blocked_days(ctx.config.timezone, from, to)?;
+    let mut users = state.period(from, to)?;
+    let direction_blocked =
+        crate::core::blocked::blocked_days(ctx.config.timezone, &state.direction_block_events(from, to)?);
+    for u in &mut users {
+        u.days_blocked = blocked.keys().filter(|(ext, _)| *ext == u.extension).count() as u64;
+        for d in &mut u.directions {
+            d.days_blocked = direction_blocked
+                .keys()
+                .filter(|((ext, name), _)| *ext == u.extension && *name == d.direction)
+                .count() as u64;
+        }
+    }
+    let report = crate::views::period::report(from, to, users);
     let made = ctx
         .now
         .with_timezone(&ctx.config.timezone)
         .format("%Y-%m-%d %H:%M %Z")
         .to_string();
     if let Some(file) = html {
-        let page = crate::views::html_report::render(&report, &state.daily(from, to)?, &made);
+        let mut days = state.daily(from, to)?;
+        for d in &mut days {
+            d.blocked = blocked.contains_key(&(d.extension.clone(), d.day));
+        }
+        let page = crate::views::html_report::render(&report, &days, &made);
         let path = file.path().to_path_buf();
         file.write(&page)?;
         eprintln!("wrote {}", path.display());

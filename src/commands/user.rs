@@ -381,19 +381,21 @@ pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
                     (true, None) => format!("  {:>13}", "-"),
                 };
                 println!(
-                    "{:<8} {:<24} {:<32} {:>12}{}  STATE",
+                    "{:<8} {:<24} {:<32} {:<32} {:>12}{}  STATE",
                     "EXT",
                     "NAME",
                     "EMAIL",
+                    "CC",
                     "DAILY LIMIT",
                     if monthly { "  MONTHLY LIMIT" } else { "" }
                 );
                 for r in &rows {
                     println!(
-                        "{:<8} {:<24} {:<32} {:>12}{}  {}",
+                        "{:<8} {:<24} {:<32} {:<32} {:>12}{}  {}",
                         r.extension,
                         r.name.chars().take(24).collect::<String>(),
                         r.email,
+                        if r.cc.is_empty() { "-" } else { r.cc },
                         human(r.daily_limit_s),
                         month_cell(r.monthly_limit_s),
                         if r.active { "active" } else { "disabled" }

@@ -4,6 +4,7 @@
 //! adapters: `tests/architecture.rs` checks it.
 
 pub mod billing;
+pub mod blocked;
 pub mod calendar;
 pub mod dialplan;
 pub mod explain;

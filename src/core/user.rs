@@ -38,6 +38,27 @@ impl User {
     }
 }
 
+/// A new user, as the audit log's `user_added` row says it: durations as
+/// everything else shows them (`30m 00s`, not `1800s`). Rows stored before
+/// this wording keep theirs: the log is append-only.
+pub fn user_added_words(user: &User) -> String {
+    let mut words = format!(
+        "name {:?}, email {:?}, cc {:?}, daily limit {}",
+        user.name,
+        user.email,
+        user.cc,
+        human(user.daily_limit_s)
+    );
+    if let Some(m) = user.monthly_limit_s {
+        words.push_str(&format!(", monthly limit {}", human(m)));
+    }
+    for (name, limit) in &user.direction_limits {
+        words.push_str(&format!(", {name} daily limit {}", human(*limit)));
+    }
+    words.push_str(if user.active { ", active" } else { ", disabled" });
+    words
+}
+
 /// Each changed field of a user, as the audit log says it.
 pub fn user_changes(old: &User, new: &User) -> Vec<String> {
     let mut changes = Vec::new();
@@ -81,4 +102,31 @@ pub fn user_changes(old: &User, new: &User) -> Vec<String> {
         changes.push(format!("tracked since {}", new.since.format("%Y-%m-%d")));
     }
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_user_is_worded_with_durations_as_shown_everywhere() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        let user = User {
+            extension: Extension::parse("2055").unwrap(),
+            name: "Vasya".into(),
+            email: "v@example.com".into(),
+            cc: String::new(),
+            daily_limit_s: 1800,
+            monthly_limit_s: Some(8 * 3600),
+            direction_limits: [("international".to_string(), 600)].into(),
+            direction_since: Default::default(),
+            active: true,
+            since: day,
+        };
+        assert_eq!(
+            user_added_words(&user),
+            "name \"Vasya\", email \"v@example.com\", cc \"\", daily limit 30m 00s, monthly limit 8h 00m 00s, \
+             international daily limit 10m 00s, active"
+        );
+    }
 }

@@ -51,10 +51,11 @@ fn tone(percent: u64, blocked: bool) -> &'static str {
 
 const STYLE: &str = "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:28px;color:#1d1d1f;background:#fff}\
 h1{font-size:22px;margin:0 0 4px}p.meta{color:#555;margin:0 0 18px}\
-table{border-collapse:collapse;min-width:900px}th,td{padding:6px 10px;white-space:nowrap;text-align:right;border-bottom:1px solid #e3e3e3;vertical-align:middle}\
-th{font-weight:600;background:#f5f5f7;border-bottom:2px solid #ccc}td.l,th.l{text-align:left}\
+table{border-collapse:collapse;width:100%;max-width:1400px}th,td{padding:6px 8px;white-space:nowrap;text-align:right;border-bottom:1px solid #e3e3e3;vertical-align:middle}\
+th{font-weight:600;background:#f5f5f7;border-bottom:2px solid #ccc;white-space:normal}td.l,th.l{text-align:left}\
+td.name{white-space:normal;overflow-wrap:anywhere;min-width:8em}svg.bar{width:100%;max-width:180px;min-width:60px}\
 tr.strip td{border-bottom:1px solid #ccc;padding-top:0}tr.total td{font-weight:700;border-top:2px solid #999;background:#fafafa}\
-.open{color:#8a6d00}.legend{color:#555;margin-top:14px}.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}";
+.open{color:#8a6d00}.legend{color:#555;margin-top:14px;max-width:1100px}.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}";
 
 /// The page: a bar per user for the period, a strip of the period's days
 /// per user (used against allowance; blocked days red with a dark cap, open
@@ -95,9 +96,9 @@ pub fn render(report: &Report, days: &[DayFigure], made: &str) -> String {
         let width = 220 * u.percent_used.min(100) / 100;
         let _ = write!(
             h,
-            "<tr><td class=\"l\">{ext}</td><td class=\"l\">{name}</td><td>{used}</td><td>{allow}</td><td>{pct}%</td>\
-             <td class=\"l\"><svg width=\"220\" height=\"16\" role=\"img\" aria-label=\"{pct}% used\">\
-             <rect width=\"220\" height=\"16\" rx=\"3\" fill=\"#e8e8ed\"/>\
+            "<tr><td class=\"l\">{ext}</td><td class=\"l name\">{name}</td><td>{used}</td><td>{allow}</td><td>{pct}%</td>\
+             <td class=\"l\"><svg class=\"bar\" viewBox=\"0 0 220 16\" preserveAspectRatio=\"none\" height=\"16\" \
+             role=\"img\" aria-label=\"{pct}% used\"><rect width=\"220\" height=\"16\" rx=\"3\" fill=\"#e8e8ed\"/>\
              <rect width=\"{width}\" height=\"16\" rx=\"3\" fill=\"{color}\"/></svg></td>\
              <td>{days}</td><td>{blocked}</td><td>{grants} ({granted})</td><td>{carry}</td><td>{notices}</td></tr>",
             ext = escape(&u.extension),
@@ -110,7 +111,7 @@ pub fn render(report: &Report, days: &[DayFigure], made: &str) -> String {
             blocked = u.days_blocked,
             grants = u.grants,
             granted = human(u.granted_s),
-            carry = human(u.carried_out_s),
+            carry = u.carried_out_s.map_or_else(|| "open".to_string(), human),
             notices = u.notices,
         );
         h.push('\n');
@@ -170,7 +171,7 @@ pub fn render(report: &Report, days: &[DayFigure], made: &str) -> String {
         t.days_blocked,
         t.grants,
         human(t.granted_s),
-        human(t.carried_out_s),
+        t.carried_out_s.map_or_else(|| "open".to_string(), human),
         t.notices
     );
     h.push_str(

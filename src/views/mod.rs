@@ -2,6 +2,7 @@
 //! period report (text, CSV, JSON, HTML), notices and the daily digest in each
 //! mail language. Pure: the commands print or send the text.
 
+pub mod calls;
 pub mod digest;
 pub mod html_report;
 pub mod language;

@@ -17,13 +17,16 @@ pub struct UserPeriod {
     pub allowance_s: u64,
     pub used_s: u64,
     pub percent_used: u64,
-    /// Days that ended (or stand, for the open day) blocked.
+    /// Days on which a run blocked the user while the day was open
+    /// (`core::blocked`, the one definition; a day found over only at its
+    /// close does not count, a day blocked and then granted does).
     pub days_blocked: u64,
     pub grants: u64,
     pub granted_s: u64,
     /// What the period's last day carries into the next: the next day's
-    /// carried-in time once it exists, else the open day's remaining time.
-    pub carried_out_s: u64,
+    /// carried-in time; null while that day is still open (not known until
+    /// it closes: its remainder is not carried yet).
+    pub carried_out_s: Option<u64>,
     /// Notices delivered for days of the period (daily and monthly).
     pub notices: u64,
     /// The monthly limit on the user's last day in the period (null: none).
@@ -62,7 +65,9 @@ pub struct Totals {
     pub days_blocked: u64,
     pub grants: u64,
     pub granted_s: u64,
-    pub carried_out_s: u64,
+    /// The users' carry-outs added up; null while any of them is not known
+    /// (a last day still open): a partial sum is not the total.
+    pub carried_out_s: Option<u64>,
     pub notices: u64,
 }
 
@@ -81,7 +86,10 @@ pub fn is_calendar_month(from: NaiveDate, to: NaiveDate) -> bool {
 
 /// Fills in each user's % used and the totals row; users by extension.
 pub fn report(from: NaiveDate, to: NaiveDate, mut users: Vec<UserPeriod>) -> Report {
-    let mut t = Totals::default();
+    let mut t = Totals {
+        carried_out_s: Some(0),
+        ..Totals::default()
+    };
     let month = is_calendar_month(from, to);
     for u in &mut users {
         u.percent_used = percent_used(u.used_s, u.allowance_s);
@@ -98,7 +106,7 @@ pub fn report(from: NaiveDate, to: NaiveDate, mut users: Vec<UserPeriod>) -> Rep
         t.days_blocked += u.days_blocked;
         t.grants += u.grants;
         t.granted_s = t.granted_s.saturating_add(u.granted_s);
-        t.carried_out_s = t.carried_out_s.saturating_add(u.carried_out_s);
+        t.carried_out_s = t.carried_out_s.zip(u.carried_out_s).map(|(a, b)| a.saturating_add(b));
         t.notices += u.notices;
     }
     t.percent_used = percent_used(t.used_s, t.allowance_s);
@@ -131,17 +139,18 @@ pub fn render_text(report: &Report, made: &str) -> String {
         "{:<8} {:<24} {:>5} {:>12} {:>12} {:>6} {:>7} {:>6} {:>11} {:>11} {:>7}\n",
         "EXT", "NAME", "DAYS", "ALLOWANCE", "USED", "%USED", "BLOCKED", "GRANTS", "GRANTED", "CARRY OUT", "NOTICES"
     ));
-    let line = |ext: &str, name: &str, days: u64, a: u64, u: u64, p: u64, b: u64, g: u64, gs: u64, c: u64, n: u64| {
-        let name: String = name.chars().take(24).collect();
-        format!(
-            "{ext:<8} {name:<24} {days:>5} {:>12} {:>12} {:>5}% {b:>7} {g:>6} {:>11} {:>11} {n:>7}\n",
-            human(a),
-            human(u),
-            p,
-            human(gs),
-            human(c)
-        )
-    };
+    let line =
+        |ext: &str, name: &str, days: u64, a: u64, u: u64, p: u64, b: u64, g: u64, gs: u64, c: Option<u64>, n: u64| {
+            let name: String = name.chars().take(24).collect();
+            format!(
+                "{ext:<8} {name:<24} {days:>5} {:>12} {:>12} {:>5}% {b:>7} {g:>6} {:>11} {:>11} {n:>7}\n",
+                human(a),
+                human(u),
+                p,
+                human(gs),
+                c.map_or_else(|| "open".to_string(), human)
+            )
+        };
     for u in &report.users {
         let name = if u.open_days > 0 {
             format!("{}*", u.name)
@@ -177,7 +186,7 @@ pub fn render_text(report: &Report, made: &str) -> String {
         t.notices,
     ));
     if open > 0 {
-        out.push_str("* has an open day\n");
+        out.push_str("* has an open day; CARRY OUT says open while the period's last day is open (its remainder is not carried yet)\n");
     }
     for u in &report.users {
         for d in &u.directions {
@@ -245,7 +254,7 @@ pub fn render_csv(report: &Report) -> String {
             u.days_blocked,
             u.grants,
             u.granted_s,
-            u.carried_out_s,
+            optional(u.carried_out_s),
             u.notices,
             optional(u.monthly_limit_s),
             optional(u.percent_of_monthly_limit)
@@ -261,7 +270,7 @@ pub fn render_csv(report: &Report) -> String {
         t.days_blocked,
         t.grants,
         t.granted_s,
-        t.carried_out_s,
+        optional(t.carried_out_s),
         t.notices
     ));
     out
@@ -321,10 +330,10 @@ mod tests {
         assert_eq!((r.totals.days, r.totals.used_s, r.totals.percent_used), (3, 1000, 50));
         let csv = render_csv(&r);
         assert!(
-            csv.contains("2066,\"Pupkin, \"\"V\"\"\",2,1000,900,90,1,1,100,0,2,,\n"),
+            csv.contains("2066,\"Pupkin, \"\"V\"\"\",2,1000,900,90,1,1,100,,2,,\n"),
             "{csv}"
         );
-        assert!(csv.ends_with("TOTAL,,3,2000,1000,50,1,1,100,0,2,,\n"), "{csv}");
+        assert!(csv.ends_with("TOTAL,,3,2000,1000,50,1,1,100,,2,,\n"), "{csv}");
         let text = render_text(&r, "now");
         assert!(
             text.starts_with("Report 2026-11-01 to 2026-11-30 (all days closed); made now\n"),

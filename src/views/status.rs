@@ -24,7 +24,31 @@ pub struct ViewRow {
     pub live: Option<(u64, u64)>,
     /// A disabled user without a ledger that day: no figures to show.
     pub no_figures: bool,
+    /// Local time a run first blocked the user that day while it was open
+    /// (`core::blocked`), e.g. "14:05".
+    pub blocked_at: Option<String>,
+    /// A closed day whose usage reached its allowance only at the close:
+    /// never blocked, but over.
+    pub over_at_close: bool,
 }
+
+/// The STATE cell: `BLOCKED 14:05`, `ok (blocked 14:05)` for a user given
+/// time after the block, `ok (over at close)`, `disabled`.
+pub fn state_text(r: &ViewRow) -> String {
+    match (r.state, &r.blocked_at) {
+        (RowState::Disabled, _) => "disabled".into(),
+        (RowState::Blocked, Some(at)) => format!("BLOCKED {at}"),
+        (RowState::Blocked, None) => "BLOCKED".into(),
+        (RowState::Ok, Some(at)) => format!("ok (blocked {at})"),
+        (RowState::Ok, None) if r.over_at_close => "ok (over at close)".into(),
+        (RowState::Ok, None) => "ok".into(),
+    }
+}
+
+/// Below the table when a LIVE USED cell is under USED (marked `*`).
+pub const LIVE_FOOTNOTE: &str = "* LIVE USED is what the live guard counted in Asterisk today, from the paid calls \
+that passed its check; it is below USED when calls reached the CDR without it (made before its counters began, \
+with the guard off, an AstDB wiped, or rows written into the CDR by something else). The check uses the larger of the two.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SortKey {
@@ -107,6 +131,7 @@ pub fn sort(rows: &mut [ViewRow], key: SortKey) {
 /// The table under its `header` line, rows in the order given.
 pub fn render(header: &str, rows: &[ViewRow], style: Style) -> String {
     let live = rows.iter().any(|r| r.live.is_some());
+    let mut lagging = false;
     let mut out = format!("{header}\n");
     let live_header = if live {
         format!(" {:>11} {:>11}", "LIVE USED", "IN CALLS")
@@ -119,11 +144,7 @@ pub fn render(header: &str, rows: &[ViewRow], style: Style) -> String {
     ));
     for r in rows {
         let name: String = r.name.chars().take(24).collect();
-        let state = match r.state {
-            RowState::Ok => "ok",
-            RowState::Blocked => "BLOCKED",
-            RowState::Disabled => "disabled",
-        };
+        let state = state_text(r);
         if r.no_figures {
             out.push_str(&format!(
                 "{:<8} {name:<24} {:>11} {:>11} {:>11} {:>6} {:<12} {:>11} {:>11}{}  {}\n",
@@ -140,13 +161,17 @@ pub fn render(header: &str, rows: &[ViewRow], style: Style) -> String {
                 } else {
                     String::new()
                 },
-                paint(state, tone(0, r.state), style.color)
+                paint(&state, tone(0, r.state), style.color)
             ));
             continue;
         }
         let percent = percent_used(r.used_s, r.allowance_s);
         let code = tone(percent, r.state);
         let live_cells = match (live, r.live) {
+            (true, Some((used, held))) if used < r.used_s => {
+                lagging = true;
+                format!(" {:>10}* {:>11}", human(used), human(held))
+            }
             (true, Some((used, held))) => format!(" {:>11} {:>11}", human(used), human(held)),
             (true, None) => format!(" {:>11} {:>11}", "-", "-"),
             (false, _) => String::new(),
@@ -161,8 +186,12 @@ pub fn render(header: &str, rows: &[ViewRow], style: Style) -> String {
             paint(&bar(percent, style.unicode), code, style.color),
             human(r.carried_in_s),
             human(r.granted_s),
-            paint(state, code, style.color)
+            paint(&state, code, style.color)
         ));
+    }
+    if lagging {
+        out.push_str(LIVE_FOOTNOTE);
+        out.push('\n');
     }
     out
 }
@@ -203,6 +232,8 @@ mod tests {
             state,
             live: None,
             no_figures: false,
+            blocked_at: None,
+            over_at_close: false,
         }
     }
 
@@ -220,6 +251,23 @@ mod tests {
         assert_eq!(rows[0].name, "A");
         sort(&mut rows, SortKey::Ext);
         assert_eq!(rows[0].extension, "2000");
+    }
+
+    #[test]
+    fn a_live_figure_under_the_cdrs_is_marked_and_explained() {
+        let mut r = row("2066", "Asel", 1300, 1200, RowState::Blocked);
+        r.blocked_at = Some("14:05".into());
+        r.live = Some((0, 0));
+        let style = Style {
+            unicode: false,
+            color: false,
+        };
+        let out = render("h", &[r.clone()], style);
+        assert!(out.contains("         0s*"), "{out}");
+        assert!(out.contains("BLOCKED 14:05"), "{out}");
+        assert!(out.ends_with(&format!("{LIVE_FOOTNOTE}\n")), "{out}");
+        r.live = Some((1300, 0));
+        assert!(!render("h", &[r], style).contains("* LIVE"));
     }
 
     #[test]

@@ -17,4 +17,4 @@ pub use audit::{AUDIT_EVENTS, AuditEntry, AuditFilter, set_actor};
 pub use db::{LAST_RUN_AT, State, timestamp};
 pub use ledger::EarlySnapshot;
 pub use outbox::{Delivery, OutboxEntry};
-pub use report::{DayGrant, DigestFacts};
+pub use report::{DayGrant, DigestFacts, DirectionBlock};

@@ -2,15 +2,17 @@
 //! day's figures for the HTML strip, the facts of a day's digest.
 
 use anyhow::Result;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::db::{State, day_text};
 use crate::core::policy::Ledger;
 
-/// A closed day's ledgers, each with the user's name and the time (RFC 3339)
-/// a run first blocked them, and the day's grants.
-pub type DigestFacts = (Vec<(Ledger, String, Option<String>)>, Vec<DayGrant>);
+/// A closed day's ledgers, each with the user's name, and the day's grants.
+pub type DigestFacts = (Vec<(Ledger, String)>, Vec<DayGrant>);
+
+/// A `direction_blocked` event: (extension, direction), day, when.
+pub type DirectionBlock = ((String, String), NaiveDate, DateTime<Utc>);
 
 /// One grant, with who entered it and for whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +30,8 @@ pub struct DayGrant {
 
 impl State {
     /// What a day's digest says: each user's ledger of that day with their
-    /// name and when they were first blocked (local text is the caller's),
-    /// and the grants with who made them, from the audit log.
+    /// name, and the grants with who made them, from the audit log. (When
+    /// they were blocked: [`State::block_events`] and `core::blocked`.)
     pub fn digest_facts(&self, day: NaiveDate) -> Result<DigestFacts> {
         let ledgers = self.ledgers_on(day)?;
         let mut rows = Vec::with_capacity(ledgers.len());
@@ -42,12 +44,7 @@ impl State {
                     |r| r.get(0),
                 )
                 .optional()?;
-            let blocked_at: Option<String> = self.conn.query_row(
-                "SELECT MIN(at) FROM audit WHERE event = 'blocked' AND extension = ?1 AND day = ?2",
-                params![l.extension.as_str(), day_text(day)],
-                |r| r.get(0),
-            )?;
-            rows.push((l, name.unwrap_or_default(), blocked_at));
+            rows.push((l, name.unwrap_or_default()));
         }
         // Each grant with who entered it (the actor of its audit row, written in the same transaction).
         let mut stmt = self.conn.prepare(
@@ -71,16 +68,81 @@ impl State {
         Ok((rows, grants))
     }
 
+    /// Every `blocked` audit event of the shared allowance for the days
+    /// `from`..=`to`: extension, day, when (`core::blocked` decides which
+    /// count). A row whose time does not parse is left out.
+    pub fn block_events(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<(String, NaiveDate, DateTime<Utc>)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT extension, day, at FROM audit
+             WHERE event = 'blocked' AND extension IS NOT NULL AND day >= ?1 AND day <= ?2",
+        )?;
+        let rows = stmt.query_map(params![day_text(from), day_text(to)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ext, day, at) = row?;
+            if let (Ok(day), Ok(at)) = (day.parse::<NaiveDate>(), DateTime::parse_from_rfc3339(&at)) {
+                out.push((ext, day, at.with_timezone(&Utc)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The user-days from `from` to `to` that were blocked, with when: the
+    /// `blocked` events judged by `core::blocked`, the one definition that
+    /// status, report (text, JSON, CSV, HTML) and the digest all use.
+    pub fn blocked_days(
+        &self,
+        zone: chrono_tz::Tz,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<std::collections::BTreeMap<(String, NaiveDate), DateTime<Utc>>> {
+        Ok(crate::core::blocked::blocked_days(zone, &self.block_events(from, to)?))
+    }
+
+    /// Every `direction_blocked` audit event for the days `from`..=`to`:
+    /// (extension, direction), day, when; the direction is the detail's
+    /// prefix (`international: ...`).
+    pub fn direction_block_events(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<DirectionBlock>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT extension, day, at, detail FROM audit
+             WHERE event = 'direction_blocked' AND extension IS NOT NULL AND day >= ?1 AND day <= ?2",
+        )?;
+        let rows = stmt.query_map(params![day_text(from), day_text(to)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (ext, day, at, detail) = row?;
+            let Some((direction, _)) = detail.split_once(':') else {
+                continue;
+            };
+            if let (Ok(day), Ok(at)) = (day.parse::<NaiveDate>(), DateTime::parse_from_rfc3339(&at)) {
+                out.push(((ext, direction.to_string()), day, at.with_timezone(&Utc)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every user's sums over `from`..=`to` from the ledgers, grants and
     /// outbox (a few grouped queries, whatever the period's length).
+    /// `days_blocked` (also each direction's) is left 0: it comes from [`State::block_events`]
+    /// through `core::blocked`, the one definition. `carried_out_s` is
+    /// null while the period's last day is open.
     pub fn period(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<crate::views::period::UserPeriod>> {
         use std::collections::BTreeMap;
         let (from_t, to_t) = (day_text(from), day_text(to));
         let mut users: BTreeMap<String, crate::views::period::UserPeriod> = BTreeMap::new();
         let mut stmt = self.conn.prepare(
-            "SELECT g.extension, COALESCE(u.name, ''), g.days, g.allowance, g.used, g.blocked, g.open
+            "SELECT g.extension, COALESCE(u.name, ''), g.days, g.allowance, g.used, g.open
              FROM (SELECT extension, COUNT(*) AS days, SUM(allowance_s) AS allowance, SUM(used_s) AS used,
-                          SUM(blocked) AS blocked, SUM(closed = 0) AS open
+                          SUM(closed = 0) AS open
                    FROM ledger WHERE day >= ?1 AND day <= ?2 GROUP BY extension) g
              LEFT JOIN users u ON u.extension = g.extension",
         )?;
@@ -91,8 +153,7 @@ impl State {
                 days: r.get::<_, i64>(2)?.max(0) as u64,
                 allowance_s: r.get::<_, i64>(3)?.max(0) as u64,
                 used_s: r.get::<_, i64>(4)?.max(0) as u64,
-                days_blocked: r.get::<_, i64>(5)?.max(0) as u64,
-                open_days: r.get::<_, i64>(6)?.max(0) as u64,
+                open_days: r.get::<_, i64>(5)?.max(0) as u64,
                 ..Default::default()
             })
         })?;
@@ -128,30 +189,30 @@ impl State {
             &|u, n, _| u.notices = n.max(0) as u64,
         )?;
         // Carry-over at the end, from each user's last day in the period: the
-        // next day's carried-in time once it exists, else (an open day) what it has left.
+        // next day's carried-in time once it exists; not known while that day is open.
         let mut stmt = self.conn.prepare(
             "WITH last AS (SELECT extension, MAX(day) AS day FROM ledger
                            WHERE day >= ?1 AND day <= ?2 GROUP BY extension)
-             SELECT l.extension, l.allowance_s - l.used_s, l.closed, n.carried_in_s, l.monthly_limit_s
+             SELECT l.extension, l.closed, n.carried_in_s, l.monthly_limit_s
              FROM last JOIN ledger l ON l.extension = last.extension AND l.day = last.day
              LEFT JOIN ledger n ON n.extension = l.extension AND n.day = date(l.day, '+1 day')",
         )?;
         let mut rows = stmt.query(params![from_t, to_t])?;
         while let Some(r) = rows.next()? {
             let ext: String = r.get(0)?;
-            let (left, closed, next): (i64, bool, Option<i64>) = (r.get(1)?, r.get(2)?, r.get(3)?);
-            let monthly: Option<i64> = r.get(4)?;
+            let (closed, next): (bool, Option<i64>) = (r.get(1)?, r.get(2)?);
+            let monthly: Option<i64> = r.get(3)?;
             if let Some(u) = users.get_mut(&ext) {
                 u.monthly_limit_s = monthly.map(|m| m.max(0) as u64);
                 u.carried_out_s = match next {
-                    Some(carried) => carried.max(0) as u64,
-                    None if !closed => left.max(0) as u64,
-                    None => 0,
+                    Some(carried) => Some(carried.max(0) as u64),
+                    None if !closed => None,
+                    None => Some(0),
                 };
             }
         }
         let mut stmt = self.conn.prepare(
-            "SELECT d.extension, d.direction, COUNT(*), SUM(d.allowance_s), SUM(d.used_s), SUM(d.blocked),
+            "SELECT d.extension, d.direction, COUNT(*), SUM(d.allowance_s), SUM(d.used_s), 0,
                     (SELECT COUNT(*) FROM grants g WHERE g.extension = d.extension AND g.direction = d.direction
                      AND g.day >= ?1 AND g.day <= ?2),
                     (SELECT COALESCE(SUM(seconds), 0) FROM grants g WHERE g.extension = d.extension
@@ -178,10 +239,11 @@ impl State {
         Ok(users.into_values().collect())
     }
 
-    /// Every ledger's figures from `from` to `to`, for the HTML day strips.
+    /// Every ledger's figures from `from` to `to`, for the HTML day strips
+    /// (`blocked` left false: the command marks the days `core::blocked` says were).
     pub fn daily(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<crate::views::html_report::DayFigure>> {
         let mut stmt = self.conn.prepare(
-            "SELECT extension, day, allowance_s, used_s, blocked, closed FROM ledger
+            "SELECT extension, day, allowance_s, used_s, closed FROM ledger
              WHERE day >= ?1 AND day <= ?2 ORDER BY extension, day",
         )?;
         let rows = stmt.query_map(params![day_text(from), day_text(to)], |r| {
@@ -191,19 +253,18 @@ impl State {
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, bool>(4)?,
-                r.get::<_, bool>(5)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (extension, day, allowance, used, blocked, closed) = row?;
+            let (extension, day, allowance, used, closed) = row?;
             let Ok(day) = day.parse() else { continue };
             out.push(crate::views::html_report::DayFigure {
                 extension,
                 day,
                 allowance_s: allowance.max(0) as u64,
                 used_s: used.max(0) as u64,
-                blocked,
+                blocked: false,
                 closed,
             });
         }

@@ -53,17 +53,7 @@ impl State {
                 Some(&user.extension),
                 None,
                 "user_added",
-                &format!(
-                    "name {:?}, email {:?}, cc {:?}, daily limit {}s{}, {}",
-                    user.name,
-                    user.email,
-                    user.cc,
-                    user.daily_limit_s,
-                    user.monthly_limit_s
-                        .map(|m| format!(", monthly limit {m}s"))
-                        .unwrap_or_default(),
-                    if user.active { "active" } else { "disabled" }
-                ),
+                &crate::core::user::user_added_words(user),
             )?;
         }
         store_changes(&tx, change, &at)?;
