@@ -361,7 +361,7 @@ fn reports_imports_and_calls_fail_in_one_line_and_change_nothing() {
         "cannot write",
     );
     assert!(
-        err.contains("report.html") && err.contains("user cannot create a file in"),
+        err.contains("report.html") && err.contains("/no/such/dir does not exist; create it"),
         "{err}"
     );
     assert!(!page.exists());

@@ -50,7 +50,18 @@ fn open_as_root(path: &Path, euid: u32) -> Result<File> {
             .mode(0o644)
             .custom_flags(flags)
             .open(path)
-            .with_context(|| format!("cannot create {}", path.display())),
+            .map_err(|e| {
+                let folder = path.parent().unwrap_or(Path::new("/"));
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    anyhow!(
+                        "cannot write {}: the folder {} does not exist; create it or give another path",
+                        path.display(),
+                        folder.display()
+                    )
+                } else {
+                    anyhow!("cannot write {}: {e}; give a folder you may write to", path.display())
+                }
+            }),
         Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
         Ok(meta) if meta.file_type().is_symlink() => Err(refuse("it is a symbolic link".into())),
         Ok(meta) if !meta.file_type().is_file() => Err(refuse("it is not a regular file".into())),
