@@ -335,7 +335,7 @@ fn migrate_creates_the_state_file_0640_without_a_config() {
     let versions: i64 = conn
         .query_row("SELECT MAX(version) FROM refinery_schema_history", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(versions, 7);
+    assert_eq!(versions, 8);
 }
 
 #[test]
