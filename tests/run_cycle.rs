@@ -332,10 +332,11 @@ fn rerunning_changes_nothing_and_reloads_nothing() {
     );
     assert_eq!(site.dump(), dump);
     assert_eq!(site.include(), include);
+    // A no-op run only asks Asterisk which generation it has loaded.
     assert_eq!(
-        site.asterisk_commands().len(),
-        reloads,
-        "a no-op run talked to Asterisk"
+        site.asterisk_commands()[reloads..],
+        ["dialplan show stamp@callquota-stamp"; 2],
+        "a no-op run reloaded, or did not confirm the loaded generation"
     );
     assert_eq!(
         std::fs::metadata(site.include_path()).unwrap().modified().unwrap(),
@@ -345,6 +346,53 @@ fn rerunning_changes_nothing_and_reloads_nothing() {
         site.status("2026-11-26T10:06:00")[0]["last_run_at"],
         "2026-11-26T05:05:00+00:00",
         "the time of the last run is kept in the lock file"
+    );
+}
+
+/// Asterisk restarted (or reloaded) without the include file limits nothing:
+/// the next run finds it by the loaded generation and reloads; when that
+/// fails the run fails and `status` says the limits are not live.
+#[test]
+fn a_run_finds_asterisk_without_the_file_and_mends_it_or_fails() {
+    // Plays an Asterisk that lost the file, and a reload that fails.
+    let site = Site::with_fake(|_| {});
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    site.run("2026-11-26T09:00:00");
+    std::fs::remove_file(site.path("ast/loaded.conf")).unwrap();
+    site.run("2026-11-26T09:01:00");
+    assert_eq!(site.loaded(), site.include(), "the run reloaded the file");
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'generation_lost' AND detail LIKE 'Asterisk has no callquota dialplan loaded, not generation 1 of %'"),
+        1
+    );
+    assert_eq!(site.count("SELECT COUNT(*) FROM audit WHERE event = 'reload_ok'"), 2);
+    let text = |now: &str| stdout(&site.at(now, &["status"]));
+    assert!(!text("2026-11-26T09:02:00").contains("NOT LIVE"));
+
+    std::fs::remove_file(site.path("ast/loaded.conf")).unwrap();
+    std::fs::write(site.path("ast/fail-reload"), "").unwrap();
+    let out = site.at("2026-11-26T09:03:00", &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("failed to reload"), "{}", stderr(&out));
+    let shown = text("2026-11-26T09:04:00");
+    assert!(
+        shown.contains(
+            "NOT LIVE: Asterisk was last seen with no callquota dialplan, not generation 1 of the include file"
+        ),
+        "{shown}"
+    );
+    std::fs::remove_file(site.path("ast/fail-reload")).unwrap();
+    site.run("2026-11-26T09:05:00");
+    assert!(!text("2026-11-26T09:06:00").contains("NOT LIVE"));
+
+    // Asterisk not answering: the run cannot confirm, and says so.
+    std::fs::write(site.path("ast/down"), "").unwrap();
+    let out = site.at("2026-11-26T09:07:00", &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot confirm that Asterisk still has generation 1 of the include file loaded"),
+        "{}",
+        stderr(&out)
     );
 }
 

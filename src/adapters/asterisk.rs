@@ -61,7 +61,11 @@ fn run_with_timeout(argv: &[String], timeout: Duration) -> Result<Finished> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            let hint = if program.contains('/') {
+            let hint = if program.contains('/') && e.kind() == std::io::ErrorKind::NotFound {
+                "no such file: Asterisk is not installed on this host or lives elsewhere; set dialplan.reload_command \
+                 and dialplan.asterisk_cli to its path"
+                    .to_string()
+            } else if program.contains('/') {
                 "check the command".to_string()
             } else {
                 let path = std::env::var("PATH").unwrap_or_default();

@@ -96,8 +96,8 @@ pub fn check(ctx: &Context) -> Result<()> {
     }
 
     check_freshness(ctx, &mut r);
-    check_include(ctx, &mut r);
-    check_commands(ctx, &mut r);
+    let cli_runs = check_commands(ctx, &mut r);
+    check_include(ctx, cli_runs, &mut r);
     match &config.mail {
         None => r.ok("mail is off (no [mail] section): notices wait in the outbox"),
         Some(settings) => match crate::adapters::mailer::Mailer::new(settings).and_then(|m| m.check()) {
@@ -294,7 +294,27 @@ fn secret_files(config: &crate::config::Config) -> Vec<(&'static str, std::path:
     files
 }
 
-fn check_include(ctx: &Context, r: &mut Report) {
+/// What `check` confirms through `asterisk_cli`, for the line that says
+/// they are off.
+fn cli_confirmations(settings: &crate::config::DialplanSettings) -> String {
+    let mut list = vec!["that Asterisk loaded the include file (here and after each run's reload)"];
+    if settings.flavor != crate::config::Flavor::Plain {
+        list.push("dialplan.flavor");
+        if settings.define_hook {
+            list.push("that the live pre-dial hook is callquota's");
+        }
+    }
+    if settings.live {
+        list.push("the live guard's modules");
+    }
+    list.push("the prompts callers hear");
+    if settings.balance_code.is_some() {
+        list.push("the balance code");
+    }
+    list.join(", ")
+}
+
+fn check_include(ctx: &Context, cli_runs: bool, r: &mut Report) {
     let settings = &ctx.config.dialplan;
     let path = &settings.include_file;
     // Replacing the file means creating a temp file beside it and renaming it.
@@ -375,22 +395,55 @@ fn check_include(ctx: &Context, r: &mut Report) {
             custom.display()
         ));
     }
-    if settings.asterisk_cli.is_empty() {
+    if settings.asterisk_cli.is_empty() || !cli_runs {
         if wiring.is_some() {
             r.ok(format!("{} includes {name}", custom.display()));
         } else {
             r.warn(format!(
-                "cannot confirm the include file is wired in (asterisk_cli = []); add `#tryinclude {}` to extensions_custom.conf",
+                "cannot confirm the include file is wired in without the Asterisk CLI; add `#tryinclude {}` to \
+                 extensions_custom.conf",
                 path.display()
             ));
         }
-        if settings.live {
+        r.warn(format!(
+            "not confirmed {}: {}",
+            if settings.asterisk_cli.is_empty() {
+                "(asterisk_cli = [])"
+            } else {
+                "(asterisk_cli cannot run, above)"
+            },
+            cli_confirmations(settings)
+        ));
+        if settings.live && settings.asterisk_cli.is_empty() {
             r.warn(
                 "the live guard is on but asterisk_cli = []: nothing deletes its AstDB counters of past days and \
                  status shows no live figures; set asterisk_cli = [\"/usr/sbin/asterisk\", \"-rx\"] or live = false",
             );
         }
         return;
+    }
+    // The first CLI query: when Asterisk does not answer, one line says so
+    // instead of one per confirmation.
+    match loaded_generation(settings) {
+        Ok(Some(loaded)) if Some(loaded) == on_disk => {
+            r.ok(format!("Asterisk has generation {loaded} of {} loaded", path.display()))
+        }
+        Ok(Some(loaded)) => r.fail(format!(
+            "Asterisk has generation {loaded} loaded but the file has {}; run `callquota run` to reload",
+            on_disk.map_or("none".into(), |g| g.to_string())
+        )),
+        Ok(None) => r.fail(format!(
+            "Asterisk has no callquota dialplan loaded; add `#tryinclude {}` to extensions_custom.conf and reload",
+            path.display()
+        )),
+        Err(e) => {
+            r.fail(format!("{e:#}"));
+            r.warn(format!(
+                "not confirmed while Asterisk does not answer: {}",
+                cli_confirmations(settings)
+            ));
+            return;
+        }
     }
     check_sounds(ctx, r);
     if settings.live {
@@ -451,25 +504,13 @@ fn check_include(ctx: &Context, r: &mut Report) {
             }
         }
     }
-    match loaded_generation(settings) {
-        Ok(Some(loaded)) if Some(loaded) == on_disk => {
-            r.ok(format!("Asterisk has generation {loaded} of {} loaded", path.display()))
-        }
-        Ok(Some(loaded)) => r.fail(format!(
-            "Asterisk has generation {loaded} loaded but the file has {}; run `callquota run` to reload",
-            on_disk.map_or("none".into(), |g| g.to_string())
-        )),
-        Ok(None) => r.fail(format!(
-            "Asterisk has no callquota dialplan loaded; add `#tryinclude {}` to extensions_custom.conf and reload",
-            path.display()
-        )),
-        Err(e) => r.fail(format!("{e:#}")),
-    }
 }
 
 /// Each configured command must be runnable the way the cron job runs it:
-/// as this user (a root `check` has become the service user) with cron's PATH.
-fn check_commands(ctx: &Context, r: &mut Report) {
+/// as this user (a root `check` has become the service user) with cron's
+/// PATH. One line per program (the two keys usually name the same one).
+/// Returns whether `asterisk_cli` can run.
+fn check_commands(ctx: &Context, r: &mut Report) -> bool {
     let settings = &ctx.config.dialplan;
     let cron_file = Path::new(crate::adapters::asterisk::CRON_FILE);
     let path = crate::adapters::asterisk::cron_path(cron_file);
@@ -478,27 +519,78 @@ fn check_commands(ctx: &Context, r: &mut Report) {
     } else {
         "cron's default PATH".to_string()
     };
+    let mut programs: Vec<(&str, Vec<&str>)> = Vec::new();
     for (key, argv) in [
-        ("reload_command", &settings.reload_command),
-        ("asterisk_cli", &settings.asterisk_cli),
+        ("dialplan.reload_command", &settings.reload_command),
+        ("dialplan.asterisk_cli", &settings.asterisk_cli),
     ] {
         let Some(program) = argv.first() else { continue };
-        match crate::adapters::asterisk::resolve(program, &path) {
-            Some(found) => r.ok(format!(
-                "dialplan.{key} `{program}` runs under cron ({})",
-                found.display()
-            )),
+        match programs.iter_mut().find(|(p, _)| p == program) {
+            Some((_, keys)) => keys.push(key),
+            None => programs.push((program, vec![key])),
+        }
+    }
+    let mut cli_runs = false;
+    for (program, keys) in programs {
+        let label = keys.join(" and ");
+        let runs = match crate::adapters::asterisk::resolve(program, &path) {
+            Some(found) => {
+                r.ok(format!("{label}: `{program}` runs under cron ({})", found.display()));
+                true
+            }
+            None if program.contains('/') && std::fs::symlink_metadata(program).is_err() => {
+                r.fail(format!(
+                    "{label} `{program}`: no such file; Asterisk is not installed on this host, or lives elsewhere \
+                     (`command -v asterisk` as root finds it): set {label} to its path"
+                ));
+                false
+            }
+            None if program.contains('/') => {
+                r.fail(format!(
+                    "{label} `{program}` is not a program {} may run; make it executable for that user, or point \
+                     {label} at Asterisk's binary",
+                    crate::adapters::privileges::current_user_name()
+                ));
+                false
+            }
             None => {
                 let elsewhere = std::env::var("PATH")
                     .ok()
-                    .and_then(|p| crate::adapters::asterisk::resolve(program, &p))
-                    .map_or(String::new(), |p| format!(" (it is at {})", p.display()));
+                    .and_then(|p| crate::adapters::asterisk::resolve(program, &p));
+                let fix = match (&elsewhere, program) {
+                    (Some(found), _) => format!("give the absolute path, {}", found.display()),
+                    (None, "asterisk") => format!("give the absolute path, e.g. {}", crate::config::ASTERISK),
+                    (None, _) => "give its absolute path".to_string(),
+                };
                 r.fail(format!(
-                    "dialplan.{key} `{program}` cannot be run by cron ({source} is {path}){elsewhere}: every cron \
-                     run would fail; give the absolute path, e.g. {}",
-                    crate::config::ASTERISK
+                    "{label} `{program}` cannot be run by cron ({source} is {path}){}: every cron run would fail; {fix}",
+                    elsewhere.map_or(String::new(), |p| format!(" (it is at {})", p.display())),
                 ));
+                false
             }
+        };
+        cli_runs |= runs && keys.contains(&"dialplan.asterisk_cli");
+    }
+    // A reload that is not Asterisk's own is only as good as its confirmation.
+    let is_asterisk = settings
+        .reload_command
+        .iter()
+        .any(|a| Path::new(a).file_name().is_some_and(|n| n == "asterisk"));
+    if !is_asterisk {
+        let shown = settings.reload_command.join(" ");
+        if settings.asterisk_cli.is_empty() {
+            r.warn(format!(
+                "dialplan.reload_command `{shown}` is not Asterisk's CLI and asterisk_cli = []: nothing confirms that \
+                 it reloads the dialplan, and a run whose reload does nothing still succeeds; set asterisk_cli = \
+                 [\"{}\", \"-rx\"]",
+                crate::config::ASTERISK
+            ));
+        } else {
+            r.ok(format!(
+                "dialplan.reload_command `{shown}` is not Asterisk's CLI: each run confirms through \
+                 dialplan.asterisk_cli that it loaded the new generation"
+            ));
         }
     }
+    cli_runs
 }

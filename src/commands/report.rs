@@ -254,6 +254,9 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         "{}",
         crate::views::status::render(&freshness_line(ctx, day, last_run_at), &view, style)
     );
+    if let Some(lag) = super::run::dialplan_lag(&state)? {
+        println!("{lag}");
+    }
     if rows.is_empty() {
         println!("(no tracked users on {day})");
     }

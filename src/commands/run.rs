@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result, anyhow};
 use chrono::NaiveDate;
 
 use super::context::Context;
-use crate::adapters::asterisk::{confirm_hook_is_ours, reload_and_confirm};
+use crate::adapters::asterisk::{confirm_hook_is_ours, loaded_generation, reload_and_confirm};
 use crate::adapters::cdr::Cdr;
 use crate::adapters::include_file;
 use crate::adapters::lock;
@@ -459,6 +459,26 @@ pub fn desired_include(ctx: &Context, state: &State, plan: &Plan) -> Result<(Str
     Ok((render(&options, &ctx.config.paid, &days, generation), generation, true))
 }
 
+/// When the include file's generation is not the one Asterisk was last seen
+/// with (a reload failed, or a run found Asterisk without it): the line
+/// `status` prints, since until a run mends it the file limits nothing.
+pub fn dialplan_lag(state: &State) -> Result<Option<String>> {
+    let written = meta_number(state, INCLUDE_GENERATION)?;
+    let confirmed = meta_number(state, CONFIRMED_GENERATION)?;
+    Ok(match (written, confirmed) {
+        (Some(written), confirmed) if confirmed != Some(written) => Some(format!(
+            "NOT LIVE: Asterisk was last seen with {}, not generation {written} of the include file, so the \
+             blocks above may not apply; see `callquota log --event reload_failed --event generation_lost` and run \
+             `sudo -u callquota callquota run --verbose`",
+            match confirmed {
+                Some(0) | None => "no callquota dialplan".to_string(),
+                Some(g) => format!("generation {g}"),
+            }
+        )),
+        _ => None,
+    })
+}
+
 fn meta_number(state: &State, key: &str) -> Result<Option<u64>> {
     state
         .meta(key)?
@@ -505,7 +525,31 @@ fn sync_dialplan(ctx: &Context, state: &State, plan: &Plan) -> Result<String> {
         )?;
     }
     if meta_number(state, CONFIRMED_GENERATION)? == Some(generation) {
-        return Ok(format!("include file unchanged (generation {generation})"));
+        if settings.asterisk_cli.is_empty() {
+            return Ok(format!(
+                "include file unchanged (generation {generation}; not confirmed: asterisk_cli = [])"
+            ));
+        }
+        // One CLI query: an Asterisk restarted or reloaded without the file
+        // since the last confirmation would otherwise limit nothing unseen.
+        let loaded = loaded_generation(settings).map_err(|e| {
+            anyhow!("cannot confirm that Asterisk still has generation {generation} of the include file loaded: {e:#}")
+        })?;
+        if loaded == Some(generation) {
+            return Ok(format!("include file unchanged (generation {generation}, loaded)"));
+        }
+        state.record_meta_event(
+            CONFIRMED_GENERATION,
+            &loaded.unwrap_or(0).to_string(),
+            "generation_lost",
+            &format!(
+                "Asterisk has {} loaded, not generation {generation} of {}: it was restarted or reloaded without \
+                 the include file; reloading",
+                loaded.map_or("no callquota dialplan".to_string(), |g| format!("generation {g}")),
+                settings.include_file.display()
+            ),
+            ctx.now,
+        )?;
     }
     let reloaded = reload_and_confirm(settings, generation).and_then(|summary| {
         if settings.flavor != Flavor::Plain && settings.define_hook && !settings.asterisk_cli.is_empty() {

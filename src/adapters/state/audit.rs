@@ -35,7 +35,7 @@ pub struct AuditFilter {
 }
 
 /// Every event name the audit log uses, for `log --event`.
-pub const AUDIT_EVENTS: [&str; 27] = [
+pub const AUDIT_EVENTS: [&str; 28] = [
     "blocked",
     "clock_rewound",
     "day_closed",
@@ -45,6 +45,7 @@ pub const AUDIT_EVENTS: [&str; 27] = [
     "direction_level_lowered",
     "direction_threshold_crossed",
     "direction_unblocked",
+    "generation_lost",
     "grant",
     "include_disarmed",
     "include_written",
