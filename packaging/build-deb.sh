@@ -13,7 +13,8 @@ command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
   echo "# [dialplan]), then run: callquota check"
   echo "# The full example is in /usr/share/doc/callquota/examples/config.example.toml."
   echo "#"
-  sed -e 's/^\(.\)/# \1/' -e 's/^$/#/' config.example.toml
+  # Settings get one `#`; comments and commented defaults stay as they are.
+  sed -e '/^#/!s/^\(.\)/#\1/' config.example.toml
 } > packaging/config.toml
 cargo build --release --locked
 cargo deb --no-build --output target/debian/ "$@"

@@ -93,7 +93,7 @@ pub enum Command {
     /// Add, change, remove or list users.
     #[command(subcommand)]
     User(UserCommand),
-    /// Give EXT extra seconds today, then run at once.
+    /// Give EXTENSION extra paid time today (600, 10m, 1h), then run at once.
     Grant(GrantArgs),
     /// Show the audit log.
     Log(LogArgs),
@@ -138,13 +138,17 @@ pub enum MailCommand {
         /// Only notices still waiting for delivery.
         #[arg(long)]
         pending: bool,
+        /// The outbox as JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Deliver the pending notices now.
     Flush,
     /// Send one test message to ADDRESS to check the mail settings.
-    Test { address: String },
+    Test {
+        /// Where the test message goes, e.g. admin@example.com.
+        address: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +174,7 @@ pub struct StatusArgs {
     /// The day to show (default: today).
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub day: Option<chrono::NaiveDate>,
+    /// One object per user as JSON, for scripts (fields in README).
     #[arg(long)]
     pub json: bool,
     /// Plain `#` bars even on a terminal.
@@ -184,7 +189,9 @@ pub struct StatusArgs {
 pub enum UserCommand {
     /// Start tracking an extension; it gets today's full base allowance.
     Add {
+        /// The internal extension whose paid calls are limited, e.g. 2055.
         extension: Extension,
+        /// The person's name, as notices and reports show it.
         #[arg(long)]
         name: String,
         /// Where notices go; without it the user is still limited.
@@ -209,6 +216,7 @@ pub enum UserCommand {
     /// --all or --only PATTERN, the limit, cc or state of many users at once.
     #[command(group(clap::ArgGroup::new("who").required(true).args(["extension", "all", "only"])))]
     Set {
+        /// The extension to change (or --all, or --only PATTERN).
         extension: Option<Extension>,
         /// Every user (one transaction, audited per user).
         #[arg(long)]
@@ -216,13 +224,16 @@ pub enum UserCommand {
         /// The users whose extension matches this Asterisk pattern, e.g. _20XX.
         #[arg(long, value_parser = pattern, value_name = "PATTERN")]
         only: Option<crate::core::pattern::Pattern>,
+        /// The person's new name.
         #[arg(long, conflicts_with_all = ["all", "only"])]
         name: Option<String>,
+        /// Where notices go ("" stops them; the user is still limited).
         #[arg(long, conflicts_with_all = ["all", "only"])]
         email: Option<String>,
         /// A supervisor copied on this user's notices ("" removes it).
         #[arg(long)]
         cc: Option<String>,
+        /// Paid seconds per workday: 1800, 30m, 1h30m.
         #[arg(long, value_parser = duration, value_name = "DURATION", allow_negative_numbers = true)]
         daily_limit: Option<u64>,
         /// The most a calendar month may charge, e.g. 8h; `none` removes the monthly cap.
@@ -235,6 +246,7 @@ pub enum UserCommand {
         /// Stop limiting this user (their paid calls then follow dialplan.untracked).
         #[arg(long, conflicts_with = "enable")]
         disable: bool,
+        /// Limit a disabled user again.
         #[arg(long)]
         enable: bool,
     },
@@ -244,6 +256,7 @@ pub enum UserCommand {
         /// Read FreePBX's `users` and `userman_users` ([freepbx] in the config).
         #[arg(long, conflicts_with = "csv", required_unless_present = "csv")]
         freepbx: bool,
+        /// Read a CSV file with the header extension,name,email,daily_limit,cc.
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
         /// The limit of extensions that are new to callquota (required when there are any,
@@ -258,9 +271,13 @@ pub enum UserCommand {
         dry_run: bool,
     },
     /// Stop tracking an extension (its history stays in the ledger and audit log).
-    Remove { extension: Extension },
+    Remove {
+        /// The extension to stop tracking.
+        extension: Extension,
+    },
     /// List users.
     List {
+        /// The users as JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -268,10 +285,12 @@ pub enum UserCommand {
 
 #[derive(Debug, Args)]
 pub struct GrantArgs {
+    /// The tracked extension that gets the time, e.g. 2055.
     pub extension: Extension,
-    /// Extra seconds for today: 600, 10m, 1h.
+    /// How much more paid time today: 10m, 1h, 1h30m, or seconds (600).
     #[arg(value_parser = duration, value_name = "DURATION", allow_negative_numbers = true)]
     pub seconds: u64,
+    /// Why, for the audit log, e.g. "customer escalation".
     #[arg(long, default_value = "")]
     pub reason: String,
     /// The person the grant is made for or asked by (a ticket filed on their
@@ -295,8 +314,10 @@ pub struct ReportArgs {
     /// The last day of a period.
     #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
     pub to: Option<chrono::NaiveDate>,
+    /// One object per user and the totals as JSON, for scripts.
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+    /// One row per user as CSV with a header, for a spreadsheet.
     #[arg(long)]
     pub csv: bool,
     /// Also write a self-contained HTML page (bars per user, a strip of days).
@@ -312,6 +333,7 @@ fn month(text: &str) -> Result<chrono::NaiveDate, String> {
 
 #[derive(Debug, Args)]
 pub struct CallsArgs {
+    /// The extension whose CDR rows to show, e.g. 2055.
     pub extension: Extension,
     /// One local day (default: today).
     #[arg(long, value_name = "YYYY-MM-DD", conflicts_with_all = ["from", "to"])]
@@ -322,6 +344,7 @@ pub struct CallsArgs {
     /// The last local day of a period.
     #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
     pub to: Option<chrono::NaiveDate>,
+    /// One object per CDR row as JSON, for scripts.
     #[arg(long)]
     pub json: bool,
     /// Show at most N rows (a line says when there are more).
@@ -334,6 +357,7 @@ pub struct LogArgs {
     /// Only this extension's entries.
     #[arg(long)]
     pub ext: Option<Extension>,
+    /// The entries as JSON, for scripts.
     #[arg(long)]
     pub json: bool,
     /// Times in UTC instead of the configured time zone (JSON is always RFC 3339).
@@ -355,8 +379,37 @@ pub struct LogArgs {
 
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
+    /// Numbers as dialled or as sent to the trunk, e.g. 87011234567.
     #[arg(required = true, value_name = "NUMBER")]
     pub numbers: Vec<String>,
+    /// The verdicts as JSON, for scripts.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `--help` explains every argument of every command.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "callquota", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
 }

@@ -8,6 +8,22 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // A full disk or a closed terminal behind stdout makes `println!` panic:
+    // say so in one line, with exit 1, instead of a backtrace.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if let Some(cause) = message.strip_prefix("failed printing to stdout: ") {
+            eprintln!("callquota: cannot write the output: {cause}; free space where it goes, or send it elsewhere");
+            std::process::exit(callquota::exit::FAILURE);
+        }
+        default_hook(info);
+    }));
     let cli = match callquota::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),

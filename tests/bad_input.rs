@@ -393,3 +393,34 @@ fn reports_imports_and_calls_fail_in_one_line_and_change_nothing() {
     let json: serde_json::Value = serde_json::from_str(&stdout(&site.at(T, &["status", "--json"]))).unwrap();
     assert_eq!(json[0]["live_used_s"], serde_json::Value::Null, "{json}");
 }
+
+/// The error names the folder that is missing and the key to set, never the
+/// random temp file the write would have used.
+#[test]
+fn a_missing_include_folder_is_named_not_the_temp_file() {
+    let site = Site::with_fake(|c| *c = c.replace("/asterisk/callquota.conf", "/gone/callquota.conf"));
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    let err = one_line_error(
+        &site.at(T, &["run"]),
+        1,
+        &format!(
+            "the folder {} does not exist; create it (on FreePBX it is /etc/asterisk) or set dialplan.include_file",
+            site.path("gone").display()
+        ),
+    );
+    assert!(!err.contains(".callquota."), "{err}");
+}
+
+/// Output to a full disk: one line and exit 1, not a panic and a backtrace.
+#[test]
+fn output_to_a_full_disk_is_one_line() {
+    let site = running_site();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = site
+        .process()
+        .args(["--now", T, "report", "--csv"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    one_line_error(&out, 1, "cannot write the output: No space left on device");
+}

@@ -224,6 +224,94 @@ fn check_says_the_live_guard_needs_the_asterisk_cli() {
     assert!(!quiet.contains("the live guard is on"), "{quiet}");
 }
 
+fn fail_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.starts_with("FAIL")).collect()
+}
+
+/// One cause, one FAIL line: a missing Asterisk binary is named as missing,
+/// and the confirmations it would have made are listed as not made.
+#[test]
+fn check_says_once_that_asterisk_is_missing() {
+    let site = Site::with_fake(|c| {
+        let start = c.find("reload_command =").unwrap();
+        let end = c.find("reload_timeout_s").unwrap();
+        c.replace_range(
+            start..end,
+            "reload_command = [\"/nonexistent/sbin/asterisk\", \"-rx\", \"module reload pbx_config.so\"]\n\
+             asterisk_cli = [\"/nonexistent/sbin/asterisk\", \"-rx\"]\n",
+        );
+    });
+    site.add_user("2026-11-26T08:00:00", "2055", "1h");
+    let out = site.at(T, &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert_eq!(
+        fail_lines(&text),
+        [
+            "FAIL  dialplan.reload_command and dialplan.asterisk_cli `/nonexistent/sbin/asterisk`: no such file; \
+             Asterisk is not installed on this host, or lives elsewhere (`command -v asterisk` as root finds it): set \
+             dialplan.reload_command and dialplan.asterisk_cli to its path"
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains("warn  not confirmed (asterisk_cli cannot run, above): that Asterisk loaded the include file"),
+        "{text}"
+    );
+    assert!(!text.contains("give the absolute path"), "{text}");
+    // The run says the same in its one line.
+    let run = site.at(T, &["run"]);
+    assert!(
+        stderr(&run).contains("no such file: Asterisk is not installed on this host"),
+        "{}",
+        stderr(&run)
+    );
+}
+
+/// Asterisk installed but not answering: one FAIL, not one per question asked.
+#[test]
+fn check_says_once_that_asterisk_does_not_answer() {
+    let site = Site::with_fake(|_| {});
+    site.add_user("2026-11-26T08:00:00", "2055", "1h");
+    site.run(T);
+    std::fs::write(site.path("ast/down"), "").unwrap();
+    let text = stdout(&site.at(T, &["check"]));
+    let fails = fail_lines(&text);
+    assert_eq!(fails.len(), 1, "{text}");
+    assert!(fails[0].contains("Unable to connect to remote asterisk"), "{text}");
+    assert!(
+        text.contains("warn  not confirmed while Asterisk does not answer:"),
+        "{text}"
+    );
+}
+
+/// Without the CLI, check says which confirmations are off, and that a
+/// reload command that is not Asterisk's is confirmed by nothing.
+#[test]
+fn check_says_which_confirmations_are_off() {
+    let site = Site::with_fake(|c| {
+        let start = c.find("reload_command =").unwrap();
+        let end = c.find("reload_timeout_s").unwrap();
+        c.replace_range(start..end, "reload_command = [\"true\"]\nasterisk_cli = []\n");
+    });
+    let text = stdout(&site.at(T, &["check"]));
+    for needle in [
+        "warn  not confirmed (asterisk_cli = []): that Asterisk loaded the include file (here and after each run's \
+         reload), dialplan.flavor, that the live pre-dial hook is callquota's, the live guard's modules, the prompts \
+         callers hear",
+        "warn  dialplan.reload_command `true` is not Asterisk's CLI and asterisk_cli = []: nothing confirms",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+    // With the CLI the reload is confirmed whatever runs it.
+    let full = stdout(&Site::with_fake(|_| {}).at(T, &["check"]));
+    assert!(
+        full.contains("is not Asterisk's CLI: each run confirms through dialplan.asterisk_cli"),
+        "{full}"
+    );
+    assert!(!full.contains("not confirmed"), "{full}");
+}
+
 #[test]
 fn the_readme_cdr_account_logs_in_through_the_unix_socket() {
     // README: host = "localhost" is the socket, where the server sees
@@ -388,12 +476,12 @@ fn the_packaged_config_is_the_example_all_commented() {
          # [dialplan]), then run: callquota check\n\
          # The full example is in /usr/share/doc/callquota/examples/config.example.toml.\n#\n",
     );
+    // Comments stay as they are (never `# #key`); settings get one `#`.
     for line in example.lines() {
-        want.push_str(&if line.is_empty() {
-            "#".to_string()
-        } else {
-            format!("# {line}")
-        });
+        if !line.is_empty() && !line.starts_with('#') {
+            want.push('#');
+        }
+        want.push_str(line);
         want.push('\n');
     }
     assert!(
@@ -401,9 +489,10 @@ fn the_packaged_config_is_the_example_all_commented() {
         "packaging/config.toml is stale: run packaging/build-deb.sh (or its first step) and commit it"
     );
     assert!(
-        packaged.lines().all(|l| l.starts_with('#')),
+        packaged.lines().all(|l| l.is_empty() || l.starts_with('#')),
         "the packaged config must configure nothing"
     );
+    assert!(!packaged.contains("# #"), "commented twice");
 }
 
 #[test]
@@ -890,4 +979,19 @@ fn calls_explains_every_row_and_matches_the_ledger() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
         assert_eq!(stderr(&out).lines().count(), 1, "{bad:?}: {}", stderr(&out));
     }
+}
+
+/// A limit of 0 is allowed (no paid call at all) but never passes unsaid.
+#[test]
+fn a_zero_daily_limit_warns_that_it_blocks_every_paid_call() {
+    let site = Site::with_fake(|_| {});
+    let out = site.at(T, &["user", "add", "2055", "--name", "A", "--daily-limit", "0"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: --daily-limit 0 blocks every paid call of the user"),
+        "{}",
+        stderr(&out)
+    );
+    let out = site.at(T, &["user", "set", "2055", "--daily-limit", "10m"]);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }

@@ -132,6 +132,18 @@ pub fn is_ours(text: &str) -> bool {
 }
 
 /// Replaces `path` with `contents`. On any failure the old file is intact.
+/// The system's words for `e` (tempfile's own text would name the temp file).
+fn os_text(e: &std::io::Error) -> String {
+    e.raw_os_error().map_or_else(
+        || match e.kind() {
+            std::io::ErrorKind::StorageFull => "No space left on device".to_string(),
+            std::io::ErrorKind::ReadOnlyFilesystem => "Read-only file system".to_string(),
+            kind => kind.to_string(),
+        },
+        |n| std::io::Error::from_raw_os_error(n).to_string(),
+    )
+}
+
 pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
     let dir = path
         .parent()
@@ -147,7 +159,27 @@ pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
             path.display()
         ));
     }
-    let failed = |what: &str, e: std::io::Error| anyhow!("cannot {what} include file {}: {e}", path.display());
+    // Name the include file and its folder, never the random temp file beside it.
+    let failed = |what: &str, e: std::io::Error| {
+        let cause = match e.kind() {
+            std::io::ErrorKind::NotFound if !dir.is_dir() => format!(
+                "the folder {} does not exist; create it (on FreePBX it is /etc/asterisk) or set dialplan.include_file",
+                dir.display()
+            ),
+            std::io::ErrorKind::PermissionDenied => format!(
+                "{} may not write in {}; make the folder writable for a group it is in (adduser {0} asterisk)",
+                crate::adapters::privileges::current_user_name(),
+                dir.display()
+            ),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => format!(
+                "{}: the disk holding {} is full; free space there (the old file stays in place)",
+                os_text(&e),
+                dir.display()
+            ),
+            _ => os_text(&e),
+        };
+        anyhow!("cannot {what} include file {}: {cause}", path.display())
+    };
     let mut temp = tempfile::Builder::new()
         .prefix(".callquota.")
         .suffix(".tmp")

@@ -150,7 +150,8 @@ impl Config {
             }
         };
         let cdr = cdr_settings(raw.cdr.ok_or_else(|| {
-            "not configured: the [cdr] section with url = \"mysql://user:password@host/asteriskcdrdb\" is missing"
+            "not configured: the [cdr] section is missing; uncomment [cdr] with its host, user and password (or \
+             password_file) and the [[direction]] and [dialplan] sections, then run `callquota check`"
                 .to_string()
         })?)?;
         let freepbx = raw.freepbx.map(freepbx_settings).transpose()?;

@@ -58,12 +58,14 @@ for tarball in "${tarballs[@]}"; do
     printf '%s %s\n' "$version" "$prefix"
     continue
   fi
-  log "building $version into $prefix (a few minutes, once per machine)"
+  log "building $version into $prefix (about 2-4 minutes on 2 cores, once per machine)"
+  started=$SECONDS
   work=$(mktemp -d)
   tar -xJf "$tarball" -C "$work"
   src=$work/asterisk-$version
   (
     cd "$src"
+    log "$version: configure"
     ./configure --prefix="$prefix" --without-pjproject --with-jansson-bundled=no >"$work/configure.log" 2>&1 ||
       { tail -n 30 "$work/configure.log" >&2; exit 1; }
     make menuselect.makeopts >"$work/menuselect.log" 2>&1 || { tail -n 20 "$work/menuselect.log" >&2; exit 1; }
@@ -72,12 +74,15 @@ for tarball in "${tarballs[@]}"; do
     case $version in 20.*) menu+=(--enable app_macro) ;; esac
     for c in MENUSELECT_CORE_SOUNDS MENUSELECT_MOH MENUSELECT_EXTRA_SOUNDS; do menu+=(--disable-category "$c"); done
     menuselect/menuselect "${menu[@]}" menuselect.makeopts >>"$work/menuselect.log" 2>&1
+    log "$version: make -j$(nproc) (the longest step)"
     make -j"$(nproc)" >"$work/make.log" 2>&1 || { tail -n 40 "$work/make.log" >&2; exit 1; }
     rm -rf "$prefix"
+    log "$version: make install"
     make install >"$work/install.log" 2>&1 || { tail -n 30 "$work/install.log" >&2; exit 1; }
   )
   ls "$prefix"/lib/asterisk/modules/ >"$prefix/.modules"
   touch "$prefix/.built"
   rm -rf "$work"
+  log "$version built in $((SECONDS - started)) s"
   printf '%s %s\n' "$version" "$prefix"
 done
