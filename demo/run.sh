@@ -16,7 +16,10 @@ out=$root/demo-out
 db=callquota_demo
 eval "$(.ci/mariadb-up)"
 mysql=(.ci/sql)
+echo "== building callquota (a debug build: about 5-7 minutes the first time on 2 cores, seconds after)" >&2
+started=$SECONDS
 cargo build --quiet
+echo "== built in $((SECONDS - started)) s; the demo itself takes a few seconds" >&2
 bin=$root/target/debug/callquota
 
 rm -rf "$out" && mkdir -p "$out/asterisk" "$out/ast" "$out/mail"

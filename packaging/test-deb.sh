@@ -21,6 +21,19 @@ fi
 # `--guard-only`: stop after that decision (the test below checks the guard).
 [ "${1:-}" != --guard-only ] || exit 0
 
+# The package creates the `callquota` system user and group and, as Debian
+# does, keeps them on purge. This test removes them at its end when they are
+# its own (absent when it started), and otherwise says it left them.
+user_existed=false group_existed=false cleaned=false
+getent passwd callquota >/dev/null && user_existed=true
+getent group callquota >/dev/null && group_existed=true
+left_behind() {
+  if ! $cleaned && ! $user_existed && getent passwd callquota >/dev/null; then
+    echo "test-deb: the callquota system user this test created is left on this machine (remove the package, then: deluser --system callquota)" >&2
+  fi
+}
+trap left_behind EXIT
+
 step "build"
 packaging/build-deb.sh >/dev/null
 deb=$(ls -t target/debian/callquota_*_amd64.deb | head -n1)
@@ -245,5 +258,15 @@ CI=true packaging/test-deb.sh --guard-only || fail "CI=true did not pass the gua
 touch "$marker"
 dpkg --purge callquota >/dev/null
 CI=false packaging/test-deb.sh --guard-only || fail "the guard refused a clean machine"
+
+step "remove the system user and group this test created"
+if ! $user_existed; then
+  deluser --system --quiet callquota >/dev/null
+  ! getent passwd callquota >/dev/null || fail "the callquota user is still there"
+fi
+if ! $group_existed && getent group callquota >/dev/null; then
+  delgroup --system --quiet callquota >/dev/null
+fi
+cleaned=true
 
 echo "test-deb: 1 passed, 0 failed"
