@@ -18,7 +18,7 @@ eval "$(.ci/mariadb-up)"
 mysql=(.ci/sql)
 echo "== building callquota (a debug build: about 5-7 minutes the first time on 2 cores, seconds after)" >&2
 started=$SECONDS
-cargo build --quiet
+cargo build
 echo "== built in $((SECONDS - started)) s; the demo itself takes a few seconds" >&2
 bin=$root/target/debug/callquota
 

@@ -22,17 +22,26 @@ fi
 [ "${1:-}" != --guard-only ] || exit 0
 
 # The package creates the `callquota` system user and group and, as Debian
-# does, keeps them on purge. This test removes them at its end when they are
-# its own (absent when it started), and otherwise says it left them.
+# does, keeps them on purge. This test removes them at its end when both are
+# its own (absent when it started, or left by an earlier run of this test,
+# which a marker file records), and otherwise says it left them.
+made_marker=/var/tmp/callquota-test-deb.made-system-user
 user_existed=false group_existed=false cleaned=false
-getent passwd callquota >/dev/null && user_existed=true
-getent group callquota >/dev/null && group_existed=true
+if [ ! -e "$made_marker" ]; then
+  getent passwd callquota >/dev/null && user_existed=true
+  getent group callquota >/dev/null && group_existed=true
+fi
+$user_existed || $group_existed || touch "$made_marker"
 left_behind() {
   if ! $cleaned && ! $user_existed && getent passwd callquota >/dev/null; then
-    echo "test-deb: the callquota system user this test created is left on this machine (remove the package, then: deluser --system callquota)" >&2
+    echo "test-deb: the callquota system user this test created is left on this machine (the next run of this test removes it; or remove the package, then: deluser --system callquota)" >&2
   fi
 }
-trap left_behind EXIT
+on_exit() {
+  [ -z "$(type -t cleanup_site)" ] || cleanup_site
+  left_behind
+}
+trap on_exit EXIT
 
 step "build"
 packaging/build-deb.sh >/dev/null
@@ -135,7 +144,6 @@ cleanup_site() {
   [ -z "$made_user" ] || userdel cqattacker 2>/dev/null || true
   [ -z "$made_group" ] || groupdel cqpkgast 2>/dev/null || true
 }
-trap cleanup_site EXIT
 sql -e "CREATE DATABASE $db"
 sql "$db" <tests/fixtures/cdr-schema.sql
 install -d -o root -g cqpkgast -m 0775 "$work/asterisk"
@@ -260,12 +268,16 @@ dpkg --purge callquota >/dev/null
 CI=false packaging/test-deb.sh --guard-only || fail "the guard refused a clean machine"
 
 step "remove the system user and group this test created"
-if ! $user_existed; then
+# Only when both were this test's: a group that was there before may be the
+# user's primary group, which deleting the user could take with it.
+if ! $user_existed && ! $group_existed; then
   deluser --system --quiet callquota >/dev/null
   ! getent passwd callquota >/dev/null || fail "the callquota user is still there"
-fi
-if ! $group_existed && getent group callquota >/dev/null; then
-  delgroup --system --quiet callquota >/dev/null
+  ! getent group callquota >/dev/null || delgroup --system --quiet callquota >/dev/null
+  rm -f "$made_marker"
+  echo "test-deb: removed the callquota system user and group it created"
+else
+  echo "test-deb: the callquota system user or group was here before this test: left in place"
 fi
 cleaned=true
 

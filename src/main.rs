@@ -1,7 +1,10 @@
+use std::io::Write;
+
 use clap::Parser;
 use clap::error::ErrorKind;
 
 fn main() {
+    callquota::adapters::trace::start();
     // `callquota log --json | head -1`: end quietly when the reader goes away,
     // like any Unix filter, instead of panicking on a closed stdout.
     // SAFETY: called first, before any other thread exists.
@@ -19,7 +22,13 @@ fn main() {
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or_default();
         if let Some(cause) = message.strip_prefix("failed printing to stdout: ") {
-            eprintln!("callquota: cannot write the output: {cause}; free space where it goes, or send it elsewhere");
+            let fix = if cause.contains("No space left") || cause.contains("quota") {
+                "free space where it goes, or send it elsewhere"
+            } else {
+                "send it to a file or a terminal that accepts it"
+            };
+            // Never a second panic here, should stderr be gone too.
+            let _ = writeln!(std::io::stderr(), "callquota: cannot write the output: {cause}; {fix}");
             std::process::exit(callquota::exit::FAILURE);
         }
         default_hook(info);
@@ -46,5 +55,6 @@ fn main() {
             callquota::exit::code_for(&error)
         }
     };
+    callquota::adapters::trace::mark("exit");
     std::process::exit(code);
 }

@@ -255,7 +255,9 @@ fn check_says_once_that_asterisk_is_missing() {
         "{text}"
     );
     assert!(
-        text.contains("warn  not confirmed (asterisk_cli cannot run, above): that Asterisk loaded the include file"),
+        text.contains(
+            "warn  not confirmed (asterisk_cli cannot be run here, above): that Asterisk loaded the include file"
+        ),
         "{text}"
     );
     assert!(!text.contains("give the absolute path"), "{text}");
@@ -298,7 +300,7 @@ fn check_says_which_confirmations_are_off() {
     for needle in [
         "warn  not confirmed (asterisk_cli = []): that Asterisk loaded the include file (here and after each run's \
          reload), dialplan.flavor, that the live pre-dial hook is callquota's, the live guard's modules, the prompts \
-         callers hear",
+         callers hear, FreePBX's trunk Dial options",
         "warn  dialplan.reload_command `true` is not Asterisk's CLI and asterisk_cli = []: nothing confirms",
     ] {
         assert!(text.contains(needle), "{needle:?} not in {text}");
@@ -988,7 +990,7 @@ fn a_zero_daily_limit_warns_that_it_blocks_every_paid_call() {
     let out = site.at(T, &["user", "add", "2055", "--name", "A", "--daily-limit", "0"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("warning: --daily-limit 0 blocks every paid call of the user"),
+        stderr(&out).contains("warning: --daily-limit 0 blocks every paid call of the users it was given to"),
         "{}",
         stderr(&out)
     );

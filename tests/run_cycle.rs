@@ -354,8 +354,8 @@ fn rerunning_changes_nothing_and_reloads_nothing() {
 /// fails the run fails and `status` says the limits are not live.
 #[test]
 fn a_run_finds_asterisk_without_the_file_and_mends_it_or_fails() {
-    // Plays an Asterisk that lost the file, and a reload that fails.
-    let site = Site::with_fake(|_| {});
+    // Plays an Asterisk that lost the file, a reload that fails, a hung one.
+    let site = Site::with_fake(|c| *c = c.replace("reload_timeout_s = 5", "reload_timeout_s = 1"));
     site.add_user("2026-11-26T08:00:00", "2055", "1000");
     site.run("2026-11-26T09:00:00");
     std::fs::remove_file(site.path("ast/loaded.conf")).unwrap();
@@ -376,18 +376,38 @@ fn a_run_finds_asterisk_without_the_file_and_mends_it_or_fails() {
     assert!(stderr(&out).contains("failed to reload"), "{}", stderr(&out));
     let shown = text("2026-11-26T09:04:00");
     assert!(
-        shown.contains(
-            "NOT LIVE: Asterisk was last seen with no callquota dialplan, not generation 1 of the include file"
-        ),
+        shown.contains("NOT LIVE: Asterisk has not confirmed generation 1 of the include file (last confirmed: none)"),
         "{shown}"
     );
+    assert_eq!(site.status("2026-11-26T09:04:00")[0]["dialplan_confirmed"], false);
+    let past = stdout(&site.at("2026-11-26T09:04:00", &["status", "--day", "2026-11-25"]));
+    assert!(!past.contains("NOT LIVE"), "{past}");
     std::fs::remove_file(site.path("ast/fail-reload")).unwrap();
     site.run("2026-11-26T09:05:00");
     assert!(!text("2026-11-26T09:06:00").contains("NOT LIVE"));
+    assert_eq!(site.status("2026-11-26T09:06:00")[0]["dialplan_confirmed"], true);
 
-    // Asterisk not answering: the run cannot confirm, and says so.
+    // Another generation loaded (an old copy of the file at a restart): mended too.
+    let loaded = site.loaded().replace("Return(1)", "Return(7)");
+    std::fs::write(site.path("ast/loaded.conf"), loaded).unwrap();
+    site.run("2026-11-26T09:06:30");
+    assert_eq!(
+        site.count("SELECT COUNT(*) FROM audit WHERE event = 'generation_lost' AND detail LIKE 'Asterisk has generation 7 loaded, not generation 1 of %'"),
+        1
+    );
+    assert_eq!(site.loaded(), site.include());
+
+    // Asterisk stopped: no calls, and it loads the file when it starts, so
+    // the run succeeds and says so; a hung Asterisk fails the run.
     std::fs::write(site.path("ast/down"), "").unwrap();
-    let out = site.at("2026-11-26T09:07:00", &["run"]);
+    let out = site.ok("2026-11-26T09:07:00", &["run", "--verbose"]);
+    assert!(
+        out.contains("Asterisk is not running: it loads the file when it starts"),
+        "{out}"
+    );
+    std::fs::remove_file(site.path("ast/down")).unwrap();
+    std::fs::write(site.path("ast/hang"), "").unwrap();
+    let out = site.at("2026-11-26T09:08:00", &["run"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("cannot confirm that Asterisk still has generation 1 of the include file loaded"),

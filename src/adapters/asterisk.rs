@@ -61,10 +61,15 @@ fn run_with_timeout(argv: &[String], timeout: Duration) -> Result<Finished> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            let hint = if program.contains('/') && e.kind() == std::io::ErrorKind::NotFound {
+            let is_asterisk = std::path::Path::new(program)
+                .file_name()
+                .is_some_and(|n| n == "asterisk");
+            let hint = if program.contains('/') && e.kind() == std::io::ErrorKind::NotFound && is_asterisk {
                 "no such file: Asterisk is not installed on this host or lives elsewhere; set dialplan.reload_command \
                  and dialplan.asterisk_cli to its path"
                     .to_string()
+            } else if program.contains('/') && e.kind() == std::io::ErrorKind::NotFound {
+                "no such file (or its interpreter is missing); check the command in [dialplan]".to_string()
             } else if program.contains('/') {
                 "check the command".to_string()
             } else {
@@ -176,6 +181,14 @@ fn cli_hint() -> String {
         "is Asterisk running, and may {user} use its control socket (/var/run/asterisk/asterisk.ctl)? It \
          needs the asterisk group: adduser {user} asterisk"
     )
+}
+
+/// Whether `error` (from an `asterisk_cli` command) says that no Asterisk
+/// is running: its CLI found no control socket to connect to.
+pub fn is_not_running(error: &anyhow::Error) -> bool {
+    format!("{error:#}")
+        .to_ascii_lowercase()
+        .contains("unable to connect to remote asterisk")
 }
 
 /// The generation Asterisk has loaded, through `asterisk_cli`.

@@ -131,7 +131,6 @@ pub fn is_ours(text: &str) -> bool {
     text.is_empty() || text.starts_with(HEADER)
 }
 
-/// Replaces `path` with `contents`. On any failure the old file is intact.
 /// The system's words for `e` (tempfile's own text would name the temp file).
 fn os_text(e: &std::io::Error) -> String {
     e.raw_os_error().map_or_else(
@@ -144,6 +143,7 @@ fn os_text(e: &std::io::Error) -> String {
     )
 }
 
+/// Replaces `path` with `contents`. On any failure the old file is intact.
 pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
     let dir = path
         .parent()

@@ -12,3 +12,4 @@ pub mod person_file;
 pub mod privileges;
 pub mod smtp;
 pub mod state;
+pub mod trace;

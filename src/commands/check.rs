@@ -298,7 +298,8 @@ fn secret_files(config: &crate::config::Config) -> Vec<(&'static str, std::path:
 /// they are off.
 fn cli_confirmations(settings: &crate::config::DialplanSettings) -> String {
     let mut list = vec!["that Asterisk loaded the include file (here and after each run's reload)"];
-    if settings.flavor != crate::config::Flavor::Plain {
+    let freepbx = settings.flavor != crate::config::Flavor::Plain;
+    if freepbx {
         list.push("dialplan.flavor");
         if settings.define_hook {
             list.push("that the live pre-dial hook is callquota's");
@@ -308,7 +309,10 @@ fn cli_confirmations(settings: &crate::config::DialplanSettings) -> String {
         list.push("the live guard's modules");
     }
     list.push("the prompts callers hear");
-    if settings.balance_code.is_some() {
+    if freepbx && settings.live {
+        list.push("FreePBX's trunk Dial options");
+    }
+    if freepbx && settings.balance_code.is_some() {
         list.push("the balance code");
     }
     list.join(", ")
@@ -328,6 +332,12 @@ fn check_include(ctx: &Context, cli_runs: bool, r: &mut Report) {
     let user = crate::adapters::privileges::current_user_name();
     if writable {
         r.ok(format!("{user} can replace files in {}", dir.display()));
+    } else if !dir.exists() {
+        r.fail(format!(
+            "the folder {} of dialplan.include_file does not exist; create it (on FreePBX it is /etc/asterisk) or set \
+             dialplan.include_file",
+            dir.display()
+        ));
     } else {
         r.fail(format!(
             "{user} cannot write {}, so the include file cannot be replaced; make the directory writable for a \
@@ -410,7 +420,7 @@ fn check_include(ctx: &Context, cli_runs: bool, r: &mut Report) {
             if settings.asterisk_cli.is_empty() {
                 "(asterisk_cli = [])"
             } else {
-                "(asterisk_cli cannot run, above)"
+                "(asterisk_cli cannot be run here, above)"
             },
             cli_confirmations(settings)
         ));
@@ -538,10 +548,16 @@ fn check_commands(ctx: &Context, r: &mut Report) -> bool {
                 r.ok(format!("{label}: `{program}` runs under cron ({})", found.display()));
                 true
             }
-            None if program.contains('/') && std::fs::symlink_metadata(program).is_err() => {
+            None if program.contains('/')
+                && std::fs::symlink_metadata(program).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                let whose = if Path::new(program).file_name().is_some_and(|n| n == "asterisk") {
+                    "Asterisk is not installed on this host, or lives elsewhere (`command -v asterisk` as root finds it)"
+                } else {
+                    "nothing is installed there"
+                };
                 r.fail(format!(
-                    "{label} `{program}`: no such file; Asterisk is not installed on this host, or lives elsewhere \
-                     (`command -v asterisk` as root finds it): set {label} to its path"
+                    "{label} `{program}`: no such file; {whose}: set {label} to its path"
                 ));
                 false
             }
@@ -562,11 +578,13 @@ fn check_commands(ctx: &Context, r: &mut Report) -> bool {
                     (None, "asterisk") => format!("give the absolute path, e.g. {}", crate::config::ASTERISK),
                     (None, _) => "give its absolute path".to_string(),
                 };
+                // It still answers this check when this shell finds it.
+                let here = elsewhere.is_some();
                 r.fail(format!(
                     "{label} `{program}` cannot be run by cron ({source} is {path}){}: every cron run would fail; {fix}",
                     elsewhere.map_or(String::new(), |p| format!(" (it is at {})", p.display())),
                 ));
-                false
+                here
             }
         };
         cli_runs |= runs && keys.contains(&"dialplan.asterisk_cli");

@@ -64,6 +64,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         .into());
     }
     let ctx = Context { config, now };
+    crate::adapters::trace::mark("config read");
     match cli.command {
         Command::Run(args) => run::run_command(&ctx, &args),
         Command::Grant(args) => run::grant(&ctx, &args),

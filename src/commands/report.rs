@@ -76,6 +76,9 @@ struct StatusRow {
     last_run_at: Option<String>,
     /// No successful run for more than 15 minutes: the figures may be out of date.
     stale: bool,
+    /// Today: whether Asterisk confirmed the include file's current
+    /// generation (false: `NOT LIVE`); null for other days.
+    dialplan_confirmed: Option<bool>,
     /// The live guard's figures, when Asterisk answers (else null): the talk
     /// time Asterisk measured today, and what calls in progress hold.
     live_used_s: Option<u64>,
@@ -131,6 +134,11 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
     let last_run_at = ctx.last_run_at(&state)?;
     let stale = policy::is_stale(last_run_at, ctx.now);
     let live = live_figures(ctx, day);
+    let lag = if day == ctx.today() {
+        super::run::dialplan_lag(&state)?
+    } else {
+        None
+    };
     let blocked = state.blocked_days(ctx.config.timezone, day, day)?;
     let blocked_at = |l: &Ledger| blocked.get(&(l.extension.to_string(), l.day)).copied();
     let rows: Vec<StatusRow> = ledgers
@@ -156,6 +164,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
             percent_used: crate::views::status::percent_used(l.used_s, l.allowance_s()),
             last_run_at: last_run_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)),
             stale,
+            dialplan_confirmed: (day == ctx.today()).then_some(lag.is_none()),
             live_used_s: live.as_ref().map(|(c, t)| {
                 crate::core::live::seconds(crate::core::live::figures(c, t, day, l.extension.as_str()).used_ms)
             }),
@@ -254,7 +263,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<()> {
         "{}",
         crate::views::status::render(&freshness_line(ctx, day, last_run_at), &view, style)
     );
-    if let Some(lag) = super::run::dialplan_lag(&state)? {
+    if let Some(lag) = &lag {
         println!("{lag}");
     }
     if rows.is_empty() {

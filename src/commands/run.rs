@@ -10,6 +10,7 @@ use crate::adapters::cdr::Cdr;
 use crate::adapters::include_file;
 use crate::adapters::lock;
 use crate::adapters::state::{EarlySnapshot, State};
+use crate::adapters::trace;
 use crate::cli::{GrantArgs, RunArgs};
 use crate::config::Flavor;
 use crate::core::dialplan::{Days, DirectionDays, generation_in, render};
@@ -31,6 +32,7 @@ pub fn run_command(ctx: &Context, args: &RunArgs) -> Result<()> {
         return dry_run(ctx);
     }
     let _lock = lock::try_acquire(&ctx.config.lock_file)?;
+    trace::mark("locked");
     // An explicit run may start a site's state; cron's (--if-configured) never does.
     if !args.if_configured {
         State::create_if_missing(&ctx.config.state_db)?;
@@ -152,16 +154,21 @@ fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Read)> {
     std::thread::scope(|scope| {
         let reading_today = scope.spawn(|| -> Result<(Cdr, Tally)> {
             let mut cdr = Cdr::connect(&config.cdr)?;
+            trace::mark("CDR connected");
             let mut tally = Tally::default();
             cdr.tally(&clock, &rule, today_start, until, &mut tally)?;
+            trace::mark("CDR rows of today read");
             Ok((cdr, tally))
         });
         let state = State::open(&config.state_db)?;
+        trace::mark("state opened");
         let open_day = state.open_day()?;
         policy::check_clock_jump(open_day, ctx.today(), config.rules.max_jump_days, force)?;
         let days = policy::days_to_evaluate(open_day, state.first_since()?, ctx.today())?;
         let early = state.early_snapshot()?;
+        trace::mark("state snapshot read");
         let (mut cdr, mut tally) = reading_today.join().map_err(panicked)??;
+        trace::mark("CDR reader joined");
         // Earlier days to read: those to close, and the day before them while
         // it may still get late rows (their increase is charged to the open day).
         let mut from = clock.window(days[0]).0;
@@ -229,6 +236,7 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
             settled,
         },
     ) = open_and_read(ctx, force)?;
+    trace::mark("CDR usage summed");
     state.queue_digests(ctx.config.mail.as_ref().is_some_and(|m| !m.digest_to.is_empty()));
     crate::adapters::crashpoint::reached("after-cdr-read");
     let today = ctx.today();
@@ -243,9 +251,12 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
         )?)
     })?;
     crate::adapters::crashpoint::reached("after-state-commit");
+    trace::mark("planned and stored");
     // Mail comes last and never holds up a block; a dialplan failure does not hold up mail.
     let dialplan = sync_dialplan(ctx, &state, &plan);
+    trace::mark("include file synced");
     let mail = super::mail::deliver(ctx, &mut state, super::mail::Which::Due);
+    trace::mark("mail done");
     let dialplan = dialplan?;
     // Once the plan and the dialplan are in place (a crash or a failure before
     // this only makes the next run read the day once more).
@@ -255,6 +266,7 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
     // The figures and the dialplan are current: `status` and `check` go by
     // this (kept in the lock file, so a steady-state run writes no state).
     lock::record_success(&ctx.config.lock_file, ctx.now)?;
+    trace::mark("success recorded");
     let settings = &ctx.config.dialplan;
     // Counters of days before yesterday are never read again (yesterday's
     // calls still talking hold reservations the check counts). Each run asks
@@ -467,11 +479,11 @@ pub fn dialplan_lag(state: &State) -> Result<Option<String>> {
     let confirmed = meta_number(state, CONFIRMED_GENERATION)?;
     Ok(match (written, confirmed) {
         (Some(written), confirmed) if confirmed != Some(written) => Some(format!(
-            "NOT LIVE: Asterisk was last seen with {}, not generation {written} of the include file, so the \
-             blocks above may not apply; see `callquota log --event reload_failed --event generation_lost` and run \
-             `sudo -u callquota callquota run --verbose`",
+            "NOT LIVE: Asterisk has not confirmed generation {written} of the include file (last confirmed: {}), \
+             so the blocks above may not apply; see `callquota log --event reload_failed --event generation_lost` \
+             and run `sudo -u callquota callquota run --verbose`",
             match confirmed {
-                Some(0) | None => "no callquota dialplan".to_string(),
+                Some(0) | None => "none".to_string(),
                 Some(g) => format!("generation {g}"),
             }
         )),
@@ -532,9 +544,22 @@ fn sync_dialplan(ctx: &Context, state: &State, plan: &Plan) -> Result<String> {
         }
         // One CLI query: an Asterisk restarted or reloaded without the file
         // since the last confirmation would otherwise limit nothing unseen.
-        let loaded = loaded_generation(settings).map_err(|e| {
-            anyhow!("cannot confirm that Asterisk still has generation {generation} of the include file loaded: {e:#}")
-        })?;
+        let loaded = match loaded_generation(settings) {
+            Ok(loaded) => loaded,
+            // A stopped Asterisk makes no calls, and loads the file in place
+            // (through #tryinclude) when it starts; the next run confirms it.
+            Err(e) if crate::adapters::asterisk::is_not_running(&e) => {
+                return Ok(format!(
+                    "include file unchanged (generation {generation}); Asterisk is not running: it loads the file \
+                     when it starts"
+                ));
+            }
+            Err(e) => {
+                return Err(anyhow!(
+                    "cannot confirm that Asterisk still has generation {generation} of the include file loaded: {e:#}"
+                ));
+            }
+        };
         if loaded == Some(generation) {
             return Ok(format!("include file unchanged (generation {generation}, loaded)"));
         }

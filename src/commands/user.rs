@@ -208,18 +208,27 @@ struct UserRow<'a> {
 }
 
 pub fn user(ctx: &Context, command: UserCommand) -> Result<()> {
-    // Accepted (a user who may make no paid call at all), but never by a slip.
+    // Accepted (a user who may make no paid call at all), but never by a
+    // slip: said once the command has done it.
     let zero_limit = match &command {
-        UserCommand::Add { daily_limit, .. } => Some(*daily_limit) == Some(0),
-        UserCommand::Set { daily_limit, .. } | UserCommand::Import { daily_limit, .. } => *daily_limit == Some(0),
+        UserCommand::Add { daily_limit, .. } => *daily_limit == 0,
+        UserCommand::Set { daily_limit, .. } => *daily_limit == Some(0),
+        UserCommand::Import {
+            daily_limit, dry_run, ..
+        } => *daily_limit == Some(0) && !dry_run,
         _ => false,
     };
+    user_command(ctx, command)?;
     if zero_limit {
         eprintln!(
-            "callquota: warning: --daily-limit 0 blocks every paid call of the user from now on; to stop limiting \
-             a user instead: callquota user set EXT --disable"
+            "callquota: warning: --daily-limit 0 blocks every paid call of the users it was given to, from now on; \
+             to stop limiting a user instead: callquota user set EXT --disable"
         );
     }
+    Ok(())
+}
+
+fn user_command(ctx: &Context, command: UserCommand) -> Result<()> {
     // Adding users may start a site's state; other user commands need one.
     if matches!(command, UserCommand::Add { .. } | UserCommand::Import { .. }) {
         State::create_if_missing(&ctx.config.state_db)?;

@@ -32,11 +32,13 @@ impl State {
         // PRAGMA data_version moves when another connection commits: an early
         // snapshot is used only if nothing changed since it was taken.
         let current = data_version(&tx)?;
+        crate::adapters::trace::mark("state write lock taken");
         let snapshot = match early {
             Some(early) if early.data_version == current => early.snapshot,
             _ => snapshot(&tx).with_context(|| format!("cannot read state_db {path}"))?,
         };
         let plan = decide(&snapshot)?;
+        crate::adapters::trace::mark("plan decided");
         apply(&tx, &plan, now).with_context(|| format!("cannot write state_db {path}"))?;
         if self.digests {
             queue_digests(&tx, &plan, now).with_context(|| format!("cannot write state_db {path}"))?;
