@@ -271,7 +271,7 @@ step "remove the system user and group this test created"
 # Only when both were this test's: a group that was there before may be the
 # user's primary group, which deleting the user could take with it.
 if ! $user_existed && ! $group_existed; then
-  deluser --system --quiet callquota >/dev/null
+  deluser --system --quiet callquota >/dev/null 2>&1 || fail "deluser --system callquota failed"
   ! getent passwd callquota >/dev/null || fail "the callquota user is still there"
   ! getent group callquota >/dev/null || delgroup --system --quiet callquota >/dev/null
   rm -f "$made_marker"

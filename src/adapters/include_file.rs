@@ -28,15 +28,37 @@ const MAX_BYTES: u64 = 32 * 1024 * 1024;
 const MODE: u32 = 0o644;
 
 /// An existing include file: its text, permission bits and owner.
-struct Existing {
-    text: String,
+/// The file as found: its text, and what [`Existing::needs_repair`] judges.
+#[derive(Debug, Clone)]
+pub struct Existing {
+    pub text: String,
     mode: u32,
     uid: u32,
+}
+
+impl Existing {
+    /// See [`needs_repair`].
+    pub fn needs_repair(&self) -> Option<String> {
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if self.mode != MODE {
+            Some(format!("mode {:04o}, not {MODE:04o}", self.mode))
+        } else if self.uid != me {
+            Some(format!("owned by uid {}, not by uid {me}", self.uid))
+        } else {
+            None
+        }
+    }
 }
 
 /// The current contents, or `None` when the file does not exist yet.
 pub fn read(path: &Path) -> Result<Option<String>> {
     Ok(open_existing(path)?.map(|e| e.text))
+}
+
+/// The file with its mode and owner (one open, one read), or `None`.
+pub fn find(path: &Path) -> Result<Option<Existing>> {
+    open_existing(path)
 }
 
 /// Opens `path` without following a link or blocking on a FIFO, and reads it
@@ -106,18 +128,7 @@ fn kind(t: &std::fs::FileType) -> &'static str {
 /// mode Asterisk may not read, or an owner other than this user, who could
 /// change it), or `None`.
 pub fn needs_repair(path: &Path) -> Result<Option<String>> {
-    let Some(existing) = open_existing(path)? else {
-        return Ok(None);
-    };
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    Ok(if existing.mode != MODE {
-        Some(format!("mode {:04o}, not {MODE:04o}", existing.mode))
-    } else if existing.uid != me {
-        Some(format!("owned by uid {}, not by uid {me}", existing.uid))
-    } else {
-        None
-    })
+    Ok(open_existing(path)?.and_then(|existing| existing.needs_repair()))
 }
 
 /// Whether Asterisk, another user, can read the file: its mode lets every

@@ -67,10 +67,15 @@ fn open(path: &Path) -> Result<File> {
 /// time lost in a crash only makes `status` call the figures stale until
 /// the next run.
 pub fn record_success(path: &Path, at: chrono::DateTime<chrono::Utc>) -> Result<()> {
-    let mut file = open(path)?;
+    let file = open(path)?;
     let line = format!("{}\n", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
-    file.set_len(0)
-        .and_then(|()| std::io::Write::write_all(&mut file, line.as_bytes()))
+    // Written over in place (the line has one length): no truncation first,
+    // which cost each run a metadata update and left a moment with no time.
+    std::os::unix::fs::FileExt::write_all_at(&file, line.as_bytes(), 0)
+        .and_then(|()| match file.metadata()?.len() {
+            len if len == line.len() as u64 => Ok(()),
+            _ => file.set_len(line.len() as u64),
+        })
         .map_err(|e| anyhow!("cannot write lock_file {}: {e}", path.display()))
 }
 

@@ -166,7 +166,10 @@ fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Read)> {
         policy::check_clock_jump(open_day, ctx.today(), config.rules.max_jump_days, force)?;
         let days = policy::days_to_evaluate(open_day, state.first_since()?, ctx.today())?;
         let early = state.early_snapshot()?;
-        trace::mark("state snapshot read");
+        // The run holds the lock, so nothing else rewrites it before sync_dialplan.
+        // A failure here is the dialplan step's, after the plan is stored.
+        let include = include_file::find(&config.dialplan.include_file);
+        trace::mark("state snapshot and include file read");
         let (mut cdr, mut tally) = reading_today.join().map_err(panicked)??;
         trace::mark("CDR reader joined");
         // Earlier days to read: those to close, and the day before them while
@@ -202,6 +205,7 @@ fn open_and_read(ctx: &Context, force: bool) -> Result<(State, Read)> {
                 by_direction,
                 early,
                 settled,
+                include,
             },
         ))
     })
@@ -216,6 +220,8 @@ struct Read {
     /// A closed day read after its settle deadline: once the plan is stored,
     /// it is settled for good.
     settled: Option<NaiveDate>,
+    /// The include file as found (read while the CDR streams).
+    include: Result<Option<include_file::Existing>>,
 }
 
 /// What a run did: an error here means the state or the dialplan is not
@@ -234,6 +240,7 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
             by_direction,
             early,
             settled,
+            include,
         },
     ) = open_and_read(ctx, force)?;
     trace::mark("CDR usage summed");
@@ -253,7 +260,7 @@ fn run_locked(ctx: &Context, force: bool) -> Result<Ran> {
     crate::adapters::crashpoint::reached("after-state-commit");
     trace::mark("planned and stored");
     // Mail comes last and never holds up a block; a dialplan failure does not hold up mail.
-    let dialplan = sync_dialplan(ctx, &state, &plan);
+    let dialplan = include.and_then(|existing| sync_dialplan(ctx, &state, &plan, existing.as_ref()));
     trace::mark("include file synced");
     let mail = super::mail::deliver(ctx, &mut state, super::mail::Which::Due);
     trace::mark("mail done");
@@ -439,6 +446,17 @@ pub fn access_list(today: &[Ledger]) -> Vec<(crate::values::extension::Extension
 /// The include file the state asks for: its text, generation, and whether it
 /// differs from the file on disk. The generation only moves when the content does.
 pub fn desired_include(ctx: &Context, state: &State, plan: &Plan) -> Result<(String, u64, bool)> {
+    let existing = include_file::read(&ctx.config.dialplan.include_file)?;
+    desired_include_over(ctx, state, plan, existing.as_deref())
+}
+
+/// [`desired_include`] against `existing`, the file as a run read it.
+fn desired_include_over(
+    ctx: &Context,
+    state: &State,
+    plan: &Plan,
+    existing: Option<&str>,
+) -> Result<(String, u64, bool)> {
     let settings = &ctx.config.dialplan;
     let options = settings.options(ctx.config.timezone.name());
     let access = access_list(&plan.today);
@@ -458,11 +476,10 @@ pub fn desired_include(ctx: &Context, state: &State, plan: &Plan) -> Result<(Str
         tomorrow: &plan.tomorrow,
         directions: &directions,
     };
-    let existing = include_file::read(&settings.include_file)?;
-    let on_disk = existing.as_deref().and_then(generation_in);
-    if let (Some(text), Some(generation)) = (&existing, on_disk) {
+    let on_disk = existing.and_then(generation_in);
+    if let (Some(text), Some(generation)) = (existing, on_disk) {
         let same = render(&options, &ctx.config.paid, &days, generation);
-        if &same == text {
+        if same == text {
             return Ok((same, generation, false));
         }
     }
@@ -514,13 +531,18 @@ fn record_confirmed(ctx: &Context, state: &State, generation: u64, summary: &str
 
 /// Writes the include file when its bytes change, and reloads when it changed
 /// or the last reload was not confirmed.
-fn sync_dialplan(ctx: &Context, state: &State, plan: &Plan) -> Result<String> {
+fn sync_dialplan(
+    ctx: &Context,
+    state: &State,
+    plan: &Plan,
+    existing: Option<&include_file::Existing>,
+) -> Result<String> {
     let settings = &ctx.config.dialplan;
-    let (text, generation, changed) = desired_include(ctx, state, plan)?;
+    let (text, generation, changed) = desired_include_over(ctx, state, plan, existing.map(|e| e.text.as_str()))?;
     if changed {
         include_file::write_atomically(&settings.include_file, &text)?;
         crate::adapters::crashpoint::reached("after-include-write");
-    } else if include_file::needs_repair(&settings.include_file)?.is_some() {
+    } else if existing.is_some_and(|e| e.needs_repair().is_some()) {
         // The right bytes with a mode or owner Asterisk may not read (or
         // someone else could change): the same bytes again, 0644, ours.
         include_file::write_atomically(&settings.include_file, &text)?;

@@ -6,6 +6,7 @@
 //! computed over state that already reflects it contains no changes, which is
 //! what makes `run` idempotent.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -618,13 +619,15 @@ pub fn plan_run_all(
 pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Usage) -> Result<Plan, PolicyError> {
     let first_since = snapshot.members.iter().map(|m| m.since).min();
     let days = days_to_evaluate(snapshot.open_day, first_since, today)?;
-    let stored: BTreeMap<(Extension, NaiveDate), &Ledger> = snapshot
+    // Keyed by the snapshot's own extensions, and a stored ledger is copied
+    // only once it changes: a steady-state run clones nothing it keeps.
+    let stored: HashMap<(&Extension, NaiveDate), &Ledger> =
+        snapshot.ledgers.iter().map(|l| ((&l.extension, l.day), l)).collect();
+    let mut current: BTreeMap<(&Extension, NaiveDate), Cow<'_, Ledger>> = snapshot
         .ledgers
         .iter()
-        .map(|l| ((l.extension.clone(), l.day), l))
+        .map(|l| ((&l.extension, l.day), Cow::Borrowed(l)))
         .collect();
-    let mut current: BTreeMap<(Extension, NaiveDate), Ledger> =
-        stored.iter().map(|(k, l)| (k.clone(), (*l).clone())).collect();
     let mut plan = Plan {
         open_day: today,
         ..Plan::default()
@@ -662,8 +665,8 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
         let used_today = usage.get(&day).unwrap_or(&no_usage);
         let mut evaluated = BTreeSet::new();
         for member in snapshot.members.iter().filter(|m| m.since <= day) {
-            let key = (member.extension.clone(), day);
-            let previous = current.get(&(member.extension.clone(), previous_day(day))).cloned();
+            let key = (&member.extension, day);
+            let previous = current.get(&(&member.extension, previous_day(day))).cloned();
             let prior = stored.get(&key).copied();
             if let Some(closed) = prior.filter(|p| p.closed) {
                 count_in_month(&mut months, closed);
@@ -674,9 +677,17 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
                 DayInput {
                     member,
                     day,
-                    previous: previous.as_ref(),
+                    previous: previous.as_deref(),
                     prior,
-                    granted_s: snapshot.grants.get(&key).copied().unwrap_or(0),
+                    granted_s: if snapshot.grants.is_empty() {
+                        0
+                    } else {
+                        snapshot
+                            .grants
+                            .get(&(member.extension.clone(), day))
+                            .copied()
+                            .unwrap_or(0)
+                    },
                     used_s: used_today.get(&member.extension).copied().unwrap_or(0),
                     late_in_s: prior.map_or(0, |p| p.late_in_s).saturating_add(if day == days[0] {
                         late.get(&member.extension).copied().unwrap_or(0)
@@ -695,18 +706,18 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
                 direction: None,
             }));
             plan.notices.extend(outcome.notices);
-            evaluated.insert(member.extension.clone());
-            current.insert(key, outcome.ledger);
+            evaluated.insert(&member.extension);
+            current.insert(key, Cow::Owned(outcome.ledger));
         }
         // Rows of users who were removed or disabled during the day close with
         // the day's final CDR usage too (calls that ended after the last run count).
         if close {
-            let orphans: Vec<Ledger> = current
-                .values()
-                .filter(|l| l.day == day && !l.closed && !evaluated.contains(&l.extension))
-                .cloned()
+            let orphans: Vec<(&Extension, Ledger)> = current
+                .iter()
+                .filter(|(_, l)| l.day == day && !l.closed && !evaluated.contains(&l.extension))
+                .map(|(key, l)| (key.0, l.as_ref().clone()))
                 .collect();
-            for mut ledger in orphans {
+            for (extension, mut ledger) in orphans {
                 ledger.closed = true;
                 ledger.used_s = used_today
                     .get(&ledger.extension)
@@ -725,7 +736,7 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
                     },
                     direction: None,
                 });
-                current.insert((ledger.extension.clone(), day), ledger);
+                current.insert((extension, day), Cow::Owned(ledger));
             }
         }
     }
@@ -733,6 +744,7 @@ pub fn plan_run(rules: &Rules, today: NaiveDate, snapshot: &Snapshot, usage: &Us
     // A set, not a scan of the members per ledger (1,000 users: a million string compares).
     let tracked: std::collections::HashSet<&Extension> = snapshot.members.iter().map(|m| &m.extension).collect();
     for (key, ledger) in &current {
+        let ledger = ledger.as_ref();
         if stored.get(key).is_none_or(|s| *s != ledger) {
             plan.ledgers.push(ledger.clone());
         }
@@ -815,7 +827,7 @@ pub fn still_settling(now: DateTime<Utc>, day: NaiveDate, tz: chrono_tz::Tz, set
 /// closed with are charged to `first`, once: the closed day's `late_out_s`
 /// remembers them. Returns the seconds to add per extension.
 fn charge_late_rows(
-    current: &mut BTreeMap<(Extension, NaiveDate), Ledger>,
+    current: &mut BTreeMap<(&Extension, NaiveDate), Cow<'_, Ledger>>,
     members: &[Member],
     first: NaiveDate,
     usage: &Usage,
@@ -840,6 +852,7 @@ fn charge_late_rows(
         let now = seen.get(&ledger.extension).copied().unwrap_or(0);
         let extra = now.saturating_sub(own_at_close).saturating_sub(ledger.late_out_s);
         if extra > 0 {
+            let ledger = ledger.to_mut();
             ledger.late_out_s += extra;
             late.insert(ledger.extension.clone(), extra);
             plan.records.push(Record {

@@ -323,25 +323,33 @@ impl Tally {
     /// The charges per day and extension, and the same per direction (each
     /// leg charged to its direction too: a direction's figure is part of the
     /// shared one).
-    pub fn finish_by_direction(self) -> (Usage, DirectionUsage) {
+    pub fn finish_by_direction(&self) -> (Usage, DirectionUsage) {
+        // Runs after the CDR's last row, so on every run's critical path: no
+        // string is cloned for a leg whose extension or direction was seen.
+        fn add<K: std::hash::Hash + Eq + Clone>(sums: &mut HashMap<K, u64>, key: &K, charge: u64) {
+            match sums.get_mut(key) {
+                Some(total) => *total = total.saturating_add(charge),
+                None => {
+                    sums.insert(key.clone(), charge);
+                }
+            }
+        }
         let mut usage = Usage::new();
         let mut by_direction = DirectionUsage::new();
-        let carriers = self
-            .carriers
-            .legs()
-            .map(|leg| (leg.day, leg.payer, leg.seconds, leg.charged));
-        for (day, extension, seconds, charged) in self.legs.into_values().chain(self.unnamed).chain(carriers) {
+        let carriers = self.carriers.charges();
+        let legs = self
+            .legs
+            .values()
+            .chain(&self.unnamed)
+            .map(|(day, e, s, c)| (*day, e, *s, c));
+        for (day, extension, seconds, charged) in legs.chain(carriers) {
             let charge = charged.billing.charge_answered(seconds);
-            let total = usage.entry(day).or_default().entry(extension.clone()).or_insert(0);
-            *total = total.saturating_add(charge);
-            let of_direction = by_direction
-                .entry(charged.direction)
-                .or_default()
-                .entry(day)
-                .or_default()
-                .entry(extension)
-                .or_insert(0);
-            *of_direction = of_direction.saturating_add(charge);
+            add(usage.entry(day).or_default(), extension, charge);
+            let of_direction = match by_direction.get_mut(&charged.direction) {
+                Some(days) => days,
+                None => by_direction.entry(charged.direction.clone()).or_default(),
+            };
+            add(of_direction.entry(day).or_default(), extension, charge);
         }
         (usage, by_direction)
     }
@@ -430,6 +438,16 @@ impl CarrierLegs {
         }
         carrier.end = carrier.end.max(end);
         true
+    }
+
+    /// What [`CarrierLegs::legs`] gives, without the call ids and without
+    /// copying a string: (day, payer, seconds, how it is charged).
+    fn charges(&self) -> impl Iterator<Item = (NaiveDate, &Extension, u64, &Charged)> {
+        self.carriers.iter().map(|(key, c)| {
+            let end = self.seen.get(key).map_or(c.end, |&last| last.max(c.end));
+            let seconds = (end - c.answered).num_seconds().clamp(0, MAX_BILLSEC as i64) as u64;
+            (c.day, &c.payer, seconds, &c.charged)
+        })
     }
 
     /// Each leg from its answer to the last row of the call that names it.
