@@ -27,7 +27,6 @@ const MAX_BYTES: u64 = 32 * 1024 * 1024;
 /// lift every limit, so they are never kept.
 const MODE: u32 = 0o644;
 
-/// An existing include file: its text, permission bits and owner.
 /// The file as found: its text, and what [`Existing::needs_repair`] judges.
 #[derive(Debug, Clone)]
 pub struct Existing {
