@@ -591,3 +591,31 @@ fn closing_a_day_deletes_the_live_counters_of_days_before_yesterday() {
     assert!(!left.contains("20261127"), "{left}");
     assert!(left.contains("20261128/2055/used"), "{left}");
 }
+
+/// `CALLQUOTA_TRACE=1` prints each step of a run with its time on stderr;
+/// without it a run prints nothing.
+#[test]
+fn a_traced_run_names_its_steps_and_an_untraced_one_is_silent() {
+    let site = Site::with_fake(|_| {});
+    site.add_user("2026-11-26T08:00:00", "2055", "1000");
+    let out = site
+        .cmd()
+        .env("CALLQUOTA_TRACE", "1")
+        .args(["--now", "2026-11-26T09:00:00", "run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    for step in [
+        "CDR rows of today read",
+        "plan decided",
+        "include file synced",
+        "success recorded",
+        "exit",
+    ] {
+        assert!(err.contains(step), "{step:?} not in {err}");
+    }
+    assert!(err.lines().all(|l| l.starts_with("callquota: trace +")), "{err}");
+    let quiet = site.at("2026-11-26T09:05:00", &["run"]);
+    assert!(stderr(&quiet).is_empty(), "{}", stderr(&quiet));
+}
