@@ -517,11 +517,46 @@ pub struct SmtpSink {
     tls_args: Vec<String>,
 }
 
+/// A port no other test process on this machine will take while this one
+/// lives. A port from `bind(:0)` is free only at that instant: a server that a
+/// test starts later (aiosmtpd after `SmtpSink::down`, Asterisk's manager) can
+/// find it taken by a parallel test's server. So ports come from below the
+/// kernel's ephemeral range, each one held by a lock file that lives as long
+/// as this test process does.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("callquota-test-ports");
+    if std::fs::create_dir(&dir).is_ok() {
+        use std::os::unix::fs::PermissionsExt;
+        // Shared by whichever user runs tests next, like /tmp itself.
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+    }
+    const FIRST: u16 = 20_000;
+    const COUNT: u32 = 12_000; // up to 31999, below Linux's ephemeral 32768
+    let seed = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    for i in 0..COUNT {
+        let port = FIRST + ((seed.wrapping_add(i)) % COUNT) as u16;
+        let Ok(file) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+        else {
+            continue; // another user's lock file
+        };
+        if file.try_lock().is_err() {
+            continue; // a live test process holds it
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue; // something outside the tests listens there
+        }
+        HELD.lock().unwrap_or_else(|e| e.into_inner()).push(file);
+        return port;
+    }
+    panic!("no free test port in {FIRST}..{}", u32::from(FIRST) + COUNT);
 }
 
 impl SmtpSink {
@@ -600,17 +635,32 @@ impl SmtpSink {
             .expect("python3-aiosmtpd is required: apt-get install python3-aiosmtpd (.ci/run does)");
         self.child = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while !self.greets() {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("aiosmtpd exited at start ({status}); is python3-aiosmtpd installed?");
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "aiosmtpd did not listen on {}",
+                "aiosmtpd did not greet on port {} (is another server there?)",
                 self.port
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+    }
+
+    /// Whether an SMTP server answers on the port: a `220` greeting, plain or
+    /// inside TLS. Any listener at all is not enough, it may be someone else's.
+    fn greets(&self) -> bool {
+        use std::io::Read;
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        if self.tls_args.first().is_some_and(|a| a == "--smtpscert") {
+            return true; // implicit TLS: no plain greeting; the port is ours
+        }
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        let mut greeting = [0u8; 3];
+        stream.read_exact(&mut greeting).is_ok() && &greeting == b"220"
     }
 
     /// Where aiosmtpd stores messages (it creates the Maildir itself).
